@@ -1,0 +1,1 @@
+"""Alerts: detection (pure, event time), the alert store, notification and escalation."""

@@ -1,0 +1,173 @@
+"""Notification channels: one interface, one class per way of reaching a person.
+
+A channel raises `DeliveryError` when a message could not be handed over; the dispatcher
+records the attempt and retries with backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+import aiosmtplib
+import httpx
+
+from alerts.model import Alert
+
+SIGNATURE_HEADER = "X-Eldercare-Signature"
+
+
+class DeliveryError(Exception):
+    """A message could not be delivered over a channel."""
+
+
+@dataclass(slots=True, frozen=True)
+class Notice:
+    """What a notification says: which alert, which round, to whom."""
+
+    alert: Alert
+    round: int
+    user_id: int | None
+    console_url: str
+
+
+class Channel(Protocol):
+    """One way of reaching a person."""
+
+    name: str
+
+    async def send(self, target: str, notice: Notice) -> None:
+        """Deliver `notice` to `target` (a URL, an address...) or raise DeliveryError."""
+        ...
+
+
+def notice_body(notice: Notice) -> dict[str, Any]:
+    """The JSON document a webhook receives (contract version 1)."""
+    a = notice.alert
+    return {
+        "version": 1,
+        "type": "alert",
+        "round": notice.round,
+        "recipient": notice.user_id,
+        "alert": {
+            "id": a.id,
+            "home_id": a.home_id,
+            "elder": a.elder_name,
+            "village": a.village,
+            "kind": a.kind,
+            "category": a.category.value,
+            "severity": a.severity.value,
+            "status": a.status.value,
+            "summary": a.summary,
+            "event_at": a.event_at.isoformat(),
+            "opened_at": a.opened_at.isoformat(),
+            "evidence_count": a.evidence_count,
+        },
+        "console_url": notice.console_url,
+    }
+
+
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    """The signature header value: ``t=<unix>,v1=<hex HMAC-SHA256 of "t." + body>``."""
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: bytes, header: str, body: bytes, now: float, tolerance_s: int = 300) -> bool:
+    """Check a webhook signature (what a receiver should do), including its freshness."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+        given = fields["v1"]
+    except (ValueError, KeyError):
+        return False
+    if abs(now - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, given)
+
+
+class WebhookChannel:
+    """HTTP POST of a signed JSON document."""
+
+    name = "webhook"
+
+    def __init__(self, client: httpx.AsyncClient, secret: bytes) -> None:
+        self._client = client
+        self._secret = secret
+
+    async def send(self, target: str, notice: Notice) -> None:
+        """POST the notice; any non-2xx answer or transport error is a DeliveryError."""
+        body = json.dumps(notice_body(notice), separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(self._secret, int(time.time()), body),
+            "User-Agent": "eldercare-notifier/1",
+        }
+        try:
+            response = await self._client.post(target, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"webhook {target}: {exc!r}") from exc
+        if not 200 <= response.status_code < 300:
+            raise DeliveryError(f"webhook {target}: HTTP {response.status_code}")
+
+
+@dataclass(slots=True, frozen=True)
+class SmtpConfig:
+    """Where e-mail is handed over."""
+
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout_s: float = 10.0
+
+
+class EmailChannel:
+    """Plain-text e-mail over SMTP."""
+
+    name = "email"
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+
+    async def send(self, target: str, notice: Notice) -> None:
+        """Send one e-mail; SMTP or connection errors are a DeliveryError."""
+        a = notice.alert
+        msg = EmailMessage()
+        msg["From"] = self._config.sender
+        msg["To"] = target
+        msg["Subject"] = (
+            f"[{a.severity.value.upper()}] {a.summary} - {a.elder_name or a.home_id}"
+            f" ({a.village or ''})"
+        )
+        msg["X-Eldercare-Alert"] = str(a.id)
+        msg.set_content(
+            f"{a.summary}\n\n"
+            f"Elder:    {a.elder_name or '-'}\n"
+            f"Home:     {a.home_id} ({a.village or '-'})\n"
+            f"Kind:     {a.kind} ({a.category.value}, {a.severity.value})\n"
+            f"Event at: {a.event_at.isoformat()}\n"
+            f"Alert:    #{a.id}, notification round {notice.round}\n\n"
+            f"Please acknowledge in the console: {notice.console_url}\n"
+            "Until someone acknowledges, this alert is repeated and escalated.\n"
+        )
+        try:
+            await aiosmtplib.send(
+                msg,
+                hostname=self._config.host,
+                port=self._config.port,
+                username=self._config.username,
+                password=self._config.password,
+                start_tls=self._config.starttls,
+                timeout=self._config.timeout_s,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"email to {target}: {exc!r}") from exc

@@ -1,0 +1,118 @@
+"""Typed values that cross the alerts stage's boundaries."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Category(enum.StrEnum):
+    """What an alert is about."""
+
+    EMERGENCY = "emergency"
+    WELLBEING = "wellbeing"
+    ENVIRONMENT = "environment"
+    HEALTH = "health"
+    TECHNICAL = "technical"
+    CARE = "care"
+
+
+class Severity(enum.StrEnum):
+    """How urgent an alert is."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Status(enum.StrEnum):
+    """Where an alert is in its life."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(slots=True, frozen=True)
+class Signal:
+    """A detector's finding: something that should open an alert (or add evidence to one)."""
+
+    home_id: str
+    kind: str
+    category: Category
+    severity: Severity
+    event_at: datetime
+    summary: str
+    device_id: str | None = None
+    boot: int | None = None
+    seq: int | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Alert:
+    """An alert as stored."""
+
+    id: int
+    home_id: str
+    kind: str
+    category: Category
+    severity: Severity
+    status: Status
+    event_at: datetime
+    opened_at: datetime
+    summary: str
+    evidence_count: int
+    last_evidence_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: int | None
+    acknowledged_by_name: str | None
+    resolved_at: datetime | None
+    outcome: str | None
+    elder_name: str | None
+    village: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class Raised:
+    """What storing a signal did."""
+
+    alert_id: int
+    created: bool
+    new_evidence: bool
+
+
+@dataclass(slots=True, frozen=True)
+class Scope:
+    """Which alerts a person may see: a region subtree, a set of homes, or both limited
+    to some categories. `None` fields do not restrict."""
+
+    region_id: str | None = None
+    home_ids: tuple[str, ...] | None = None
+    categories: tuple[Category, ...] | None = None
+    everything: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class Recipient:
+    """A person to notify about an alert, over one channel."""
+
+    user_id: int
+    role: str
+    channel: str
+    target: str
+
+
+@dataclass(slots=True, frozen=True)
+class Outgoing:
+    """A notification due to be sent."""
+
+    id: int
+    alert_id: int
+    round: int
+    user_id: int | None
+    channel: str
+    target: str
+    attempts: int

@@ -1,0 +1,1 @@
+"""Device catalogue, topic scheme and payload decoding. Pure data and functions: no I/O."""

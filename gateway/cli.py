@@ -1,0 +1,275 @@
+"""The `eldercare` command line: up (embedded demo), run (external services), and tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="Eldercare monitoring service.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+simulate_app = typer.Typer(help="Simulated devices and homes.", no_args_is_help=True)
+app.add_typer(simulate_app, name="simulate")
+console = Console(stderr=True)
+URLS_FILE = "urls.json"
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+
+
+async def _load_homes(dsn: str) -> list[Any]:
+    from simulators.home import SimDevice, SimulatedHome
+
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute("SELECT home_id, id, kind, room FROM devices ORDER BY home_id, id")
+        rows = await cur.fetchall()
+    by_home: dict[str, list[SimDevice]] = {}
+    for home_id, device_id, kind, room in rows:
+        by_home.setdefault(home_id, []).append(SimDevice(device_id, kind, room or "room"))
+    # A new boot number per run, as a real device has after a restart: seq starts again.
+    boot = int(time.time()) % 2**31
+    return [
+        SimulatedHome(h, d, seed=i, boot=boot) for i, (h, d) in enumerate(sorted(by_home.items()))
+    ]
+
+
+@app.command()
+def up(
+    homes: Annotated[int, typer.Option(help="demo homes to create on first start")] = 20,
+    port: Annotated[int, typer.Option(help="web server port")] = 8000,
+    state_dir: Annotated[Path | None, typer.Option(help="where data is kept")] = None,
+    broker: Annotated[str, typer.Option(help="mosquitto (when installed) or amqtt")] = "mosquitto",
+    simulate: Annotated[bool, typer.Option(help="run simulated devices for the demo homes")] = True,
+) -> None:
+    """Start everything on this machine: embedded PostgreSQL and MQTT broker, the service,
+    simulated homes and the web pages. Ctrl-C stops; running it again resumes."""
+    from gateway.demo import DemoInbox
+    from gateway.embedded import EmbeddedBroker, EmbeddedPostgres
+    from gateway.seed import DEMO_PASSWORD, seed_demo
+    from gateway.service import Running, serve
+    from ingest.migrate import migrate
+    from simulators.live import run_homes
+    from simulators.publisher import MqttPublisher
+
+    base = _settings()
+    _logging(base.log_level)
+    state = (state_dir or base.state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    console.print(f"state directory: {state}")
+    pg = EmbeddedPostgres(state / "postgres")
+    mq = EmbeddedBroker(state / "broker", prefer="mosquitto" if broker == "mosquitto" else "amqtt")
+    with pg, mq:
+        console.print(f"PostgreSQL ready at 127.0.0.1:{pg.port}; {mq.kind} broker at {mq.url}")
+        inbox = DemoInbox(base.alerts.webhook_secret.get_secret_value().encode())
+        smtp_port = inbox.start()
+        web = f"http://127.0.0.1:{port}"
+        overrides: dict[str, Any] = {
+            "database": {"url": pg.url},
+            "mqtt": {"url": mq.url, "protocol": mq.protocol},
+            "ingest": {"shared_group": "ingest" if mq.kind == "mosquitto" else None},
+            "alerts": {"smtp": {"host": "127.0.0.1", "port": smtp_port},
+                       "repeat_s": base.alerts.repeat_s},
+            "gateway": {"port": port, "host": "127.0.0.1", "public_url": web},
+        }
+        settings = _settings(**overrides)
+        (state / URLS_FILE).write_text(
+            json.dumps({"database": pg.url, "mqtt": mq.url, "protocol": mq.protocol, "web": web})
+        )
+        os.chmod(state / URLS_FILE, 0o600)
+
+        async def main() -> None:
+            await migrate(pg.url)
+            async with await psycopg.AsyncConnection.connect(pg.url) as conn:
+                logins = await seed_demo(conn, homes=homes, webhook_url=f"{web}/demo/webhook")
+            sim_homes = await _load_homes(pg.url)
+
+            async def simulators(running: Running) -> None:
+                if not simulate:
+                    await running.stop.wait()
+                    return
+                async with MqttPublisher(mq.url, "eldercare-demo-homes", mq.protocol) as pub:
+                    await run_homes(pub, sim_homes, tick_s=2.0, stop=running.stop)
+
+            def ready(running: Running) -> None:
+                table = Table(title="Eldercare demo is up", show_lines=False)
+                table.add_column("what")
+                table.add_column("where")
+                table.add_row("staff console", f"{web}/console")
+                table.add_row("demo inbox (notifications)", f"{web}/demo/inbox")
+                table.add_row("API", f"{web}/api/v1/alerts  (OpenAPI: {web}/docs)")
+                table.add_row("health / metrics", f"{web}/healthz  {web}/metrics")
+                table.add_row("MQTT broker", f"{mq.url} ({mq.kind})")
+                table.add_row("PostgreSQL", f"127.0.0.1:{pg.port} (data in {state})")
+                table.add_row("simulated homes", f"{len(sim_homes)} homes publishing")
+                Console().print(table)
+                logins_table = Table(title=f"Demo logins (password: {DEMO_PASSWORD})")
+                logins_table.add_column("username")
+                logins_table.add_column("role")
+                logins_table.add_column("sees")
+                for login in logins:
+                    logins_table.add_row(login.username, login.role, login.scope)
+                Console().print(logins_table)
+                Console().print(
+                    "Press an SOS button:  eldercare simulate press-sos h01\n"
+                    "or with any MQTT client:  mosquitto_pub -h 127.0.0.1 -p "
+                    f"{mq.url.rsplit(':', 1)[1]} -q 1 -t eldercare/h01/h01-sos/readings"
+                    " -m '{\"seq\": 1, \"ts\": '$(date +%s)', \"metric\": \"press\","
+                    " \"value\": 1}'\nCtrl-C stops everything."
+                )
+
+            await serve(
+                settings,
+                extra=(("simulators", simulators),),
+                routers=(inbox.router,),
+                on_ready=ready,
+            )
+
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            inbox.stop()
+            console.print("stopping the embedded broker and PostgreSQL...")
+    console.print("stopped. `eldercare up` again resumes with the same data.")
+
+
+@app.command()
+def run(
+    components: Annotated[
+        str, typer.Option(help="comma-separated: ingest,alerts,gateway")
+    ] = "ingest,alerts,gateway",
+) -> None:
+    """Run the service against an external broker and database (ELDERCARE_* settings)."""
+    from gateway.service import serve
+
+    settings = _settings()
+    _logging(settings.log_level)
+    try:
+        settings.database.dsn()
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    chosen = tuple(c.strip() for c in components.split(",") if c.strip())
+    try:
+        asyncio.run(serve(settings, chosen))
+    except KeyboardInterrupt:
+        pass
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Apply database migrations (ELDERCARE_DATABASE__URL)."""
+    from ingest.migrate import migrate
+
+    settings = _settings()
+    applied = asyncio.run(migrate(settings.database.dsn(), settings.database.timescale))
+    console.print(f"applied: {applied or 'nothing, up to date'}")
+
+
+@app.command("seed-demo")
+def seed_demo_cmd(homes: int = 20) -> None:
+    """Create the demo region in the configured database."""
+    from gateway.seed import seed_demo
+
+    settings = _settings()
+
+    async def go() -> None:
+        async with await psycopg.AsyncConnection.connect(settings.database.dsn()) as conn:
+            await seed_demo(conn, homes=homes)
+
+    asyncio.run(go())
+
+
+def _endpoints(state_dir: Path | None) -> tuple[str, str, str]:
+    """(database URL, broker URL, protocol): from settings, else from a running `up`."""
+    settings = _settings()
+    state = (state_dir or settings.state_dir).resolve()
+    urls_file = state / URLS_FILE
+    if settings.database.url is not None:
+        return settings.database.dsn(), settings.mqtt.url, settings.mqtt.protocol
+    if urls_file.exists():
+        urls = json.loads(urls_file.read_text())
+        return str(urls["database"]), str(urls["mqtt"]), str(urls["protocol"])
+    console.print(
+        f"[red]no database configured and no running demo found in {state}[/red]: "
+        "start `eldercare up` first, or set ELDERCARE_DATABASE__URL and ELDERCARE_MQTT__URL"
+    )
+    raise typer.Exit(2)
+
+
+@simulate_app.command("press-sos")
+def press_sos_cmd(
+    home: Annotated[str, typer.Argument(help="home id, e.g. h01")],
+    state_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Press the SOS button of a home (publishes over real MQTT, like the device)."""
+    from simulators.live import press_sos
+
+    dsn, mqtt_url, protocol = _endpoints(state_dir)
+
+    async def go() -> None:
+        homes = {h.home_id: h for h in await _load_homes(dsn)}
+        if home not in homes:
+            console.print(f"[red]no home {home!r} with devices; known: {sorted(homes)}[/red]")
+            raise typer.Exit(2)
+        reading = await press_sos(mqtt_url, homes[home], protocol)  # type: ignore[arg-type]
+        console.print(f"SOS pressed: {reading.device_id} seq {reading.seq} at {reading.ts}")
+
+    asyncio.run(go())
+
+
+@simulate_app.command("homes")
+def simulate_homes_cmd(
+    state_dir: Annotated[Path | None, typer.Option()] = None,
+    tick: Annotated[float, typer.Option(help="seconds between publishes")] = 2.0,
+) -> None:
+    """Run the registered homes' simulated devices in real time (Ctrl-C stops)."""
+    from simulators.live import run_homes
+    from simulators.publisher import MqttPublisher
+
+    dsn, mqtt_url, protocol = _endpoints(state_dir)
+
+    async def go() -> None:
+        homes = await _load_homes(dsn)
+        async with MqttPublisher(mqtt_url, "eldercare-sim-homes", protocol) as pub:  # type: ignore[arg-type]
+            console.print(f"publishing for {len(homes)} homes; Ctrl-C stops")
+            await run_homes(pub, homes, tick_s=tick)
+
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

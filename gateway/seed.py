@@ -1,0 +1,135 @@
+"""The demo region: 1 district, 2 towns, 4 villages, 20 homes with an elder, devices, staff
+on duty around the clock, and family accounts. Idempotent: seeding twice changes nothing."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from argon2 import PasswordHasher
+
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - the demo's published login, not a secret
+DEVICE_KINDS = (
+    ("sos", "sos_button", "living room"),
+    ("pir-living", "pir_motion", "living room"),
+    ("pir-kitchen", "pir_motion", "kitchen"),
+    ("pir-bath", "pir_motion", "bathroom"),
+    ("door-entry", "door_contact", "hall"),
+    ("bed", "bed_mat", "bedroom"),
+    ("temp", "temperature", "living room"),
+)
+_FIRST = ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu"]
+_GIVEN = ["Guiying", "Xiulan", "Jianguo", "Shufen", "Guozhen", "Yulan", "Deming", "Fengying",
+          "Baoshan", "Cuihua"]
+
+
+@dataclass(slots=True, frozen=True)
+class DemoLogin:
+    """A login printed for the demo."""
+
+    username: str
+    role: str
+    scope: str
+
+
+async def seed_demo(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    homes: int = 20,
+    webhook_url: str | None = None,
+    email_domain: str = "example.org",
+    now: datetime | None = None,
+) -> list[DemoLogin]:
+    """Create the demo region if it is not there yet; returns the demo logins."""
+    now = now or datetime.now(UTC)
+    cur = await conn.execute("SELECT count(*) FROM regions WHERE id = 'd1'")
+    row = await cur.fetchone()
+    logins: list[DemoLogin] = []
+    hasher = PasswordHasher()
+    pw = hasher.hash(DEMO_PASSWORD)
+    rng = random.Random(7)
+    villages = ["v1", "v2", "v3", "v4"]
+    already = bool(row and row[0])
+    async with conn.transaction():
+        if not already:
+            await conn.execute(
+                "INSERT INTO regions (id, name, tier, parent_id) VALUES"
+                " ('d1', 'Riverside District', 'district', NULL),"
+                " ('t1', 'East Town', 'town', 'd1'), ('t2', 'West Town', 'town', 'd1'),"
+                " ('v1', 'Willow Village', 'village', 't1'),"
+                " ('v2', 'Pine Village', 'village', 't1'),"
+                " ('v3', 'Lotus Village', 'village', 't2'),"
+                " ('v4', 'Bamboo Village', 'village', 't2')"
+            )
+
+        async def user(name: str, display: str, role: str, region: str | None) -> int:
+            cur = await conn.execute(
+                "INSERT INTO users (username, password_hash, display_name, role, region_id)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (username) DO UPDATE"
+                " SET username = EXCLUDED.username RETURNING id",
+                (name, pw, display, role, region),
+            )
+            r = await cur.fetchone()
+            assert r is not None
+            uid = int(r[0])
+            await conn.execute(
+                "INSERT INTO contact_channels (user_id, channel, target, position)"
+                " VALUES (%s, 'email', %s, 1) ON CONFLICT DO NOTHING",
+                (uid, f"{name}@{email_domain}"),
+            )
+            if webhook_url:
+                await conn.execute(
+                    "INSERT INTO contact_channels (user_id, channel, target, position)"
+                    " VALUES (%s, 'webhook', %s, 0) ON CONFLICT DO NOTHING",
+                    (uid, f"{webhook_url.rstrip('/')}/{name}"),
+                )
+            return uid
+
+        await user("district", "District 24h centre", "district_staff", "d1")
+        logins.append(DemoLogin("district", "district_staff", "Riverside District"))
+        for t in ("t1", "t2"):
+            await user(f"town-{t}", f"Town staff {t}", "town_staff", t)
+        logins.append(DemoLogin("town-t1", "town_staff", "East Town"))
+        await user("operator", "Operator", "operator", None)
+        logins.append(DemoLogin("operator", "operator", "devices and service"))
+        for v in villages:
+            uid = await user(f"worker-{v}", f"Village worker {v}", "village_worker", v)
+            if not already:
+                # On duty around the clock for the demo: one long shift from yesterday.
+                await conn.execute(
+                    "INSERT INTO duty_shifts (user_id, region_id, starts_at, ends_at)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (uid, v, now - timedelta(days=1), now + timedelta(days=365)),
+                )
+        logins.append(DemoLogin("worker-v1", "village_worker", "Willow Village"))
+        for i in range(1, homes + 1):
+            home = f"h{i:02d}"
+            village = villages[(i - 1) % len(villages)]
+            name = f"{rng.choice(_FIRST)} {rng.choice(_GIVEN)}"
+            await conn.execute(
+                "INSERT INTO homes (id, village_id, address, timezone) VALUES (%s, %s, %s,"
+                " 'Asia/Shanghai') ON CONFLICT DO NOTHING",
+                (home, village, f"{i} Main Street"),
+            )
+            await conn.execute(
+                "INSERT INTO elders (id, home_id, full_name, born) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (f"e{i:02d}", home, name, datetime(1935 + i, 1 + i % 12, 1).date()),
+            )
+            for suffix, kind, room in DEVICE_KINDS:
+                await conn.execute(
+                    "INSERT INTO devices (id, home_id, kind, room) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (f"{home}-{suffix}", home, kind, room),
+                )
+            fid = await user(f"family-{home}", f"Family of {name}", "family", None)
+            await conn.execute(
+                "INSERT INTO family_links (user_id, elder_id, relation, first_contact)"
+                " VALUES (%s, %s, 'child', true) ON CONFLICT DO NOTHING",
+                (fid, f"e{i:02d}"),
+            )
+        logins.append(DemoLogin("family-h01", "family", "elder of home h01"))
+    return logins

@@ -1,0 +1,213 @@
+"""The composition root: builds every stage from settings and runs them as named tasks in
+one TaskGroup, each resource owned by a context manager."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
+from alerts.detect import default_detectors
+from alerts.service import AlertMetrics, AlertService, Dispatcher
+from gateway.app import AppContext, create_app
+from gateway.live import Broadcaster
+from gateway.settings import Settings
+from ingest import store as ingest_store
+from ingest.migrate import migrate
+from ingest.mqtt import Subscriber
+from ingest.registry import RegistryCache
+from ingest.service import IngestMetrics, IngestWorker
+
+log = logging.getLogger(__name__)
+COMPONENTS = ("ingest", "alerts", "gateway")
+
+
+class _Shutdown(Exception):
+    """Raised inside the TaskGroup to end it once a stop was asked for."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass(slots=True)
+class Running:
+    """Handles to the running service, for callers that need them (the demo, tests)."""
+
+    settings: Settings
+    pool: AsyncConnectionPool[Any]
+    metrics: CollectorRegistry
+    stop: asyncio.Event
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    subscribers: dict[str, Subscriber] = field(default_factory=dict)
+    http_port: int | None = None
+    app: Any = None
+
+
+ExtraTask = Callable[[Running], Awaitable[None]]
+
+
+def _channels(settings: Settings, http: httpx.AsyncClient) -> dict[str, Channel]:
+    smtp = settings.alerts.smtp
+    return {
+        "webhook": WebhookChannel(http, settings.alerts.webhook_secret.get_secret_value().encode()),
+        "email": EmailChannel(
+            SmtpConfig(
+                host=smtp.host,
+                port=smtp.port,
+                sender=smtp.sender,
+                username=smtp.username,
+                password=smtp.password.get_secret_value() if smtp.password else None,
+                starttls=smtp.starttls,
+            )
+        ),
+    }
+
+
+async def serve(
+    settings: Settings,
+    components: tuple[str, ...] = COMPONENTS,
+    extra: tuple[tuple[str, ExtraTask], ...] = (),
+    routers: tuple[Any, ...] = (),
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Running], None] | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run the chosen components until `stop` is set (or SIGINT/SIGTERM arrives)."""
+    unknown = set(components) - set(COMPONENTS)
+    if unknown:
+        raise ValueError(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
+    dsn = settings.database.dsn()
+    applied = await migrate(dsn, settings.database.timescale)
+    if applied:
+        log.info("migrations applied: %s", applied)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM) if handle_signals else ():
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    metrics = CollectorRegistry()
+    async with AsyncExitStack() as stack:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            dsn,
+            min_size=settings.database.pool_min,
+            max_size=settings.database.pool_max,
+            open=False,
+            name="eldercare",
+        )
+        await stack.enter_async_context(pool)
+        running = Running(settings, pool, metrics, stop)
+
+        async def load_registry() -> Any:
+            async with pool.connection() as conn:
+                return await ingest_store.load_registry(conn)
+
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
+        tasks: list[tuple[str, Awaitable[None]]] = []
+        server: _Server | None = None
+
+        if "ingest" in components:
+            sub = await stack.enter_async_context(
+                Subscriber(settings.mqtt, settings.ingest.client_id, settings.ingest.filters())
+            )
+            running.subscribers["ingest"] = sub
+            worker = IngestWorker(
+                settings.ingest,
+                dsn,
+                sub,
+                RegistryCache(load_registry, settings.ingest.registry_refresh_s),
+                IngestMetrics(metrics),
+            )
+            tasks += [("ingest", worker.run()), ("ingest-maintenance", worker.maintain())]
+
+        if "alerts" in components:
+            alert_metrics = AlertMetrics(metrics)
+            dispatcher = Dispatcher(
+                settings.alerts,
+                pool,
+                _channels(settings, http),
+                alert_metrics,
+                settings.gateway.base_url() + "/console",
+            )
+            sub = await stack.enter_async_context(
+                Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
+            )
+            running.subscribers["alerts"] = sub
+            service = AlertService(
+                settings.alerts,
+                pool,
+                sub,
+                RegistryCache(load_registry, settings.ingest.registry_refresh_s),
+                default_detectors(),
+                dispatcher,
+                alert_metrics,
+            )
+            tasks += [
+                ("alerts", service.run()),
+                ("alerts-tick", service.tick()),
+                ("dispatcher", dispatcher.run()),
+            ]
+
+        if "gateway" in components:
+            broadcaster = Broadcaster(dsn)
+            subs = running.subscribers
+
+            def health() -> dict[str, bool]:
+                return {f"mqtt_{name}": s.connected for name, s in subs.items()}
+
+            app = create_app(
+                AppContext(settings.gateway, pool, broadcaster, metrics, health)
+            )
+            for router in routers:
+                app.include_router(router)
+            running.app = app
+            config = uvicorn.Config(
+                app,
+                host=settings.gateway.host,
+                port=settings.gateway.port,
+                log_level="warning",
+                lifespan="off",
+            )
+            server = _Server(config)
+            tasks += [("live", broadcaster.run()), ("http", server.serve())]
+
+        async def watch() -> None:
+            if server is not None:
+                while not server.started:
+                    await asyncio.sleep(0.02)
+                running.http_port = server.servers[0].sockets[0].getsockname()[1]
+            running.ready.set()
+            if on_ready is not None:
+                on_ready(running)
+            await stop.wait()
+            log.info("stopping")
+            if server is not None:
+                server.should_exit = True
+                await asyncio.wait([created["http"]], timeout=5.0)
+            raise _Shutdown
+
+        created: dict[str, asyncio.Task[None]] = {}
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for name, coro in tasks:
+                    created[name] = tg.create_task(coro, name=name)  # type: ignore[arg-type]
+                for name, make in extra:
+                    tg.create_task(make(running), name=name)  # type: ignore[arg-type]
+                tg.create_task(watch(), name="watch")
+        except* _Shutdown:
+            log.info("stopped cleanly")

@@ -1,0 +1,111 @@
+"""The one settings class: ``ELDERCARE_*`` environment variables, nested per subsystem.
+
+Nested fields use a double underscore: ``ELDERCARE_DATABASE__URL``,
+``ELDERCARE_MQTT__URL``, ``ELDERCARE_ALERTS__SMTP__HOST``...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alerts.service import AlertSettings
+from ingest.db import DatabaseSettings
+from ingest.mqtt import MqttSettings
+from ingest.service import IngestSettings
+
+PLACEHOLDER_SECRETS = {
+    "development-webhook-secret",
+    "development-session-secret",
+    "change-me",
+    "changeme",
+    "secret",
+}
+
+
+class GatewaySettings(BaseModel):
+    """The HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str = Field(
+        default="", description="URL people use to reach the console (links in notifications)"
+    )
+    session_secret: SecretStr = SecretStr("development-session-secret")
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    cookie_secure: bool = Field(
+        default=False, description="send the session cookie over HTTPS only (production)"
+    )
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+
+    def base_url(self) -> str:
+        """The public URL, or the local one."""
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to start, validated at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ELDERCARE_",
+        env_nested_delimiter="__",
+        env_file=None,
+        extra="forbid",
+    )
+
+    environment: Literal["development", "production"] = "development"
+    state_dir: Path = Field(
+        default=Path(".eldercare"),
+        description="where `eldercare up` keeps the embedded database and broker data",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    ingest: IngestSettings = IngestSettings()
+    alerts: AlertSettings = AlertSettings()
+    gateway: GatewaySettings = GatewaySettings()
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment == "production":
+            bad = [
+                name
+                for name, value in (
+                    ("ELDERCARE_ALERTS__WEBHOOK_SECRET", self.alerts.webhook_secret),
+                    ("ELDERCARE_GATEWAY__SESSION_SECRET", self.gateway.session_secret),
+                )
+                if value.get_secret_value() in PLACEHOLDER_SECRETS
+                or len(value.get_secret_value()) < 16
+            ]
+            if bad:
+                raise ValueError(
+                    "production refuses placeholder secrets; set " + ", ".join(bad)
+                    + " to random values of at least 16 characters"
+                )
+            if not self.gateway.cookie_secure:
+                raise ValueError(
+                    "production needs ELDERCARE_GATEWAY__COOKIE_SECURE=true (HTTPS only cookies)"
+                )
+        return self
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; the message says what to fix."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, turning validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = "ELDERCARE_" + "__".join(str(p).upper() for p in err["loc"]) if err[
+                "loc"] else "settings"
+            lines.append(f"  {where}: {err['msg']}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+
+

@@ -1,0 +1,1 @@
+"""Ingest: MQTT subscriber, validation against the registry, dedup, batched durable writes."""

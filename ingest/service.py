@@ -1,0 +1,238 @@
+"""The ingest worker: batch, validate, write with COPY, commit, then acknowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from pydantic import BaseModel, Field
+
+from devices import payload, topics
+from devices.payload import Limits, Reading, Reason, Rejection
+from ingest import store
+from ingest.mqtt import Message, Subscriber
+from ingest.registry import RegistryCache
+
+log = logging.getLogger(__name__)
+
+
+class IngestSettings(BaseModel):
+    """Tuning of the ingest stage."""
+
+    client_id: str = "eldercare-ingest"
+    shared_group: str | None = Field(
+        default="ingest",
+        description="MQTT shared-subscription group ($share/<group>/...) so several "
+        "workers split the load; empty to subscribe directly",
+    )
+    batch_max_rows: int = Field(default=2000, ge=1, le=50_000)
+    batch_max_delay_ms: int = Field(default=20, ge=0, le=5000)
+    dead_letter_keep: int = Field(default=10_000, ge=100)
+    registry_refresh_s: float = Field(default=30.0, gt=0)
+    max_future_s: int = Field(default=300, ge=0)
+    max_age_days: int = Field(default=7, ge=1)
+    partitions_ahead_days: int = Field(default=7, ge=1)
+
+    def filters(self) -> list[str]:
+        """The subscription filters for readings."""
+        base = topics.subscription(topics.Channel.READINGS)
+        return [f"$share/{self.shared_group}/{base}" if self.shared_group else base]
+
+
+class IngestMetrics:
+    """Prometheus counters of the ingest stage."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "eldercare_ingest_messages", "MQTT messages received", registry=registry
+        )
+        self.readings = Counter(
+            "eldercare_ingest_readings", "readings accepted and written", registry=registry
+        )
+        self.duplicates = Counter(
+            "eldercare_ingest_duplicates", "readings already stored (redelivery)", registry=registry
+        )
+        self.rejects = Counter(
+            "eldercare_ingest_rejects", "messages rejected", ["reason"], registry=registry
+        )
+        self.seq_gaps = Counter(
+            "eldercare_ingest_seq_gaps", "gaps seen in device seq numbers", registry=registry
+        )
+        self.db_errors = Counter(
+            "eldercare_ingest_db_errors", "failed batch writes (retried)", registry=registry
+        )
+        self.batch_seconds = Histogram(
+            "eldercare_ingest_batch_seconds", "time to write and commit a batch", registry=registry
+        )
+
+
+class SeqTracker:
+    """Remembers the highest seq per (device, boot) and reports forward gaps."""
+
+    def __init__(self, max_devices: int = 1_000_000) -> None:
+        self._last: dict[tuple[str, int], int] = {}
+        self._max = max_devices
+
+    def observe(self, reading: Reading) -> store.Gap | None:
+        """Record `reading`; a Gap when seq jumped forward by more than one."""
+        key = (reading.device_id, reading.boot)
+        last = self._last.get(key)
+        if last is None or reading.seq > last:
+            if len(self._last) >= self._max and key not in self._last:
+                self._last.clear()
+            self._last[key] = reading.seq
+        if last is not None and reading.seq > last + 1:
+            return store.Gap(reading.device_id, reading.boot, last, reading.seq)
+        return None
+
+
+def decode_batch(
+    messages: list[Message],
+    cache: RegistryCache,
+    now: datetime,
+    limits: Limits,
+) -> tuple[list[Reading], list[store.DeadLetter]]:
+    """Decode a batch of messages into readings and dead letters (never raises)."""
+    readings: list[Reading] = []
+    dead: list[store.DeadLetter] = []
+    registry = cache.current
+    for msg in messages:
+        try:
+            result = payload.decode(msg.topic, msg.payload, registry, now, limits)
+        except Exception as exc:  # the decoder promises not to raise; keep the loop alive
+            log.exception("decoder raised on %s", msg.topic)
+            result = Rejection(Reason.MALFORMED, f"decoder error: {exc!r}"[:300])
+        if isinstance(result, Rejection):
+            dead.append(store.DeadLetter(msg.topic, msg.payload[:4096], result))
+        else:
+            readings.extend(result)
+    return readings, dead
+
+
+class IngestWorker:
+    """Takes messages from a Subscriber and makes them durable before acknowledging."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        dsn: str,
+        subscriber: Subscriber,
+        cache: RegistryCache,
+        metrics: IngestMetrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._dsn = dsn
+        self._sub = subscriber
+        self._cache = cache
+        self._metrics = metrics
+        self._clock = clock
+        self._seq = SeqTracker()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._limits = Limits(
+            max_future=timedelta(seconds=settings.max_future_s),
+            max_age=timedelta(days=settings.max_age_days),
+        )
+        self.committed_batches = 0
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._dsn)
+            await store.prepare_writer(self._conn)
+        return self._conn
+
+    async def _collect(self) -> list[Message]:
+        first = await self._sub.messages.get()
+        batch = [first]
+        deadline = time.monotonic() + self._settings.batch_max_delay_ms / 1000
+        queue = self._sub.messages
+        while len(batch) < self._settings.batch_max_rows:
+            try:
+                batch.append(queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _write(
+        self, readings: list[Reading], dead: list[store.DeadLetter], gaps: list[store.Gap]
+    ) -> int:
+        """Write until it succeeds: nothing is acknowledged before this returns."""
+        delay = 0.2
+        while True:
+            try:
+                conn = await self._connection()
+                with self._metrics.batch_seconds.time():
+                    return await store.write_batch(conn, readings, dead, gaps)
+            except psycopg.Error as exc:
+                self._metrics.db_errors.inc()
+                log.warning("batch write failed (%r); retrying in %.1f s", exc, delay)
+                if self._conn is not None:
+                    await self._conn.close()
+                self._conn = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def process(self, batch: list[Message]) -> None:
+        """Decode, write and acknowledge one batch."""
+        self._metrics.messages.inc(len(batch))
+        now = self._clock()
+        readings, dead = decode_batch(batch, self._cache, now, self._limits)
+        if any(d.rejection.reason is Reason.UNKNOWN_DEVICE for d in dead) and (
+            await self._cache.maybe_refresh(miss=True)
+        ):
+            readings, dead = decode_batch(batch, self._cache, now, self._limits)
+        gaps = [g for g in map(self._seq.observe, readings) if g is not None]
+        inserted = await self._write(readings, dead, gaps)
+        for msg in batch:
+            self._sub.ack(msg)
+        self.committed_batches += 1
+        self._metrics.readings.inc(inserted)
+        self._metrics.duplicates.inc(len(readings) - inserted)
+        self._metrics.seq_gaps.inc(len(gaps))
+        for d in dead:
+            self._metrics.rejects.labels(d.rejection.reason.value).inc()
+            log.info("rejected %s: %s (%s)", d.topic, d.rejection.reason, d.rejection.detail)
+
+    async def run(self) -> None:
+        """Process batches until cancelled."""
+        await self._cache.maybe_refresh()
+        try:
+            while True:
+                await self._cache.maybe_refresh()
+                await self.process(await self._collect())
+        finally:
+            if self._conn is not None:
+                await self._conn.close()
+
+    async def maintain(self, interval_s: float = 3600.0) -> None:
+        """Periodic housekeeping: partitions ahead of time, dead-letter trimming."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn) as conn:
+                    today = self._clock().date()
+                    made = await store.ensure_partitions(
+                        conn,
+                        today - timedelta(days=1),
+                        today + timedelta(days=self._settings.partitions_ahead_days),
+                    )
+                    trimmed = await store.trim_dead_letters(conn, self._settings.dead_letter_keep)
+                    if made or trimmed:
+                        log.info("maintenance: %d partitions made, %d dead letters trimmed",
+                                 made, trimmed)
+            except psycopg.Error as exc:
+                log.warning("maintenance failed: %s", exc)
+            await asyncio.sleep(interval_s)

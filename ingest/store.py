@@ -1,0 +1,132 @@
+"""SQL of the ingest stage: registry load, batched reading writes, dead letters, seq gaps."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import psycopg
+
+from devices.payload import Reading, Rejection
+from devices.registry import DeviceRecord, Registry
+
+Conn = psycopg.AsyncConnection[Any]
+
+_STAGING_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS readings_staging"
+    " (device_id text, boot int, seq bigint, ts timestamptz, home_id text,"
+    "  metric text, value double precision) ON COMMIT DELETE ROWS"
+)
+_COPY = (
+    "COPY readings_staging (device_id, boot, seq, ts, home_id, metric, value)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_COPY_TYPES = ["text", "int4", "int8", "timestamptz", "text", "text", "float8"]
+_MERGE = (
+    "INSERT INTO readings (device_id, boot, seq, ts, home_id, metric, value)"
+    " SELECT device_id, boot, seq, ts, home_id, metric, value FROM readings_staging"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+@dataclass(slots=True, frozen=True)
+class DeadLetter:
+    """A rejected message as it is kept for inspection."""
+
+    topic: str
+    payload: bytes
+    rejection: Rejection
+
+
+@dataclass(slots=True, frozen=True)
+class Gap:
+    """A hole in a device's seq numbers within one boot."""
+
+    device_id: str
+    boot: int
+    after_seq: int
+    before_seq: int
+
+
+async def load_registry(conn: Conn) -> Registry:
+    """Every registered device."""
+    cur = await conn.execute("SELECT id, home_id, kind FROM devices")
+    return Registry(DeviceRecord(str(i), str(h), str(k)) for i, h, k in await cur.fetchall())
+
+
+async def prepare_writer(conn: Conn) -> None:
+    """Create this connection's staging table (temporary: one per connection)."""
+    await conn.execute(_STAGING_DDL)
+    await conn.commit()
+
+
+async def write_batch(
+    conn: Conn,
+    readings: list[Reading],
+    dead: list[DeadLetter],
+    gaps: list[Gap],
+    source: str = "ingest",
+) -> int:
+    """Write one batch in one transaction; returns how many readings were new.
+
+    Readings go through COPY into the staging table, then into `readings` with
+    ON CONFLICT DO NOTHING on the dedup key (device, boot, seq, ts), so a redelivered
+    message is stored once.
+    """
+    inserted = 0
+    async with conn.transaction():
+        if readings:
+            async with conn.cursor() as cur:
+                async with cur.copy(_COPY) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for r in readings:
+                        await copy.write_row(
+                            (r.device_id, r.boot, r.seq, r.ts, r.home_id, r.metric, r.value)
+                        )
+                await cur.execute(_MERGE)
+                inserted = max(cur.rowcount, 0)
+        if dead:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO dead_letters (source, topic, payload, reason, detail)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [
+                        (source, d.topic, d.payload, d.rejection.reason.value, d.rejection.detail)
+                        for d in dead
+                    ],
+                )
+                counts = Counter(d.rejection.reason.value for d in dead)
+                await cur.executemany(
+                    "INSERT INTO reject_counts (source, reason, count) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (source, reason)"
+                    " DO UPDATE SET count = reject_counts.count + EXCLUDED.count",
+                    [(source, reason, n) for reason, n in sorted(counts.items())],
+                )
+        if gaps:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO seq_gaps (device_id, boot, after_seq, before_seq)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(g.device_id, g.boot, g.after_seq, g.before_seq) for g in gaps],
+                )
+    return inserted
+
+
+async def trim_dead_letters(conn: Conn, keep: int) -> int:
+    """Keep only the newest `keep` dead letters; returns how many were removed."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - %s",
+            (keep,),
+        )
+        return max(cur.rowcount, 0)
+
+
+async def ensure_partitions(conn: Conn, first: date, last: date) -> int:
+    """Create daily reading partitions for [first, last] (a no-op on TimescaleDB)."""
+    async with conn.transaction():
+        cur = await conn.execute("SELECT eldercare_ensure_partitions(%s, %s)", (first, last))
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0

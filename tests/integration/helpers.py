@@ -1,0 +1,73 @@
+"""Helpers shared by the integration tests: run the service in-process, wait for things."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import psycopg
+
+from gateway.embedded import EmbeddedBroker
+from gateway.service import Running, serve
+from gateway.settings import Settings
+
+
+def make_settings(db_url: str, broker: EmbeddedBroker, **overrides: Any) -> Settings:
+    """Settings for a test: its database, its broker, fast timers, a free HTTP port."""
+    values: dict[str, Any] = {
+        "database": {"url": db_url, "pool_max": 5},
+        "mqtt": {"url": broker.url, "protocol": broker.protocol},
+        "ingest": {"batch_max_delay_ms": 10, "registry_refresh_s": 0.5},
+        "alerts": {"poll_s": 0.1, "retry_base_s": 0.1},
+        "gateway": {"port": 0},
+    }
+    for key, value in overrides.items():
+        values[key] = {**values.get(key, {}), **value}
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    settings: Settings, components: tuple[str, ...] = ("ingest", "alerts", "gateway")
+) -> AsyncIterator[Running]:
+    """Run the service in this event loop for the duration of the block."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        serve(settings, components, stop=stop, on_ready=ready.set_result, handle_signals=False)
+    )
+    done, _ = await asyncio.wait([task, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises what went wrong
+        raise AssertionError("service stopped before it was ready")
+    assert ready in done, "service not ready within 30 s"
+    try:
+        yield ready.result()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "condition"
+) -> Any:
+    """Poll `probe` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+async def scalar(db_url: str, query: str, *params: Any) -> Any:
+    """One value from the test database."""
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(query.encode(), params or None)
+        row = await cur.fetchone()
+        return None if row is None else row[0]
