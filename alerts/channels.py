@@ -84,9 +84,10 @@ def verify(secret: bytes, header: str, body: bytes, now: float, tolerance_s: int
         fields = dict(part.split("=", 1) for part in header.split(","))
         timestamp = int(fields["t"])
         given = fields["v1"]
-    except (ValueError, KeyError):
+        stale = abs(now - timestamp) > tolerance_s
+    except (ValueError, KeyError, OverflowError):
         return False
-    if abs(now - timestamp) > tolerance_s:
+    if stale or not given.isascii():  # compare_digest raises TypeError on non-ASCII str
         return False
     expected = sign(secret, timestamp, body).split("v1=", 1)[1]
     return hmac.compare_digest(expected, given)

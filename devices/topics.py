@@ -37,7 +37,7 @@ class Topic:
 
 def valid_id(value: str) -> bool:
     """True when `value` may be used as a home or device identifier."""
-    return bool(ID_PATTERN.match(value))
+    return ID_PATTERN.fullmatch(value) is not None
 
 
 def topic(home_id: str, device_id: str, channel: Channel) -> str:

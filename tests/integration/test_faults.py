@@ -1,0 +1,103 @@
+"""Failure while running: the ingester killed with SIGKILL mid-stream loses nothing it
+acknowledged and stores nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from devices.payload import Reading
+from gateway.embedded import EmbeddedBroker
+from simulators.publisher import MqttPublisher
+from tests.integration.helpers import eventually, scalar
+
+pytestmark = pytest.mark.integration
+
+DEVICES = [("h01-pir-living", "h01"), ("h02-pir-kitchen", "h02"), ("h03-pir-bath", "h03"),
+           ("h04-pir-living", "h04")]
+PER_DEVICE = 600
+
+
+def start_ingester(db_url: str, broker: EmbeddedBroker, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ELDERCARE_DATABASE__URL": db_url,
+        "ELDERCARE_MQTT__URL": broker.url,
+        "ELDERCARE_MQTT__PROTOCOL": broker.protocol,
+        "ELDERCARE_INGEST__BATCH_MAX_DELAY_MS": "5",
+        "ELDERCARE_INGEST__BATCH_MAX_ROWS": "200",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from gateway.cli import main; main()",
+             "run", "--components", "ingest"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+async def test_kill_9_ingester_mid_stream_loses_nothing_and_stores_nothing_twice(
+    db_url: str, mosquitto: EmbeddedBroker, tmp_path: Path
+) -> None:
+    log = tmp_path / "ingester.log"
+    proc = start_ingester(db_url, mosquitto, log)
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    total = len(DEVICES) * PER_DEVICE
+    try:
+        async with MqttPublisher(mosquitto.url, "fault-devices") as pub:
+            # The ingester's persistent session must exist before the load starts.
+            probe = Reading("h05", "h05-pir-living", "pir_motion", 9, 1, start, "motion", 1.0)
+            await pub.publish_readings([probe])
+            await eventually(lambda: scalar(db_url, "SELECT count(*) FROM readings"),
+                             timeout=30, what=f"the first reading (log: {log})")
+
+            async def device_stream(device: str, home: str) -> None:
+                for seq in range(PER_DEVICE):
+                    ts = start + timedelta(seconds=seq)
+                    await pub.publish_readings(
+                        [Reading(home, device, "pir_motion", 1, seq, ts, "motion", seq % 2)]
+                    )
+
+            async def chaos() -> None:
+                nonlocal proc
+                for _ in range(3):
+                    await asyncio.sleep(0.7)
+                    kill(proc)
+                    await asyncio.sleep(0.3)
+                    proc = start_ingester(db_url, mosquitto, log)
+
+            await asyncio.gather(chaos(), *(device_stream(d, h) for d, h in DEVICES))
+        kills = log.read_text(errors="replace").count("connected (session present")
+        assert kills >= 4, "the ingester should have (re)connected once per start"
+        stored = await eventually(
+            lambda: scalar(db_url, "SELECT count(*) FROM readings WHERE boot = 1 HAVING"
+                           " count(*) >= %s", total),
+            timeout=60, what="every published reading",
+        )
+        assert stored == total
+        distinct = await scalar(
+            db_url, "SELECT count(DISTINCT (device_id, seq)) FROM readings WHERE boot = 1"
+        )
+        assert distinct == total
+        per_device = await scalar(
+            db_url,
+            "SELECT min(n) = max(n) AND min(n) = %s FROM (SELECT count(*) AS n FROM readings"
+            " WHERE boot = 1 GROUP BY device_id) d",
+            PER_DEVICE,
+        )
+        assert per_device
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(15)
