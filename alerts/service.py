@@ -208,7 +208,9 @@ class AlertService:
         while True:
             try:
                 async with self._pool.connection() as conn:
-                    raised = await store.raise_signal(conn, signal)
+                    raised = await store.raise_signal(
+                        conn, signal, self._clock(), timedelta(seconds=self._settings.repeat_s)
+                    )
                 break
             except psycopg.OperationalError as exc:
                 log.error("could not store %s alert for %s (%r); retrying",

@@ -82,10 +82,11 @@ async def _notify_change(conn: Conn, alert_id: int) -> None:
     await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(alert_id)))
 
 
-async def raise_signal(conn: Conn, signal: Signal) -> Raised:
+async def raise_signal(conn: Conn, signal: Signal, now: datetime, repeat: timedelta) -> Raised:
     """Open an alert for `signal`, or add it as evidence to the open one of its home and kind.
 
-    Runs in one transaction; a redelivered signal (same device, boot, seq) adds nothing.
+    Runs in one transaction; a new alert gets its first round of notifications (due `now`)
+    and a repeat timer; a redelivered signal (same device, boot, seq) adds nothing.
     """
     async with conn.transaction():
         cur = await conn.execute(
@@ -123,6 +124,7 @@ async def raise_signal(conn: Conn, signal: Signal) -> Raised:
         new_evidence = await cur.fetchone() is not None
         if created:
             await _event(conn, alert_id, "opened", None, {"summary": signal.summary})
+            await plan_round(conn, alert_id, 0, now, repeat)
         elif new_evidence:
             await conn.execute(
                 "UPDATE alerts SET evidence_count = evidence_count + 1 WHERE id = %s",

@@ -205,6 +205,49 @@ def _same_origin(request: Request, settings: GatewaySettings) -> bool:
     return netloc in allowed
 
 
+@dataclass(frozen=True, slots=True)
+class _State:
+    ctx: AppContext
+    auth: Authenticator
+
+
+def _state(request: Request) -> _State:
+    state = request.app.state.gateway
+    assert isinstance(state, _State)
+    return state
+
+
+async def api_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller of an API route, from the bearer token or cookie."""
+    state = _state(request)
+    token, via_cookie = _credentials(request)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if token is None:
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "sign in first: send 'Authorization: Bearer <token>' or the session cookie",
+            challenge,
+        )
+    async with state.ctx.pool.connection() as conn:
+        principal = await state.auth.principal(conn, token)
+    if principal is None:
+        raise ApiError(
+            401, "unauthenticated", "the session has expired or ended; sign in again", challenge
+        )
+    if (
+        via_cookie
+        and request.method not in _SAFE_METHODS
+        and not _same_origin(request, state.ctx.settings)
+    ):
+        raise ApiError(403, "cross_origin", "cookie-authenticated request from another site")
+    request.state.token = token
+    return principal
+
+
+ApiUser = Annotated[Principal, Depends(api_principal)]
+
+
 class GatewayMetrics:
     """Prometheus metrics of the HTTP front door."""
 
@@ -285,8 +328,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    app.state.ctx = ctx
-    app.state.auth = auth
+    app.state.gateway = _State(ctx, auth)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.add_middleware(_Observe, metrics=metrics)
 
@@ -335,32 +377,6 @@ def create_app(ctx: AppContext) -> FastAPI:
             return None
         async with ctx.pool.connection() as conn:
             return await auth.principal(conn, token)
-
-    async def api_principal(request: Request) -> Principal:
-        token, via_cookie = _credentials(request)
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if token is None:
-            raise ApiError(
-                401,
-                "unauthenticated",
-                "sign in first: send 'Authorization: Bearer <token>' or the session cookie",
-                challenge,
-            )
-        async with ctx.pool.connection() as conn:
-            principal = await auth.principal(conn, token)
-        if principal is None:
-            raise ApiError(
-                401, "unauthenticated", "the session has expired or ended; sign in again",
-                challenge,
-            )
-        if via_cookie and request.method not in _SAFE_METHODS and not _same_origin(
-            request, settings
-        ):
-            raise ApiError(403, "cross_origin", "cookie-authenticated request from another site")
-        request.state.token = token
-        return principal
-
-    ApiUser = Annotated[Principal, Depends(api_principal)]
 
     def set_session_cookie(response: Response, session: Session) -> None:
         response.set_cookie(
