@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field, SecretStr
 from alerts import store
 from alerts.channels import Channel, DeliveryError, Notice
 from alerts.detect import DetectorSet
-from alerts.model import Raised, Scope, Signal
+from alerts.model import Outgoing, Raised, Scope, Signal
 from devices import payload, topics
 from devices.payload import Rejection
 from ingest.mqtt import Message, Subscriber
@@ -63,7 +64,9 @@ class AlertMetrics:
             "eldercare_alerts_opened", "alerts opened", ["kind", "severity"], registry=registry
         )
         self.notifications = Counter(
-            "eldercare_notifications", "notification attempts", ["channel", "result"],
+            "eldercare_notifications",
+            "notification attempts",
+            ["channel", "result"],
             registry=registry,
         )
         self.alert_latency = Histogram(
@@ -103,14 +106,12 @@ class Dispatcher:
         """Look for due work now rather than at the next poll."""
         self._wake.set()
 
-    async def _send(self, note: store.Outgoing, notice: Notice) -> str | None:
+    async def _send(self, note: Outgoing, notice: Notice) -> str | None:
         channel = self._channels.get(note.channel)
         if channel is None:
             return f"no channel {note.channel!r} configured"
         try:
-            await asyncio.wait_for(
-                channel.send(note.target, notice), self._settings.send_timeout_s
-            )
+            await asyncio.wait_for(channel.send(note.target, notice), self._settings.send_timeout_s)
         except DeliveryError as exc:
             return str(exc)
         except TimeoutError:
@@ -158,10 +159,8 @@ class Dispatcher:
     async def run(self) -> None:
         """Work until cancelled."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.poll_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.step()
@@ -213,8 +212,12 @@ class AlertService:
                     )
                 break
             except psycopg.OperationalError as exc:
-                log.error("could not store %s alert for %s (%r); retrying",
-                          signal.kind, signal.home_id, exc)
+                log.error(
+                    "could not store %s alert for %s (%r); retrying",
+                    signal.kind,
+                    signal.home_id,
+                    exc,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         if raised.created:
@@ -228,9 +231,12 @@ class AlertService:
         started = asyncio.get_running_loop().time()
         now = self._clock()
         result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
-        if isinstance(result, Rejection) and result.reason is payload.Reason.UNKNOWN_DEVICE:
-            if await self._cache.maybe_refresh(miss=True):
-                result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
+        if (
+            isinstance(result, Rejection)
+            and result.reason is payload.Reason.UNKNOWN_DEVICE
+            and await self._cache.maybe_refresh(miss=True)
+        ):
+            result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
         if not isinstance(result, Rejection):  # rejects are ingest's to count and keep
             signals = [s for r in result for s in self._detectors.observe(r)]
             for signal in signals:
@@ -248,8 +254,9 @@ class AlertService:
                 await self._cache.maybe_refresh()
                 await self.handle(msg)
             except Exception:
-                log.exception("alert handling failed for %s; message left unacknowledged",
-                              msg.topic)
+                log.exception(
+                    "alert handling failed for %s; message left unacknowledged", msg.topic
+                )
 
     async def tick(self, interval_s: float = 1.0) -> None:
         """Advance detection time with the wall clock (live mode)."""

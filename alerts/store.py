@@ -189,8 +189,13 @@ async def plan_round(
         (alert_id, round_no + 1, at + repeat),
     )
     if people:
-        await _event(conn, alert_id, "round_planned", None,
-                     {"round": round_no, "recipients": len({p.user_id for p in people})})
+        await _event(
+            conn,
+            alert_id,
+            "round_planned",
+            None,
+            {"round": round_no, "recipients": len({p.user_id for p in people})},
+        )
     else:
         await _event(conn, alert_id, "no_recipient", None, {"round": round_no})
     return len(people)
@@ -296,11 +301,12 @@ async def list_alerts(
 ) -> list[Alert]:
     """Alerts visible in `scope`, newest first, keyset-paginated by id."""
     where, params = _scope_filter(scope)
-    params.update({"statuses": [s.value for s in statuses], "limit": limit,
-                   "before": before_id})
-    query = sql.SQL("{subtree} {select} WHERE {where} AND a.status = ANY(%(statuses)s)"
-                    " AND (%(before)s::bigint IS NULL OR a.id < %(before)s)"
-                    " ORDER BY a.id DESC LIMIT %(limit)s").format(
+    params.update({"statuses": [s.value for s in statuses], "limit": limit, "before": before_id})
+    query = sql.SQL(
+        "{subtree} {select} WHERE {where} AND a.status = ANY(%(statuses)s)"
+        " AND (%(before)s::bigint IS NULL OR a.id < %(before)s)"
+        " ORDER BY a.id DESC LIMIT %(limit)s"
+    ).format(
         subtree=sql.SQL(_SUBTREE if "region" in params else ""),
         select=sql.SQL(_ALERT_SELECT),
         where=where,

@@ -119,7 +119,7 @@ def decode(
     payload: bytes,
     registry: Registry,
     now: datetime,
-    limits: Limits = Limits(),  # noqa: B008 - frozen, shared default is safe
+    limits: Limits = Limits(),
 ) -> list[Reading] | Rejection:
     """Decode one MQTT message on a readings topic into readings, or say why not."""
     parsed = topics.parse(topic)
@@ -175,6 +175,8 @@ def decode(
             )
         if not 0 <= item.seq <= MAX_SEQ:
             return Rejection(Reason.OUT_OF_RANGE, f"seq {item.seq} outside 0..{MAX_SEQ}")
+        if isinstance(item.value, bool) and spec.value_type is ValueType.CONTINUOUS:
+            return Rejection(Reason.SCHEMA, f"{spec.name} is a measurement, not true/false")
         value = float(item.value)
         if not math.isfinite(value) or not spec.minimum <= value <= spec.maximum:
             return Rejection(

@@ -1,8 +1,8 @@
 """The MQTT topic scheme (contract version 1).
 
-    eldercare/{home_id}/{device_id}/readings   device -> service, QoS 1
-    eldercare/{home_id}/{device_id}/status     device -> service, retained; last will "offline"
-    eldercare/{home_id}/{device_id}/commands   service -> device, QoS 1
+eldercare/{home_id}/{device_id}/readings   device -> service, QoS 1
+eldercare/{home_id}/{device_id}/status     device -> service, retained; last will "offline"
+eldercare/{home_id}/{device_id}/commands   service -> device, QoS 1
 """
 
 from __future__ import annotations

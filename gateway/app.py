@@ -19,8 +19,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -314,7 +320,9 @@ class _Observe:
 
 
 def create_app(ctx: AppContext) -> FastAPI:
-    """Build the gateway's ASGI app on resources owned by the caller."""
+    """Build the gateway's ASGI app on resources owned by the caller.
+
+    Registers the gateway's metrics in `ctx.metrics` (so call it once per registry)."""
     settings = ctx.settings
     auth = Authenticator(settings)
     metrics = GatewayMetrics(ctx.metrics, ctx.broadcaster)
@@ -365,7 +373,9 @@ def create_app(ctx: AppContext) -> FastAPI:
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", exc)
         return error_response(
-            503, "unavailable", "the database is unavailable; try again shortly",
+            503,
+            "unavailable",
+            "the database is unavailable; try again shortly",
             {"Retry-After": "5"},
         )
 
@@ -397,8 +407,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     async def do_login(request: Request, username: str, password: str) -> Session:
         client = request.client.host if request.client else "unknown"
         try:
-            async with ctx.pool.connection() as conn:
-                session = await auth.login(conn, username, password, client)
+            session = await auth.login(ctx.pool, username, password, client)
         except RateLimited:
             metrics.logins.labels("rate_limited").inc()
             raise
@@ -432,9 +441,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         if all(checks.values()):
             return JSONResponse({"status": "ok", "checks": checks})
         failing = sorted(name for name, ok in checks.items() if not ok)
-        return JSONResponse(
-            {"status": "unavailable", "checks": checks, "failing": failing}, 503
-        )
+        return JSONResponse({"status": "unavailable", "checks": checks, "failing": failing}, 503)
 
     @app.get("/metrics", tags=["operations"])
     async def prometheus_metrics() -> Response:
@@ -494,9 +501,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         """Alerts the caller may see, newest first; page with `before=<next_before>`."""
         statuses = status or [Status.OPEN, Status.ACKNOWLEDGED]
         async with ctx.pool.connection() as conn:
-            rows = await store.list_alerts(
-                conn, scope_for(principal), statuses, limit + 1, before
-            )
+            rows = await store.list_alerts(conn, scope_for(principal), statuses, limit + 1, before)
         items = rows[:limit]
         next_before = items[-1].id if len(rows) > limit else None
         return {"items": [alert_json(a) for a in items], "next_before": next_before}

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg_pool import AsyncConnectionPool
 
 from alerts.model import Category, Scope
 from gateway.settings import GatewaySettings
@@ -214,20 +215,24 @@ class Authenticator:
         except (VerificationError, InvalidHashError):
             return False
 
-    async def login(self, conn: Conn, username: str, password: str, client: str) -> Session:
+    async def login(
+        self, pool: AsyncConnectionPool[Any], username: str, password: str, client: str
+    ) -> Session:
         """Check a username and password and open a session.
 
-        Raises RateLimited when the (username, client) pair has failed too often in the last
-        minute, BadCredentials when the user is unknown or the password wrong."""
+        Raises RateLimited when the (username, client) pair has tried too often in the last
+        minute, BadCredentials when the user is unknown or the password wrong. No database
+        connection is held while the password is being verified."""
         key = (username.strip().lower(), client)
         self.limiter.check(key)
         self.limiter.attempt(key)
         if len(password) > MAX_PASSWORD_LENGTH:
             raise BadCredentials("invalid username or password")
-        cur = await conn.execute(
-            "SELECT id, password_hash FROM users WHERE username = %s", (username,)
-        )
-        row = await cur.fetchone()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, password_hash FROM users WHERE username = %s", (username,)
+            )
+            row = await cur.fetchone()
         if row is None:
             await self._verify(self._dummy_hash, password)
             raise BadCredentials("invalid username or password")
@@ -235,12 +240,16 @@ class Authenticator:
         if not await self._verify(password_hash, password):
             raise BadCredentials("invalid username or password")
         self.limiter.succeeded(key)
+        new_hash = None
         if self.hasher.check_needs_rehash(password_hash):
             new_hash = await asyncio.to_thread(self.hasher.hash, password)
-            await conn.execute(
-                "UPDATE users SET password_hash = %s WHERE id = %s", (new_hash, user_id)
-            )
-        return await self.open_session(conn, user_id)
+        async with pool.connection() as conn:
+            if new_hash is not None:
+                await conn.execute(
+                    "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s",
+                    (new_hash, user_id, password_hash),
+                )
+            return await self.open_session(conn, user_id)
 
     async def open_session(self, conn: Conn, user_id: int) -> Session:
         """Issue a token for `user_id`; only its hash is stored."""
@@ -266,8 +275,7 @@ class Authenticator:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return None
         cur = await conn.execute(
-            _PRINCIPAL_SELECT
-            + " JOIN sessions s ON s.user_id = u.id"
+            _PRINCIPAL_SELECT + " JOIN sessions s ON s.user_id = u.id"
             " WHERE s.token_hash = %s AND s.expires_at > now()",
             (hash_token(token),),
         )

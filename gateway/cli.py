@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -18,8 +19,9 @@ from rich.table import Table
 
 from gateway.settings import Settings, SettingsError, load_settings
 
-app = typer.Typer(help="Eldercare monitoring service.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Eldercare monitoring service.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 simulate_app = typer.Typer(help="Simulated devices and homes.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
 console = Console(stderr=True)
@@ -40,6 +42,7 @@ def _logging(level: str) -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 async def _load_homes(dsn: str) -> list[Any]:
@@ -92,8 +95,10 @@ def up(
             "database": {"url": pg.url},
             "mqtt": {"url": mq.url, "protocol": mq.protocol},
             "ingest": {"shared_group": "ingest" if mq.kind == "mosquitto" else None},
-            "alerts": {"smtp": {"host": "127.0.0.1", "port": smtp_port},
-                       "repeat_s": base.alerts.repeat_s},
+            "alerts": {
+                "smtp": {"host": "127.0.0.1", "port": smtp_port},
+                "repeat_s": base.alerts.repeat_s,
+            },
             "gateway": {"port": port, "host": "127.0.0.1", "public_url": web},
         }
         settings = _settings(**overrides)
@@ -138,8 +143,8 @@ def up(
                     "Press an SOS button:  eldercare simulate press-sos h01\n"
                     "or with any MQTT client:  mosquitto_pub -h 127.0.0.1 -p "
                     f"{mq.url.rsplit(':', 1)[1]} -q 1 -t eldercare/h01/h01-sos/readings"
-                    " -m '{\"seq\": 1, \"ts\": '$(date +%s)', \"metric\": \"press\","
-                    " \"value\": 1}'\nCtrl-C stops everything."
+                    ' -m \'{"seq": 1, "ts": \'$(date +%s)\', "metric": "press",'
+                    ' "value": 1}\'\nCtrl-C stops everything.'
                 )
 
             await serve(
@@ -264,10 +269,8 @@ def simulate_homes_cmd(
             console.print(f"publishing for {len(homes)} homes; Ctrl-C stops")
             await run_homes(pub, homes, tick_s=tick)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from alerts.channels import SIGNATURE_HEADER, verify
+from gateway.embedded import free_port
 
 
 @dataclass(slots=True, frozen=True)
@@ -35,11 +36,12 @@ class _Handler:
     def __init__(self, inbox: DemoInbox) -> None:
         self._inbox = inbox
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg: Message = message_from_bytes(envelope.content)
         for rcpt in envelope.rcpt_tos:
-            self._inbox.add(Received(datetime.now(UTC), "email", rcpt,
-                                     str(msg.get("Subject", "")), True))
+            self._inbox.add(
+                Received(datetime.now(UTC), "email", rcpt, str(msg.get("Subject", "")), True)
+            )
         return "250 Message accepted for delivery"
 
 
@@ -55,8 +57,9 @@ class DemoInbox:
         self.smtp_port = 0
         self.router = APIRouter()
         self.router.add_api_route("/demo/webhook/{name}", self._webhook, methods=["POST"])
-        self.router.add_api_route("/demo/inbox", self._page, methods=["GET"],
-                                  response_class=HTMLResponse)
+        self.router.add_api_route(
+            "/demo/inbox", self._page, methods=["GET"], response_class=HTMLResponse
+        )
 
     def add(self, item: Received) -> None:
         """Record a received notification."""
@@ -71,10 +74,11 @@ class DemoInbox:
 
     def start(self) -> int:
         """Start the SMTP server on a free local port; returns the port."""
-        self._smtp = Controller(_Handler(self), hostname="127.0.0.1", port=0)
+        port = free_port()
+        self._smtp = Controller(_Handler(self), hostname="127.0.0.1", port=port)
         self._smtp.start()
-        self.smtp_port = int(self._smtp.server.sockets[0].getsockname()[1])
-        return self.smtp_port
+        self.smtp_port = port
+        return port
 
     def stop(self) -> None:
         """Stop the SMTP server."""
@@ -87,8 +91,9 @@ class DemoInbox:
         ok = verify(self._secret, request.headers.get(SIGNATURE_HEADER, ""), body, time.time())
         try:
             doc = json.loads(body)
-            subject = f"{doc['alert']['summary']} (alert #{doc['alert']['id']}," \
-                      f" round {doc['round']})"
+            subject = (
+                f"{doc['alert']['summary']} (alert #{doc['alert']['id']}, round {doc['round']})"
+            )
         except (ValueError, KeyError, TypeError):
             subject = "unreadable body"
         self.add(Received(datetime.now(UTC), "webhook", name, subject, ok))

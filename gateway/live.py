@@ -35,12 +35,16 @@ class Broadcaster:
         queue_size: int = 256,
         min_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
+        probe_every_s: float = 30.0,
+        probe_timeout_s: float = 10.0,
         channel: str = NOTIFY_CHANNEL,
     ) -> None:
         self._dsn = dsn
         self._queue_size = queue_size
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
+        self._probe_every_s = probe_every_s
+        self._probe_timeout_s = probe_timeout_s
         self._channel = channel
         self._subscribers: set[Feed] = set()
         self._listening = asyncio.Event()
@@ -55,9 +59,9 @@ class Broadcaster:
         """How many subscribers are attached."""
         return len(self._subscribers)
 
-    async def wait_listening(self, timeout: float | None = None) -> None:
-        """Wait until the LISTEN connection is established."""
-        await asyncio.wait_for(self._listening.wait(), timeout)
+    async def wait_listening(self) -> None:
+        """Wait until the LISTEN connection is established (bound it with asyncio.timeout)."""
+        await self._listening.wait()
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with exponential backoff."""
@@ -65,26 +69,28 @@ class Broadcaster:
         first = True
         while True:
             try:
-                conn: psycopg.AsyncConnection[Any] = await psycopg.AsyncConnection.connect(
-                    self._dsn, autocommit=True
-                )
-                async with conn:
-                    await conn.execute(
-                        sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
+                async with asyncio.timeout(self._probe_timeout_s):
+                    conn: psycopg.AsyncConnection[Any] = await psycopg.AsyncConnection.connect(
+                        self._dsn, autocommit=True
                     )
+                async with conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     if not first:
                         log.info("alert stream: reconnected to the database")
                         self._drop_all()
                     first = False
                     backoff = self._min_backoff_s
                     self._listening.set()
-                    async for note in conn.notifies():
-                        self._publish(note.payload)
-                    raise psycopg.OperationalError("notification stream ended")
-            except (psycopg.Error, OSError) as exc:
+                    while True:
+                        async for note in conn.notifies(timeout=self._probe_every_s):
+                            self._publish(note.payload)
+                        # Quiet for a while: make sure the connection is still alive.
+                        async with asyncio.timeout(self._probe_timeout_s):
+                            await conn.execute("SELECT 1")
+            except (psycopg.Error, OSError, TimeoutError) as exc:
                 log.warning(
                     "alert stream: database connection lost (%s); retrying in %.1f s",
-                    exc,
+                    exc or type(exc).__name__,
                     backoff,
                 )
             finally:

@@ -22,8 +22,18 @@ DEVICE_KINDS = (
     ("temp", "temperature", "living room"),
 )
 _FIRST = ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu"]
-_GIVEN = ["Guiying", "Xiulan", "Jianguo", "Shufen", "Guozhen", "Yulan", "Deming", "Fengying",
-          "Baoshan", "Cuihua"]
+_GIVEN = [
+    "Guiying",
+    "Xiulan",
+    "Jianguo",
+    "Shufen",
+    "Guozhen",
+    "Yulan",
+    "Deming",
+    "Fengying",
+    "Baoshan",
+    "Cuihua",
+]
 
 
 @dataclass(slots=True, frozen=True)

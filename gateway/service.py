@@ -168,11 +168,11 @@ async def serve(
             subs = running.subscribers
 
             def health() -> dict[str, bool]:
-                return {f"mqtt_{name}": s.connected for name, s in subs.items()}
+                checks = {f"mqtt_{name}": s.connected for name, s in subs.items()}
+                checks["alert_stream"] = broadcaster.connected
+                return checks
 
-            app = create_app(
-                AppContext(settings.gateway, pool, broadcaster, metrics, health)
-            )
+            app = create_app(AppContext(settings.gateway, pool, broadcaster, metrics, health))
             for router in routers:
                 app.include_router(router)
             running.app = app
@@ -188,7 +188,7 @@ async def serve(
 
         async def watch() -> None:
             if server is not None:
-                while not server.started:
+                while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
                     await asyncio.sleep(0.02)
                 running.http_port = server.servers[0].sockets[0].getsockname()[1]
             running.ready.set()

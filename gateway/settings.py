@@ -82,7 +82,8 @@ class Settings(BaseSettings):
             ]
             if bad:
                 raise ValueError(
-                    "production refuses placeholder secrets; set " + ", ".join(bad)
+                    "production refuses placeholder secrets; set "
+                    + ", ".join(bad)
                     + " to random values of at least 16 characters"
                 )
             if not self.gateway.cookie_secure:
@@ -103,9 +104,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            where = "ELDERCARE_" + "__".join(str(p).upper() for p in err["loc"]) if err[
-                "loc"] else "settings"
+            where = (
+                "ELDERCARE_" + "__".join(str(p).upper() for p in err["loc"])
+                if err["loc"]
+                else "settings"
+            )
             lines.append(f"  {where}: {err['msg']}")
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
-
-

@@ -11,6 +11,7 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -46,11 +47,9 @@ def plan(timescale: bool) -> list[Migration]:
     return [steps[v] for v in sorted(steps)]
 
 
-async def timescale_available(conn: psycopg.AsyncConnection[object]) -> bool:
+async def timescale_available(conn: psycopg.AsyncConnection[Any]) -> bool:
     """True when the server can create the timescaledb extension."""
-    cur = await conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-    )
+    cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
     return await cur.fetchone() is not None
 
 
@@ -68,9 +67,7 @@ async def migrate(dsn: str, timescale: bool | None = None) -> list[int]:
             done = {int(v): str(s) for v, s in await cur.fetchall()}
             if timescale is None:
                 stored = set(done.values()) - {"any"}
-                timescale = (
-                    stored == {"timescale"} if stored else await timescale_available(conn)
-                )
+                timescale = stored == {"timescale"} if stored else await timescale_available(conn)
             storage = "timescale" if timescale else "native"
             applied: list[int] = []
             for step in plan(timescale):
@@ -90,7 +87,7 @@ async def migrate(dsn: str, timescale: bool | None = None) -> list[int]:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
 
-async def storage_kind(conn: psycopg.AsyncConnection[object]) -> str:
+async def storage_kind(conn: psycopg.AsyncConnection[Any]) -> str:
     """'timescale' or 'native': which readings path this database was migrated with."""
     cur = await conn.execute("SELECT storage FROM schema_migrations WHERE version = 2")
     row = await cur.fetchone()

@@ -45,7 +45,9 @@ class MqttSettings(BaseModel):
     def _check_url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError(f"broker URL must look like mqtt://host:1883, got {value!r}")
+            raise ValueError(
+                f"broker URL must look like mqtt://host:1883 (got scheme {parts.scheme!r})"
+            )
         return value
 
 
@@ -133,9 +135,7 @@ class Subscriber:
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.subscribe([(f, 1) for f in self._filters])
-        log.info(
-            "%s connected (session present: %s)", self._client_id, flags.session_present
-        )
+        log.info("%s connected (session present: %s)", self._client_id, flags.session_present)
         loop = self._loop
         if loop is not None:
             loop.call_soon_threadsafe(self.connected_once.set)
@@ -175,7 +175,7 @@ class Subscriber:
         parts = urlsplit(self._settings.url)
         props: Properties | None = None
         if self._settings.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self._settings.session_expiry_s
             props.ReceiveMaximum = self._settings.receive_maximum
         self._client = client
@@ -183,7 +183,9 @@ class Subscriber:
             parts.hostname or "127.0.0.1",
             parts.port or 1883,
             keepalive=self._settings.keepalive_s,
-            clean_start=False if self._settings.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            clean_start=(
+                False if self._settings.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY
+            ),
             properties=props,
         )
         client.loop_start()

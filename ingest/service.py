@@ -231,8 +231,11 @@ class IngestWorker:
                     )
                     trimmed = await store.trim_dead_letters(conn, self._settings.dead_letter_keep)
                     if made or trimmed:
-                        log.info("maintenance: %d partitions made, %d dead letters trimmed",
-                                 made, trimmed)
+                        log.info(
+                            "maintenance: %d partitions made, %d dead letters trimmed",
+                            made,
+                            trimmed,
+                        )
             except psycopg.Error as exc:
                 log.warning("maintenance failed: %s", exc)
             await asyncio.sleep(interval_s)

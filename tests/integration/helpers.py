@@ -36,7 +36,7 @@ async def running_service(
     """Run the service in this event loop for the duration of the block."""
     stop = asyncio.Event()
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
+    task: asyncio.Future[Any] = asyncio.create_task(
         serve(settings, components, stop=stop, on_ready=ready.set_result, handle_signals=False)
     )
     done, _ = await asyncio.wait([task, ready], timeout=30, return_when=asyncio.FIRST_COMPLETED)

@@ -52,9 +52,7 @@ def sos(home: str, seq: int = 1) -> Signal:
 async def raise_sos(pool: Pool, home: str) -> int:
     """Open an SOS alert for `home`; returns its id."""
     async with pool.connection() as conn:
-        raised = await store.raise_signal(
-            conn, sos(home), datetime.now(UTC), timedelta(minutes=5)
-        )
+        raised = await store.raise_signal(conn, sos(home), datetime.now(UTC), timedelta(minutes=5))
     return raised.alert_id
 
 
@@ -104,7 +102,8 @@ async def broadcaster(db_url: str) -> AsyncIterator[Broadcaster]:
     b = Broadcaster(db_url, min_backoff_s=0.1)
     task = asyncio.create_task(b.run(), name="broadcaster")
     try:
-        await b.wait_listening(timeout=10)
+        async with asyncio.timeout(10):
+            await b.wait_listening()
         yield b
     finally:
         task.cancel()
@@ -169,9 +168,7 @@ async def test_login_returns_token_user_and_cookie(client: httpx.AsyncClient) ->
 
 
 async def test_secure_cookie_when_configured(pool: Pool, broadcaster: Broadcaster) -> None:
-    ctx = AppContext(
-        GatewaySettings(cookie_secure=True), pool, broadcaster, CollectorRegistry()
-    )
+    ctx = AppContext(GatewaySettings(cookie_secure=True), pool, broadcaster, CollectorRegistry())
     transport = httpx.ASGITransport(app=create_app(ctx))
     async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
         response = await client.post(
@@ -280,9 +277,7 @@ async def test_unknown_route_uses_error_shape(client: httpx.AsyncClient) -> None
 # --------------------------------------------------------------------------- alerts
 
 
-async def test_alert_visibility_by_role_and_region(
-    client: httpx.AsyncClient, pool: Pool
-) -> None:
+async def test_alert_visibility_by_role_and_region(client: httpx.AsyncClient, pool: Pool) -> None:
     alert_id = await raise_sos(pool, "h01")
     for user in SEES_H01:
         headers = await login(client, user)
@@ -330,9 +325,7 @@ async def test_alert_list_pages_and_filters(client: httpx.AsyncClient, pool: Poo
     first = (await client.get("/api/v1/alerts?limit=2", headers=headers)).json()
     assert [a["id"] for a in first["items"]] == [ids[2], ids[1]]
     assert first["next_before"] == ids[1]
-    second = (
-        await client.get(f"/api/v1/alerts?limit=2&before={ids[1]}", headers=headers)
-    ).json()
+    second = (await client.get(f"/api/v1/alerts?limit=2&before={ids[1]}", headers=headers)).json()
     assert [a["id"] for a in second["items"]] == [ids[0]]
     assert second["next_before"] is None
 
@@ -350,13 +343,14 @@ async def test_acknowledge(client: httpx.AsyncClient, pool: Pool) -> None:
     alert_id = await raise_sos(pool, "h01")
 
     family = await login(client, "family-h01")
-    assert_error(await client.post(f"/api/v1/alerts/{alert_id}/ack", headers=family), 403,
-                 "forbidden")
+    assert_error(
+        await client.post(f"/api/v1/alerts/{alert_id}/ack", headers=family), 403, "forbidden"
+    )
     outsider = await login(client, "worker-v2")
-    assert_error(await client.post(f"/api/v1/alerts/{alert_id}/ack", headers=outsider), 404,
-                 "not_found")
-    assert_error(await client.post("/api/v1/alerts/999999/ack", headers=outsider), 404,
-                 "not_found")
+    assert_error(
+        await client.post(f"/api/v1/alerts/{alert_id}/ack", headers=outsider), 404, "not_found"
+    )
+    assert_error(await client.post("/api/v1/alerts/999999/ack", headers=outsider), 404, "not_found")
 
     worker = await login(client, "worker-v1")
     response = await client.post(f"/api/v1/alerts/{alert_id}/ack", headers=worker)
@@ -377,8 +371,7 @@ async def test_acknowledge(client: httpx.AsyncClient, pool: Pool) -> None:
     error = assert_error(again, 409, "not_open")
     assert "Village worker v1" in error["message"]
     town = await login(client, "town-t1")
-    assert_error(await client.post(f"/api/v1/alerts/{alert_id}/ack", headers=town), 409,
-                 "not_open")
+    assert_error(await client.post(f"/api/v1/alerts/{alert_id}/ack", headers=town), 409, "not_open")
 
 
 async def test_concurrent_acks_have_one_winner(client: httpx.AsyncClient, pool: Pool) -> None:
@@ -406,9 +399,7 @@ async def test_stream_delivers_visible_alerts(ctx: AppContext, pool: Pool) -> No
                 await asyncio.sleep(0.02)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             headers = await login(client, "worker-v1")
-            async with client.stream(
-                "GET", "/api/v1/alerts/stream", headers=headers
-            ) as response:
+            async with client.stream("GET", "/api/v1/alerts/stream", headers=headers) as response:
                 assert response.status_code == 200
                 assert response.headers["content-type"].startswith("text/event-stream")
                 lines = response.aiter_lines()
@@ -459,10 +450,11 @@ async def test_broadcaster_drops_slow_subscribers(db_url: str) -> None:
 
 
 async def test_broadcaster_reconnects(db_url: str, pool: Pool) -> None:
-    b = Broadcaster(db_url, min_backoff_s=0.05)
+    b = Broadcaster(db_url, min_backoff_s=0.05, probe_every_s=0.1)
     task = asyncio.create_task(b.run())
     try:
-        await b.wait_listening(timeout=10)
+        async with asyncio.timeout(10):
+            await b.wait_listening()
         async with b.subscribe() as feed:
             async with pool.connection() as conn:
                 await conn.execute(
@@ -471,7 +463,10 @@ async def test_broadcaster_reconnects(db_url: str, pool: Pool) -> None:
                 )
             async with asyncio.timeout(10):
                 assert await feed.get() is None  # told that changes may have been missed
-            await b.wait_listening(timeout=10)
+            async with asyncio.timeout(10):
+                await b.wait_listening()
+        await asyncio.sleep(0.3)  # a few idle liveness probes
+        assert b.connected
         async with b.subscribe() as feed:
             alert_id = await raise_sos(pool, "h03")
             async with asyncio.timeout(10):
@@ -567,9 +562,7 @@ async def test_console_for_staff(client: httpx.AsyncClient, pool: Pool) -> None:
     assert (await client.get("/console")).headers["location"] == "/login"
 
 
-async def test_console_for_family_has_no_acknowledge(
-    client: httpx.AsyncClient, pool: Pool
-) -> None:
+async def test_console_for_family_has_no_acknowledge(client: httpx.AsyncClient, pool: Pool) -> None:
     await raise_sos(pool, "h01")
     await raise_sos(pool, "h02")
     response = await client.post(

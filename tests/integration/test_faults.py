@@ -20,8 +20,12 @@ from tests.integration.helpers import eventually, scalar
 
 pytestmark = pytest.mark.integration
 
-DEVICES = [("h01-pir-living", "h01"), ("h02-pir-kitchen", "h02"), ("h03-pir-bath", "h03"),
-           ("h04-pir-living", "h04")]
+DEVICES = [
+    ("h01-pir-living", "h01"),
+    ("h02-pir-kitchen", "h02"),
+    ("h03-pir-bath", "h03"),
+    ("h04-pir-living", "h04"),
+]
 
 
 async def _ready(value: bool) -> bool:
@@ -39,9 +43,18 @@ def start_ingester(db_url: str, broker: EmbeddedBroker, log: Path) -> subprocess
     }
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-c", "from gateway.cli import main; main()",
-             "run", "--components", "ingest"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-c",
+                "from gateway.cli import main; main()",
+                "run",
+                "--components",
+                "ingest",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -94,8 +107,10 @@ async def test_kill_9_ingester_mid_stream_loses_nothing_and_stores_nothing_twice
                         kill(proc)  # SIGKILL while batches are in flight
                         await asyncio.sleep(0.3)
                         proc = start_ingester(db_url, mosquitto, log)
+                        want = restart + 2
                         await eventually(
-                            lambda n=restart: _ready(connects() >= n + 2), timeout=30,
+                            lambda: _ready(connects() >= want),  # noqa: B023 - awaited here
+                            timeout=30,
                             what="the restarted ingester to connect",
                         )
                     await asyncio.sleep(0.5)
@@ -107,9 +122,11 @@ async def test_kill_9_ingester_mid_stream_loses_nothing_and_stores_nothing_twice
         assert connects() == 4, "one connection per start: the first and three restarts"
         assert total > 1000, "the load ran throughout the kills"
         stored = await eventually(
-            lambda: scalar(db_url, "SELECT count(*) FROM readings WHERE boot = 1 HAVING"
-                           " count(*) >= %s", total),
-            timeout=60, what="every published reading",
+            lambda: scalar(
+                db_url, "SELECT count(*) FROM readings WHERE boot = 1 HAVING count(*) >= %s", total
+            ),
+            timeout=60,
+            what="every published reading",
         )
         assert stored == total
         distinct = await scalar(

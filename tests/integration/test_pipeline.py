@@ -35,8 +35,10 @@ async def test_a_simulated_reading_is_stored_once(db_url: str, mosquitto: Embedd
     settings = make_settings(db_url, mosquitto)
     home = SimulatedHome(
         "h01",
-        [SimDevice("h01-pir-living", "pir_motion", "living room"),
-         SimDevice("h01-temp", "temperature", "living room")],
+        [
+            SimDevice("h01-pir-living", "pir_motion", "living room"),
+            SimDevice("h01-temp", "temperature", "living room"),
+        ],
         seed=3,
     )
     now = datetime.now(UTC)
@@ -57,7 +59,9 @@ async def test_a_simulated_reading_is_stored_once(db_url: str, mosquitto: Embedd
     stored = await scalar(
         db_url,
         "SELECT value FROM readings WHERE device_id = %s AND boot = %s AND seq = %s",
-        first.device_id, first.boot, first.seq,
+        first.device_id,
+        first.boot,
+        first.seq,
     )
     assert stored == pytest.approx(first.value)
 
@@ -76,36 +80,48 @@ async def test_sos_reaches_people_and_ack_through_the_api_stops_repeats(
     settings = make_settings(
         db_url,
         mosquitto,
-        alerts={"repeat_s": 0.6, "webhook_secret": secret,
-                "smtp": {"host": smtp_server.host, "port": smtp_server.port}},
+        alerts={
+            "repeat_s": 0.6,
+            "webhook_secret": secret,
+            "smtp": {"host": smtp_server.host, "port": smtp_server.port},
+        },
     )
     async with running_service(settings) as svc:
         async with MqttPublisher(mosquitto.url, "dev-h01-sos") as pub:
             await pub.publish_readings([reading("h01-sos", "h01", "sos_button", "press", 7, 1)])
             alert_id = await eventually(
-                lambda: scalar(db_url, "SELECT id FROM alerts WHERE home_id = 'h01'"
-                               " AND kind = 'sos' AND status = 'open'"),
+                lambda: scalar(
+                    db_url,
+                    "SELECT id FROM alerts WHERE home_id = 'h01'"
+                    " AND kind = 'sos' AND status = 'open'",
+                ),
                 what="an open SOS alert",
             )
             # A second press adds evidence to the same alert instead of opening another.
             await pub.publish_readings([reading("h01-sos", "h01", "sos_button", "press", 8, 1)])
             await eventually(
-                lambda: scalar(db_url, "SELECT evidence_count = 2 FROM alerts WHERE id = %s",
-                               alert_id),
+                lambda: scalar(
+                    db_url, "SELECT evidence_count = 2 FROM alerts WHERE id = %s", alert_id
+                ),
                 what="second press as evidence",
             )
         assert await scalar(db_url, "SELECT count(*) FROM alerts") == 1
-        assert await scalar(
-            db_url, "SELECT severity || '/' || category FROM alerts WHERE id = %s", alert_id
-        ) == "critical/emergency"
+        assert (
+            await scalar(
+                db_url, "SELECT severity || '/' || category FROM alerts WHERE id = %s", alert_id
+            )
+            == "critical/emergency"
+        )
 
         hooks = await http_receiver.wait_for(1)
         hook = hooks[0]
         assert hook.path == "/worker-v1"
-        assert verify(secret.encode(), hook.headers[SIGNATURE_HEADER.lower()], hook.body,
-                      time.time())
-        assert not verify(b"another-secret", hook.headers[SIGNATURE_HEADER.lower()], hook.body,
-                          time.time())
+        assert verify(
+            secret.encode(), hook.headers[SIGNATURE_HEADER.lower()], hook.body, time.time()
+        )
+        assert not verify(
+            b"another-secret", hook.headers[SIGNATURE_HEADER.lower()], hook.body, time.time()
+        )
         body = hook.json()
         assert body["alert"]["id"] == alert_id
         assert body["alert"]["kind"] == "sos"
@@ -143,19 +159,26 @@ async def test_sos_reaches_people_and_ack_through_the_api_stops_repeats(
         assert len(smtp_server.messages) == mails_at_ack
     who = await scalar(
         db_url,
-        "SELECT u.username FROM alerts a JOIN users u ON u.id = a.acknowledged_by"
-        " WHERE a.id = %s",
+        "SELECT u.username FROM alerts a JOIN users u ON u.id = a.acknowledged_by WHERE a.id = %s",
         alert_id,
     )
     assert who == "worker-v1"
-    assert await scalar(
-        db_url, "SELECT count(*) FROM alert_events WHERE alert_id = %s AND action = 'acknowledged'",
-        alert_id,
-    ) == 1
-    assert await scalar(
-        db_url, "SELECT count(*) FROM notifications WHERE alert_id = %s AND status = 'pending'",
-        alert_id,
-    ) == 0
+    assert (
+        await scalar(
+            db_url,
+            "SELECT count(*) FROM alert_events WHERE alert_id = %s AND action = 'acknowledged'",
+            alert_id,
+        )
+        == 1
+    )
+    assert (
+        await scalar(
+            db_url,
+            "SELECT count(*) FROM notifications WHERE alert_id = %s AND status = 'pending'",
+            alert_id,
+        )
+        == 0
+    )
 
 
 async def test_bad_input_is_dead_lettered_and_the_loop_keeps_going(
@@ -173,13 +196,16 @@ async def test_bad_input_is_dead_lettered_and_the_loop_keeps_going(
             await pub.publish(base, b"[" * 100_000)
             far = (datetime.now(UTC) + timedelta(days=2)).timestamp()
             await pub.publish(base, f'{{"seq": 2, "ts": {far}, "value": 1}}'.encode())
-            await pub.publish("eldercare/h01/ghost-device/readings",
-                              b'{"seq": 1, "ts": 1763900000, "value": 1}')
+            await pub.publish(
+                "eldercare/h01/ghost-device/readings", b'{"seq": 1, "ts": 1763900000, "value": 1}'
+            )
             # h02's SOS button published under h01's topic: a spoofed topic.
-            await pub.publish(topics.topic("h01", "h02-sos", topics.Channel.READINGS),
-                              encode([spoof]))
-            await pub.publish(topics.topic("h01", good.device_id, topics.Channel.READINGS),
-                              encode([good]))
+            await pub.publish(
+                topics.topic("h01", "h02-sos", topics.Channel.READINGS), encode([spoof])
+            )
+            await pub.publish(
+                topics.topic("h01", good.device_id, topics.Channel.READINGS), encode([good])
+            )
         await eventually(
             lambda: scalar(db_url, "SELECT count(*) FROM readings"), what="the valid reading"
         )
@@ -192,11 +218,16 @@ async def test_bad_input_is_dead_lettered_and_the_loop_keeps_going(
         db_url, "SELECT string_agg(reason, ',' ORDER BY reason) FROM dead_letters"
     )
     assert sorted(reasons.split(",")) == sorted(
-        ["malformed", "schema", "out_of_range", "oversized", "future_timestamp",
-         "unknown_device", "wrong_home"]
+        [
+            "malformed",
+            "schema",
+            "out_of_range",
+            "oversized",
+            "future_timestamp",
+            "unknown_device",
+            "wrong_home",
+        ]
     )
-    assert await scalar(
-        db_url, "SELECT sum(count) FROM reject_counts WHERE source = 'ingest'"
-    ) == 7
+    assert await scalar(db_url, "SELECT sum(count) FROM reject_counts WHERE source = 'ingest'") == 7
     # The spoofed SOS opened no alert.
     assert await scalar(db_url, "SELECT count(*) FROM alerts") == 0

@@ -107,9 +107,7 @@ def test_tokens_are_random_and_url_safe() -> None:
     assert len(tokens) == 100
     for token in tokens:
         assert len(token) >= 43
-        assert set(token) <= set(
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-        )
+        assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def _principal(role: str, region: str | None = None, homes: tuple[str, ...] = ()) -> Principal:

@@ -605,3 +605,7 @@ def test_batch_shares_boot_and_keeps_order() -> None:
         (4, 11, 0.0, "motion"),
     ]
     assert [r.ts for r in result] == [NOW - timedelta(seconds=2), NOW - timedelta(seconds=1)]
+
+
+def test_json_true_is_not_a_temperature() -> None:
+    assert rejected(run(TEMP, {**GOOD, "value": True})) is Reason.SCHEMA
