@@ -18,8 +18,10 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
+from alerts.config import AlertMetrics
 from alerts.detect import default_detectors
-from alerts.service import AlertMetrics, AlertService, Dispatcher
+from alerts.dispatch import Dispatcher
+from alerts.service import AlertService
 from gateway.app import AppContext, create_app
 from gateway.live import Broadcaster
 from gateway.settings import Settings

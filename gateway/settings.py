@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from alerts.service import AlertSettings
+from alerts.config import AlertSettings
 from ingest.db import DatabaseSettings
 from ingest.mqtt import MqttSettings
 from ingest.service import IngestSettings
