@@ -21,6 +21,7 @@ from alerts.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
 from alerts.config import AlertMetrics
 from alerts.detect import default_detectors
 from alerts.dispatch import Dispatcher
+from alerts.fallback import EmergencyFallback
 from alerts.service import AlertService
 from gateway.app import AppContext, create_app
 from gateway.live import Broadcaster
@@ -116,7 +117,7 @@ async def serve(
         running = Running(settings, pool, metrics, stop)
 
         async def load_registry() -> Any:
-            async with pool.connection() as conn:
+            async with pool.connection(timeout=2.0) as conn:
                 return await ingest_store.load_registry(conn)
 
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
@@ -150,6 +151,12 @@ async def serve(
                 Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
             )
             running.subscribers["alerts"] = sub
+            fallback = EmergencyFallback(
+                pool,
+                _channels(settings, http),
+                settings.gateway.base_url() + "/console",
+                refresh_s=settings.alerts.fallback_refresh_s,
+            )
             service = AlertService(
                 settings.alerts,
                 pool,
@@ -158,8 +165,10 @@ async def serve(
                 default_detectors(),
                 dispatcher,
                 alert_metrics,
+                fallback=fallback,
             )
             tasks += [
+                ("alerts-fallback", fallback.run()),
                 ("alerts", service.run()),
                 ("alerts-tick", service.tick()),
                 ("dispatcher", dispatcher.run()),
