@@ -67,6 +67,16 @@ class DetectorSet:
         return [s for d in self._detectors for s in d.advance(now)]
 
 
+IMMEDIATE_KINDS = frozenset({"sos", "fall", "smoke", "gas", "co"})
+"""Alert kinds raised on the very reading. For devices of urgent kinds (devices.catalogue)
+they are raised by the alerts stage's urgent path, on a subscription of their own."""
+
+
+def immediate_detectors() -> DetectorSet:
+    """The stateless detectors of the urgent path (they must raise only IMMEDIATE_KINDS)."""
+    return DetectorSet([SosDetector()])
+
+
 def default_detectors() -> DetectorSet:
-    """The detectors the service runs."""
+    """The detectors the service runs on the full stream."""
     return DetectorSet([SosDetector()])

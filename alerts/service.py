@@ -12,23 +12,38 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
-from alerts.detect import DetectorSet
+from alerts.detect import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
 from alerts.model import Raised, Severity, Signal
 from devices import payload, topics
+from devices.catalogue import CATALOGUE
 from devices.payload import Rejection
+from devices.registry import Registry
 from ingest.mqtt import Message, Subscriber
 from ingest.registry import RegistryCache
 
 log = logging.getLogger(__name__)
 
 
+def urgent_filters(registry: Registry) -> list[str]:
+    """The readings topics of every registered device of an urgent kind (SOS buttons,
+    smoke and gas detectors...): the urgent path subscribes to exactly these."""
+    out = []
+    for device in registry:
+        kind = CATALOGUE.get(device.kind)
+        if kind is not None and kind.urgent:
+            out.append(topics.topic(device.home_id, device.device_id, topics.Channel.READINGS))
+    return sorted(out)
+
+
 class AlertService:
     """Runs readings through the detectors and stores what they raise.
 
-    It has its own QoS 1 subscription, separate from ingest's batching, so an SOS does not
-    wait behind bulk writes; a message is acknowledged once its alert is committed.
+    It has its own QoS 1 subscription, separate from ingest's batching, and a second,
+    `urgent`, one to only the topics of urgent devices (see `urgent_filters`), so that an SOS
+    waits neither behind bulk writes nor behind the full stream of readings. A message is
+    acknowledged once what it raised is committed.
     """
 
     def __init__(
@@ -42,8 +57,13 @@ class AlertService:
         metrics: AlertMetrics,
         clock: Clock = utc_now,
         fallback: EmergencyFallback | None = None,
+        urgent: Subscriber | None = None,
+        immediate: DetectorSet | None = None,
     ) -> None:
         self._settings = settings
+        self._urgent = urgent
+        self._urgent_topics: frozenset[str] = frozenset()
+        self._immediate = immediate or immediate_detectors()
         self._fallback = fallback
         self._pending: set[asyncio.Task[None]] = set()
         self._pool = pool
@@ -90,12 +110,12 @@ class AlertService:
             log.warning("alert %d opened: %s at %s", raised.alert_id, signal.kind, signal.home_id)
         self._dispatcher.wake()
 
-    async def _store_later(self, signals: list[Signal], msg: Message) -> None:
+    async def _store_later(self, signals: list[Signal], msg: Message, sub: Subscriber) -> None:
         for signal in signals:
             await self.raise_signal(signal)
-        self._sub.ack(msg)
+        sub.ack(msg)
 
-    async def _raise_all(self, signals: list[Signal], msg: Message) -> bool:
+    async def _raise_all(self, signals: list[Signal], msg: Message, sub: Subscriber) -> bool:
         """Store `signals`; True when all are committed. What cannot be stored now is
         retried in the background (acknowledging `msg` after), and a critical one is sent
         straight away from the fallback's cached contacts, so one outage does not hold up
@@ -116,13 +136,17 @@ class AlertService:
             for signal in failed:
                 if signal.severity is Severity.CRITICAL:
                     self._metrics.fallback.inc(await self._fallback.notify(signal))
-        task = asyncio.create_task(self._store_later(failed, msg), name="alerts-store-later")
+        task = asyncio.create_task(self._store_later(failed, msg, sub), name="alerts-store-later")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return False
 
-    async def handle(self, msg: Message) -> None:
-        """Detect on one message and acknowledge it once what it raised is stored."""
+    async def handle(self, msg: Message, urgent: bool = False) -> None:
+        """Detect on one message and acknowledge it once what it raised is stored.
+
+        On the urgent path only the immediate detectors run; on the full stream, immediate
+        signals from devices that the urgent path covers are left to it."""
+        sub = self._urgent if urgent and self._urgent is not None else self._sub
         started = asyncio.get_running_loop().time()
         now = self._clock()
         result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
@@ -133,25 +157,53 @@ class AlertService:
         ):
             result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
         if not isinstance(result, Rejection):  # rejects are ingest's to count and keep
-            signals = [s for r in result for s in self._detectors.observe(r)]
+            if urgent:
+                signals = [s for r in result for s in self._immediate.observe(r)]
+            else:
+                signals = [s for r in result for s in self._detectors.observe(r)]
+                if msg.topic in self._urgent_topics:
+                    signals = [s for s in signals if s.kind not in IMMEDIATE_KINDS]
             if signals:
-                if not await self._raise_all(signals, msg):
+                if not await self._raise_all(signals, msg, sub):
                     return  # acknowledged once stored, by the background retry
                 self._metrics.alert_latency.observe(asyncio.get_running_loop().time() - started)
-        self._sub.ack(msg)
+        sub.ack(msg)
 
     async def run(self) -> None:
         """Handle messages until cancelled."""
         await self._cache.maybe_refresh()
+        self.refresh_urgent()
         while True:
             msg = await self._sub.messages.get()
             try:
-                await self._cache.maybe_refresh()
+                if await self._cache.maybe_refresh():
+                    self.refresh_urgent()
                 await self.handle(msg)
             except Exception:
                 log.exception(
                     "alert handling failed for %s; message left unacknowledged", msg.topic
                 )
+
+    def refresh_urgent(self) -> None:
+        """Point the urgent subscription at the urgent devices of the current registry."""
+        if self._urgent is None:
+            return
+        wanted = urgent_filters(self._cache.current)
+        if frozenset(wanted) != self._urgent_topics:
+            added, removed = self._urgent.set_filters(wanted)
+            log.info("urgent path: %d topics (+%d, -%d)", len(wanted), added, removed)
+            self._urgent_topics = frozenset(wanted)
+
+    async def run_urgent(self) -> None:
+        """Handle urgent devices' messages until cancelled."""
+        if self._urgent is None:
+            return
+        while True:
+            msg = await self._urgent.messages.get()
+            try:
+                await self.handle(msg, urgent=True)
+            except Exception:
+                log.exception("urgent handling failed for %s; left unacknowledged", msg.topic)
 
     async def tick(self, interval_s: float = 1.0) -> None:
         """Advance detection time with the wall clock (live mode)."""

@@ -5,7 +5,7 @@ Loading it from the database is the ingest package's job; here it is only data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -36,5 +36,5 @@ class Registry:
     def __len__(self) -> int:
         return len(self._devices)
 
-    def __iter__(self) -> Iterable[DeviceRecord]:  # pragma: no cover - convenience
+    def __iter__(self) -> Iterator[DeviceRecord]:
         return iter(self._devices.values())

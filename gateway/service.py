@@ -22,7 +22,7 @@ from alerts.config import AlertMetrics
 from alerts.detect import default_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
-from alerts.service import AlertService
+from alerts.service import AlertService, urgent_filters
 from gateway.app import AppContext, create_app
 from gateway.live import Broadcaster
 from gateway.settings import Settings
@@ -151,6 +151,16 @@ async def serve(
                 Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
             )
             running.subscribers["alerts"] = sub
+            alerts_cache = RegistryCache(load_registry, settings.ingest.registry_refresh_s)
+            await alerts_cache.refresh()
+            urgent = await stack.enter_async_context(
+                Subscriber(
+                    settings.mqtt,
+                    settings.alerts.client_id + "-urgent",
+                    urgent_filters(alerts_cache.current),
+                )
+            )
+            running.subscribers["alerts_urgent"] = urgent
             fallback = EmergencyFallback(
                 pool,
                 _channels(settings, http),
@@ -161,15 +171,17 @@ async def serve(
                 settings.alerts,
                 pool,
                 sub,
-                RegistryCache(load_registry, settings.ingest.registry_refresh_s),
+                alerts_cache,
                 default_detectors(),
                 dispatcher,
                 alert_metrics,
                 fallback=fallback,
+                urgent=urgent,
             )
             tasks += [
                 ("alerts-fallback", fallback.run()),
                 ("alerts", service.run()),
+                ("alerts-urgent", service.run_urgent()),
                 ("alerts-tick", service.tick()),
                 ("dispatcher", dispatcher.run()),
             ]

@@ -102,7 +102,7 @@ class Subscriber:
     ) -> None:
         self._settings = settings
         self._client_id = client_id
-        self._filters = filters
+        self._filters = list(filters)
         self.messages: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: paho.Client | None = None
@@ -137,7 +137,10 @@ class Subscriber:
         sock = client.socket()
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.subscribe([(f, 1) for f in self._filters])
+        with self._lock:
+            filters = list(self._filters)
+        if filters:
+            client.subscribe([(f, 1) for f in filters])
         log.info("%s connected (session present: %s)", self._client_id, flags.session_present)
         loop = self._loop
         if loop is not None:
@@ -228,6 +231,21 @@ class Subscriber:
             client.disconnect()
             await asyncio.to_thread(client.loop_stop)
         self._client = None
+
+    def set_filters(self, filters: list[str]) -> tuple[int, int]:
+        """Subscribe to `filters` instead of the current ones; returns (added, removed)."""
+        with self._lock:
+            old = set(self._filters)
+            self._filters = list(filters)
+        added = [f for f in filters if f not in old]
+        removed = sorted(old - set(filters))
+        client = self._client
+        if client is not None and self._connected.is_set():
+            for i in range(0, len(added), 500):
+                client.subscribe([(f, 1) for f in added[i : i + 500]])
+            for i in range(0, len(removed), 500):
+                client.unsubscribe(removed[i : i + 500])
+        return len(added), len(removed)
 
     def ack(self, message: Message) -> bool:
         """Acknowledge `message` to the broker; False if its connection is gone (it will be

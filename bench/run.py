@@ -1,0 +1,507 @@
+"""The benchmark run: raw limits first, then ours, each printed with its ratio.
+
+    python -m bench [--readings 200000] [--workers 2] [--sos 60] [--json bench/results/latest.json]
+
+Everything runs on this machine: an embedded Mosquitto and PostgreSQL in a temporary
+directory, `mosquitto_pub -l` / `mosquitto_sub` as the fastest available MQTT clients, and
+our ingest workers as separate processes behind an MQTT shared subscription.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from gateway.embedded import EmbeddedBroker, EmbeddedPostgres
+from gateway.seed import seed_demo
+from ingest.migrate import migrate
+
+console = Console()
+PUBLISHERS = 4  # mosquitto_pub -l misbehaves past ~65k QoS 1 messages per run: split the load
+HOMES = 40
+
+
+@dataclass
+class Figure:
+    """One measured number, and what it is compared with."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: str | None = None
+    ratio: float | None = None
+    target: str | None = None
+    ok: bool | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool) or (f"/usr/bin/{tool}" if Path(f"/usr/bin/{tool}").exists() else None)
+    if path is None:
+        sys.exit(f"{tool} is needed for the raw broker limit: apt-get install -y mosquitto-clients")
+    return path
+
+
+def _payload_lines(device_seq_base: int, count: int, start: datetime) -> Iterator[bytes]:
+    base_ts = start.timestamp()
+    for i in range(count):
+        seq = device_seq_base + i
+        yield (
+            b'{"boot":1,"seq":%d,"ts":%.3f,"metric":"motion","value":%d}\n'
+            % (seq, base_ts + i * 0.001, seq % 2)
+        )
+
+
+def _devices() -> list[tuple[str, str]]:
+    return [(f"h{i:02d}", f"h{i:02d}-pir-living") for i in range(1, PUBLISHERS + 1)]
+
+
+def _publish_all(port: int, per_publisher: int, start: datetime, seq0: int = 0) -> float:
+    """Publish `per_publisher` readings per device with mosquitto_pub -l; returns seconds."""
+    pub = _require("mosquitto_pub")
+    procs = []
+    t0 = time.perf_counter()
+    for home, device in _devices():
+        proc = subprocess.Popen(
+            [
+                pub,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-q",
+                "1",
+                "-l",
+                "-i",
+                f"bench-pub-{device}",
+                "-t",
+                f"eldercare/{home}/{device}/readings",
+            ],
+            stdin=subprocess.PIPE,
+        )
+        procs.append(proc)
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"".join(_payload_lines(seq0, per_publisher, start)))
+        proc.stdin.close()
+    for proc in procs:
+        proc.wait()
+    return time.perf_counter() - t0
+
+
+def raw_broker(broker: EmbeddedBroker, per_publisher: int) -> Figure:
+    """Mosquitto QoS 1 publish -> subscribe throughput with the fastest C clients."""
+    sub = _require("mosquitto_sub")
+    total = per_publisher * PUBLISHERS
+    receiver = subprocess.Popen(
+        [
+            sub,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+            "-q",
+            "1",
+            "-t",
+            "eldercare/#",
+            "-C",
+            str(total),
+            "-i",
+            "bench-raw-sub",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    _publish_all(broker.port, per_publisher, datetime.now(UTC) - timedelta(hours=1))
+    receiver.wait(timeout=600)
+    elapsed = time.perf_counter() - t0
+    return Figure(
+        "raw broker QoS 1 (mosquitto_pub -l x4 -> mosquitto_sub)",
+        total / elapsed,
+        "msg/s",
+        detail={"messages": total, "seconds": round(elapsed, 3)},
+    )
+
+
+def raw_copy(dsn: str, rows: int, batch: int = 10_000) -> Figure:
+    """Binary COPY into the readings table, in batches, one transaction each."""
+    start = datetime.now(UTC) - timedelta(days=1)
+    t0 = time.perf_counter()
+    with psycopg.connect(dsn) as conn:
+        for first in range(0, rows, batch):
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY readings (device_id, boot, seq, ts, home_id, metric, value)"
+                    " FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(["text", "int4", "int8", "timestamptz", "text", "text", "float8"])
+                for i in range(first, min(first + batch, rows)):
+                    copy.write_row(
+                        (
+                            "bench-copy",
+                            1,
+                            i,
+                            start + timedelta(milliseconds=i),
+                            "h01",
+                            "motion",
+                            1.0,
+                        )
+                    )
+            conn.commit()
+        conn.execute("DELETE FROM readings WHERE device_id = 'bench-copy'")
+        conn.commit()
+    elapsed = time.perf_counter() - t0
+    return Figure(
+        "raw PostgreSQL binary COPY into readings (10k batches)",
+        rows / elapsed,
+        "rows/s",
+        detail={"rows": rows, "seconds": round(elapsed, 3)},
+    )
+
+
+def _count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM readings").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _service_env(dsn: str, broker: EmbeddedBroker, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ELDERCARE_DATABASE__URL": dsn,
+        "ELDERCARE_MQTT__URL": broker.url,
+        "ELDERCARE_MQTT__PROTOCOL": broker.protocol,
+        "ELDERCARE_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def ingest_workers(
+    dsn: str, broker: EmbeddedBroker, workers: int, logdir: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`workers` ingest processes sharing the readings through $share/bench/..."""
+    procs = []
+    for i in range(workers):
+        env = _service_env(
+            dsn,
+            broker,
+            {
+                "ELDERCARE_INGEST__SHARED_GROUP": "bench",
+                "ELDERCARE_INGEST__CLIENT_ID": f"bench-ingest-{i}",
+                "ELDERCARE_INGEST__BATCH_MAX_ROWS": "5000",
+                "ELDERCARE_INGEST__BATCH_MAX_DELAY_MS": "20",
+                "ELDERCARE_MQTT__RECEIVE_MAXIMUM": "10000",
+            },
+        )
+        with (logdir / f"ingest-{i}.log").open("ab") as out:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "from gateway.cli import main; main()",
+                        "run",
+                        "--components",
+                        "ingest",
+                    ],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    try:
+        time.sleep(3.0)  # connected and subscribed
+        yield procs
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(15)
+
+
+def our_ingest(
+    dsn: str, broker: EmbeddedBroker, per_publisher: int, workers: int, logdir: Path
+) -> Figure:
+    """Sustained durable ingest: published until every reading is committed."""
+    total = per_publisher * PUBLISHERS
+    before = _count(dsn)
+    with ingest_workers(dsn, broker, workers, logdir) as procs:
+        t0 = time.perf_counter()
+        _publish_all(
+            broker.port, per_publisher, datetime.now(UTC) - timedelta(hours=2), seq0=1_000_000
+        )
+        deadline = time.monotonic() + 600
+        while _count(dsn) - before < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ingest did not finish; logs in {logdir}")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+        rss = sum(psutil.Process(p.pid).memory_info().rss for p in procs if p.poll() is None)
+    return Figure(
+        f"our ingest, QoS 1, ack after commit ({workers} workers, $share)",
+        total / elapsed,
+        "readings/s",
+        detail={
+            "readings": total,
+            "seconds": round(elapsed, 3),
+            "workers_rss_mib": round(rss / 2**20, 1),
+        },
+    )
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    arrivals: dict[int, float] = {}  # noqa: RUF012 - one receiver per run
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        now = time.time()
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with contextlib.suppress(ValueError, KeyError):
+            alert = json.loads(body)["alert"]
+            home = int(alert["home_id"][1:])
+            with self.lock:
+                self.arrivals.setdefault(home, now)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _paced_load(port: int, rate: float, stop: threading.Event) -> threading.Thread:
+    """Background readings at `rate` per second through mosquitto_pub -l, paced by writing."""
+    pub = _require("mosquitto_pub")
+
+    def run() -> None:
+        procs = []
+        for home, device in _devices():
+            procs.append(
+                subprocess.Popen(
+                    [
+                        pub,
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-q",
+                        "1",
+                        "-l",
+                        "-i",
+                        f"bench-load-{device}",
+                        "-t",
+                        f"eldercare/{home}/{device}/readings",
+                    ],
+                    stdin=subprocess.PIPE,
+                )
+            )
+        start = datetime.now(UTC) - timedelta(hours=3)
+        per_tick = max(1, int(rate * 0.01 / len(procs)))
+        seq = 2_000_000
+        t_next = time.perf_counter()
+        while not stop.is_set():
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write(b"".join(_payload_lines(seq, per_tick, start)))
+                proc.stdin.flush()
+            seq += per_tick
+            t_next += 0.01
+            time.sleep(max(0.0, t_next - time.perf_counter()))
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(60)
+
+    thread = threading.Thread(target=run, name="bench-load", daemon=True)
+    thread.start()
+    return thread
+
+
+def sos_latency(
+    dsn: str, broker: EmbeddedBroker, workers: int, sustained: float, presses: int, logdir: Path
+) -> list[Figure]:
+    """SOS publish -> alert committed -> first notification handed over, under 80 % load."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO contact_channels (user_id, channel, target)"
+            " SELECT id, 'webhook', %s FROM users WHERE role = 'village_worker'"
+            " ON CONFLICT DO NOTHING",
+            (hook,),
+        )
+        conn.commit()
+    env = _service_env(
+        dsn,
+        broker,
+        {"ELDERCARE_ALERTS__POLL_S": "0.5", "ELDERCARE_ALERTS__CLIENT_ID": "bench-alerts"},
+    )
+    with (logdir / "alerts.log").open("ab") as out:
+        alerts = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from gateway.cli import main; main()",
+                "run",
+                "--components",
+                "alerts",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    stop = threading.Event()
+    sent: dict[int, float] = {}
+    try:
+        with ingest_workers(dsn, broker, workers, logdir):
+            load = _paced_load(broker.port, 0.8 * sustained, stop)
+            time.sleep(2.0)
+            asyncio.run(_press(broker, presses, sent))
+            time.sleep(3.0)
+            stop.set()
+            load.join(120)
+    finally:
+        alerts.terminate()
+        alerts.wait(15)
+        server.shutdown()
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT home_id, extract(epoch FROM opened_at) FROM alerts WHERE kind = 'sos'"
+        ).fetchall()
+    committed = {int(h[1:]): float(t) for h, t in rows}
+    to_commit = [1000 * (committed[h] - t) for h, t in sent.items() if h in committed]
+    to_notify = [
+        1000 * (_Receiver.arrivals[h] - t) for h, t in sent.items() if h in _Receiver.arrivals
+    ]
+    figures = []
+    for name, values in (
+        ("SOS publish -> alert row written", to_commit),
+        ("SOS publish -> first notification received", to_notify),
+    ):
+        if len(values) < presses:
+            console.print(f"[red]{name}: only {len(values)} of {presses} arrived[/red]")
+        if not values:
+            continue
+        q = statistics.quantiles(values, n=100, method="inclusive")
+        figures.append(Figure(f"{name}, p50 (80 % load)", statistics.median(values), "ms"))
+        figures.append(
+            Figure(
+                f"{name}, p99 (80 % load)",
+                q[98],
+                "ms",
+                target="<= 50 ms",
+                ok=q[98] <= 50,
+                detail={"n": len(values), "max_ms": round(max(values), 1)},
+            )
+        )
+    return figures
+
+
+async def _press(broker: EmbeddedBroker, presses: int, sent: dict[int, float]) -> None:
+    from devices.payload import Reading
+    from simulators.publisher import MqttPublisher
+
+    async with MqttPublisher(broker.url, "bench-sos", broker.protocol) as pub:
+        for i in range(presses):
+            home = i % HOMES + 1
+            now = datetime.now(UTC)
+            reading = Reading(
+                f"h{home:02d}", f"h{home:02d}-sos", "sos_button", 7, i, now, "press", 1.0
+            )
+            sent[home] = time.time()
+            await pub.publish_readings([reading])
+            await asyncio.sleep(0.2)
+
+
+def main() -> None:
+    """Run the benchmarks and print/write the report."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--readings", type=int, default=200_000)
+    parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
+    parser.add_argument("--sos", type=int, default=40, help="SOS presses (distinct homes)")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
+    args = parser.parse_args()
+    per_publisher = min(args.readings // PUBLISHERS, 60_000)
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="eldercare-bench-") as tmp:
+        root = Path(tmp)
+        logdir = root / "logs"
+        logdir.mkdir()
+        with EmbeddedPostgres(root / "pg") as pg, EmbeddedBroker(root / "mq") as broker:
+            dsn = pg.url
+            asyncio.run(migrate(dsn))
+
+            async def seed() -> None:
+                async with await psycopg.AsyncConnection.connect(dsn) as conn:
+                    await seed_demo(conn, homes=HOMES)
+
+            asyncio.run(seed())
+            console.print(
+                f"machine: {os.cpu_count()} cores; broker {broker.kind}; "
+                f"{per_publisher * PUBLISHERS} readings per run"
+            )
+            raw_mq = raw_broker(broker, per_publisher)
+            figures.append(raw_mq)
+            raw_pg = raw_copy(dsn, per_publisher * PUBLISHERS)
+            figures.append(raw_pg)
+            ours = our_ingest(dsn, broker, per_publisher, args.workers, logdir)
+            ours.baseline, ours.ratio = raw_mq.name, ours.value / raw_mq.value
+            ours.target, ours.ok = ">= 40 % of raw broker QoS 1", ours.ratio >= 0.4
+            ours.detail["ratio_to_copy"] = round(ours.value / raw_pg.value, 3)
+            figures.append(ours)
+            figures += sos_latency(dsn, broker, args.workers, ours.value, args.sos, logdir)
+    _print(figures)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "cores": os.cpu_count(),
+                "figures": [asdict(f) for f in figures],
+            },
+            indent=2,
+        )
+    )
+    console.print(f"report written to {args.json}")
+
+
+def _print(figures: list[Figure]) -> None:
+    table = Table(title="eldercare benchmarks (this machine, this run)")
+    for col in ("measure", "value", "ratio", "target", "ok"):
+        table.add_column(col)
+    for f in figures:
+        table.add_row(
+            f.name,
+            f"{f.value:,.1f} {f.unit}",
+            "" if f.ratio is None else f"{f.ratio:.2f}",
+            f.target or "",
+            "" if f.ok is None else ("yes" if f.ok else "NO"),
+        )
+    console.print(table)
