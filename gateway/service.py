@@ -17,10 +17,12 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from alerts import baselines
 from alerts.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
 from alerts.config import AlertMetrics
 from alerts.detect import default_detectors
 from alerts.dispatch import Dispatcher
+from alerts.learned import LearnedDetector
 from alerts.service import AlertService
 from gateway.app import AppContext, create_app
 from gateway.live import Broadcaster
@@ -150,12 +152,18 @@ async def serve(
                 Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
             )
             running.subscribers["alerts"] = sub
+            async with pool.connection() as conn:
+                detectors = default_detectors(await baselines.load_layout(conn))
+                learned = detectors.find(LearnedDetector)
+                if learned is not None:
+                    await baselines.restore(conn, learned)
+                    tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
             service = AlertService(
                 settings.alerts,
                 pool,
                 sub,
                 RegistryCache(load_registry, settings.ingest.registry_refresh_s),
-                default_detectors(),
+                detectors,
                 dispatcher,
                 alert_metrics,
             )
