@@ -35,6 +35,10 @@ class AlertSettings(BaseModel):
     retry_base_s: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     poll_s: float = Field(default=1.0, gt=0)
+    store_timeout_s: float = Field(
+        default=2.0, gt=0, description="wait this long for the database before the fallback"
+    )
+    fallback_refresh_s: float = Field(default=60.0, gt=0)
     send_timeout_s: float = Field(default=10.0, gt=0)
     webhook_secret: SecretStr = SecretStr("development-webhook-secret")
     smtp: SmtpSettings = SmtpSettings()
@@ -51,6 +55,11 @@ class AlertMetrics:
             "eldercare_notifications",
             "notification attempts",
             ["channel", "result"],
+            registry=registry,
+        )
+        self.fallback = Counter(
+            "eldercare_fallback_notifications",
+            "emergency notifications sent from cached contacts while the store was unavailable",
             registry=registry,
         )
         self.alert_latency = Histogram(

@@ -94,7 +94,6 @@ def up(
         overrides: dict[str, Any] = {
             "database": {"url": pg.url},
             "mqtt": {"url": mq.url, "protocol": mq.protocol},
-            "ingest": {"shared_group": "ingest" if mq.kind == "mosquitto" else None},
             "alerts": {
                 "smtp": {"host": "127.0.0.1", "port": smtp_port},
                 "repeat_s": base.alerts.repeat_s,

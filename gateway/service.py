@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import psycopg
 import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
@@ -22,6 +23,7 @@ from alerts.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
 from alerts.config import AlertMetrics
 from alerts.detect import default_detectors
 from alerts.dispatch import Dispatcher
+from alerts.fallback import EmergencyFallback
 from alerts.learned import LearnedDetector
 from alerts.service import AlertService
 from gateway.app import AppContext, create_app
@@ -118,7 +120,7 @@ async def serve(
         running = Running(settings, pool, metrics, stop)
 
         async def load_registry() -> Any:
-            async with pool.connection() as conn:
+            async with pool.connection(timeout=2.0) as conn:
                 return await ingest_store.load_registry(conn)
 
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
@@ -152,12 +154,24 @@ async def serve(
                 Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
             )
             running.subscribers["alerts"] = sub
-            async with pool.connection() as conn:
-                detectors = default_detectors(await baselines.load_layout(conn))
+            try:  # rooms and learned baselines; detection runs without them if unreachable
+                async with pool.connection() as conn:
+                    detectors = default_detectors(await baselines.load_layout(conn))
+                    learned = detectors.find(LearnedDetector)
+                    if learned is not None:
+                        await baselines.restore(conn, learned)
+            except psycopg.Error:
+                log.exception("could not load device rooms / baselines; starting without them")
+                detectors = default_detectors()
                 learned = detectors.find(LearnedDetector)
-                if learned is not None:
-                    await baselines.restore(conn, learned)
-                    tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
+            if learned is not None:
+                tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
+            fallback = EmergencyFallback(
+                pool,
+                _channels(settings, http),
+                settings.gateway.base_url() + "/console",
+                refresh_s=settings.alerts.fallback_refresh_s,
+            )
             service = AlertService(
                 settings.alerts,
                 pool,
@@ -166,8 +180,10 @@ async def serve(
                 detectors,
                 dispatcher,
                 alert_metrics,
+                fallback=fallback,
             )
             tasks += [
+                ("alerts-fallback", fallback.run()),
                 ("alerts", service.run()),
                 ("alerts-tick", service.tick()),
                 ("dispatcher", dispatcher.run()),

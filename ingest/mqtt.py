@@ -25,6 +25,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, Field, field_validator
 
+from devices.backoff import jittered_delay
+
 log = logging.getLogger(__name__)
 
 
@@ -82,7 +84,6 @@ def _client(settings: MqttSettings, client_id: str) -> paho.Client:
         )
     if parts.username:
         client.username_pw_set(parts.username, parts.password)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
     # Cap paho's own windows well under the 65 535 packet-id space.
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
@@ -110,6 +111,7 @@ class Subscriber:
         self._connected = threading.Event()
         self.connected_once = asyncio.Event()
         self.reconnects = 0
+        self._attempt = 0
 
     @property
     def connected(self) -> bool:
@@ -130,6 +132,7 @@ class Subscriber:
             return
         with self._lock:
             self._generation += 1
+        self._attempt = 0
         self._connected.set()
         sock = client.socket()
         if isinstance(sock, socket.socket):
@@ -150,7 +153,20 @@ class Subscriber:
     ) -> None:
         self._connected.clear()
         self.reconnects += 1
-        log.warning("%s disconnected: %s; paho reconnects", self._client_id, reason)
+        delay = self._next_delay(client)
+        log.warning("%s disconnected: %s; reconnecting in %.1f s", self._client_id, reason, delay)
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        delay = self._next_delay(client)
+        log.warning("%s could not reach the broker; retrying in %.1f s", self._client_id, delay)
+
+    def _next_delay(self, client: paho.Client) -> float:
+        """Set paho's next reconnect wait to a jittered exponential delay."""
+        self._attempt = min(self._attempt + 1, 30)
+        delay = jittered_delay(self._attempt)
+        # paho waits min_delay on the first retry after this call; both bounds equal = exact.
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+        return delay
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         message = Message(
@@ -171,6 +187,8 @@ class Subscriber:
         client = _client(self._settings, self._client_id)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        self._next_delay(client)
         client.on_message = self._on_message
         parts = urlsplit(self._settings.url)
         props: Properties | None = None

@@ -42,8 +42,11 @@ class RegistryCache:
         if age >= self._refresh_s or (miss and age >= self._miss_interval_s):
             try:
                 await self.refresh()
-            except Exception:
-                log.exception("registry reload failed; keeping the previous snapshot")
+            except Exception as exc:
+                # Keep the previous snapshot and wait a full interval before trying again, so
+                # an unreachable database does not stall every message behind a reload.
+                self._loaded_at = time.monotonic()
+                log.warning("registry reload failed (%r); keeping the previous snapshot", exc)
                 return False
             return True
         return False

@@ -27,9 +27,11 @@ class IngestSettings(BaseModel):
 
     client_id: str = "eldercare-ingest"
     shared_group: str | None = Field(
-        default="ingest",
-        description="MQTT shared-subscription group ($share/<group>/...) so several "
-        "workers split the load; empty to subscribe directly",
+        default=None,
+        description="MQTT shared-subscription group ($share/<group>/...) so several workers "
+        "split the load. Off by default: Mosquitto drops messages for a share group while "
+        "none of its members is connected (e.g. all ingesters restarting), whereas a plain "
+        "persistent subscription queues them",
     )
     batch_max_rows: int = Field(default=2000, ge=1, le=50_000)
     batch_max_delay_ms: int = Field(default=20, ge=0, le=5000)

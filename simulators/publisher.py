@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices import topics
+from devices.backoff import jittered_delay
 from devices.payload import Reading, encode
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ class MqttPublisher:
             client_id=self._client_id,
             protocol=MQTTv5 if self._protocol == "5" else MQTTv311,
         )
-        client.reconnect_delay_set(1, 30)
+        self._attempt = 0
+        self._set_backoff(client)
+        client.on_connect_fail = self._on_connect_fail
         if self._address.username is not None:
             client.username_pw_set(self._address.username, self._address.password)
         if self._address.tls:
@@ -221,6 +224,7 @@ class MqttPublisher:
             self._call_in_loop(_fail_once, self._connected, error)
         else:
             log.info("connected to MQTT broker %s as %s", self.url, self._client_id)
+            self._attempt = 0
             self._call_in_loop(_resolve_once, self._connected)
 
     def _on_disconnect(
@@ -231,8 +235,21 @@ class MqttPublisher:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        delay = self._set_backoff(client)
         if reason_code.is_failure:
-            log.warning("lost MQTT broker %s (%s); reconnecting", self.url, reason_code)
+            log.warning(
+                "lost MQTT broker %s (%s); reconnecting in %.1f s", self.url, reason_code, delay
+            )
+
+    def _on_connect_fail(self, client: Client, userdata: Any) -> None:
+        self._set_backoff(client)
+
+    def _set_backoff(self, client: Client) -> float:
+        """Next reconnect wait: exponential with full jitter (devices must not stampede)."""
+        self._attempt += 1
+        delay = jittered_delay(self._attempt)
+        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+        return delay
 
     def _on_publish(
         self,
