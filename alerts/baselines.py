@@ -37,8 +37,10 @@ async def save(conn: AsyncConnection[Any], baselines: list[Baseline]) -> int:
         return 0
     async with conn.transaction():
         await conn.execute(
-            "CREATE TEMP TABLE baselines_in (home_id text, state jsonb) ON COMMIT DROP"
+            "CREATE TEMP TABLE IF NOT EXISTS baselines_in (home_id text, state jsonb)"
+            " ON COMMIT DROP"
         )
+        await conn.execute("TRUNCATE baselines_in")
         async with conn.cursor().copy("COPY baselines_in (home_id, state) FROM STDIN") as copy:
             for b in baselines:
                 state = {
