@@ -7,10 +7,16 @@ at once; ``advance(now)`` returns those that the passing of event time causes.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from alerts.model import Category, Severity, Signal
 from devices.payload import Reading
+
+if TYPE_CHECKING:
+    from alerts.layout import Layout
+    from alerts.rules import Rules
+
+T = TypeVar("T")
 
 
 class Detector(Protocol):
@@ -52,6 +58,51 @@ class SosDetector:
         return []
 
 
+# Hazards raised on the very reading: (metric, kind) -> alert kind, summary. A metric named
+# here with value 1 (or a CO level above `CO_PPM_ALARM`) is an emergency wherever it comes from.
+_HAZARDS: dict[str, tuple[str, str]] = {
+    "fall": ("fall", "fall detected"),
+    "smoke": ("smoke", "smoke alarm"),
+    "gas": ("gas", "gas leak alarm"),
+    "co": ("co", "carbon monoxide alarm"),
+    "co_alarm": ("co", "carbon monoxide alarm"),
+}
+CO_PPM_ALARM = 50.0
+
+
+class HazardDetector:
+    """Fall events (wearable, radar), smoke, gas and CO: an emergency on the very reading."""
+
+    def observe(self, reading: Reading) -> list[Signal]:
+        """A critical signal for a hazard reading; nothing otherwise."""
+        hazard = _HAZARDS.get(reading.metric)
+        triggered = reading.value == 1.0
+        if reading.metric in ("co", "co_ppm") and reading.kind not in ("", "co_alarm"):
+            triggered = reading.value >= CO_PPM_ALARM if reading.metric == "co_ppm" else triggered
+            hazard = _HAZARDS["co"]
+        if hazard is None or not triggered:
+            return []
+        kind, summary = hazard
+        return [
+            Signal(
+                home_id=reading.home_id,
+                kind=kind,
+                category=Category.EMERGENCY,
+                severity=Severity.CRITICAL,
+                event_at=reading.ts,
+                summary=f"{summary} ({reading.kind})",
+                device_id=reading.device_id,
+                boot=reading.boot,
+                seq=reading.seq,
+                evidence={"metric": reading.metric, "value": reading.value, "device": reading.kind},
+            )
+        ]
+
+    def advance(self, now: datetime) -> list[Signal]:
+        """Nothing waits on time for a hazard."""
+        return []
+
+
 class DetectorSet:
     """Several detectors run as one."""
 
@@ -66,6 +117,13 @@ class DetectorSet:
         """Every detector's signals for the time now reached."""
         return [s for d in self._detectors for s in d.advance(now)]
 
+    def find(self, kind: type[T]) -> T | None:
+        """The first detector of type `kind` (e.g. to persist its baselines)."""
+        for d in self._detectors:
+            if isinstance(d, kind):
+                return d
+        return None
+
 
 IMMEDIATE_KINDS = frozenset({"sos", "fall", "smoke", "gas", "co"})
 """Alert kinds raised on the very reading. For devices of urgent kinds (devices.catalogue)
@@ -74,9 +132,25 @@ they are raised by the alerts stage's urgent path, on a subscription of their ow
 
 def immediate_detectors() -> DetectorSet:
     """The stateless detectors of the urgent path (they must raise only IMMEDIATE_KINDS)."""
-    return DetectorSet([SosDetector()])
+    return DetectorSet([SosDetector(), HazardDetector()])
 
 
-def default_detectors() -> DetectorSet:
-    """The detectors the service runs on the full stream."""
-    return DetectorSet([SosDetector()])
+def default_detectors(layout: Layout | None = None, rules: Rules | None = None) -> DetectorSet:
+    """The detectors the service runs: immediate first, so they are never held up."""
+    from alerts.health import TemperatureWatch, VitalsWatch
+    from alerts.learned import LearnedDetector
+    from alerts.rules import Rules
+    from alerts.technical import DeviceWatch
+
+    rules = rules or Rules()
+    watch = DeviceWatch(rules.technical)
+    return DetectorSet(
+        [
+            SosDetector(),
+            HazardDetector(),
+            watch,
+            TemperatureWatch(rules.temperature),
+            VitalsWatch(rules.vitals),
+            LearnedDetector(layout, rules, suppressed=watch.hub_offline),
+        ]
+    )

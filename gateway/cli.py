@@ -272,6 +272,11 @@ def simulate_homes_cmd(
         asyncio.run(go())
 
 
+from gateway import cli_detect  # noqa: E402
+
+cli_detect.register(app)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

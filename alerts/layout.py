@@ -1,0 +1,116 @@
+"""What each device tells the detectors: its role, from its kind and the room it is in.
+
+Detectors see readings, which carry a device's kind but not its room; a `Layout` adds the
+room (from the `devices` table live, from `sensors.json` in replay) and each home's time zone.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+
+class Role(enum.Enum):
+    """How a device's readings count for occupancy and the learned rules."""
+
+    ACTIVITY = "activity"  # any movement of the elder: motion, cupboard, interior door, chair
+    ENTRY_DOOR = "entry_door"  # a door to the outside: the way out and back in
+    BED = "bed"  # bed pressure mat: occupied / left
+    WATER = "water"  # water use: flush, tap float, water meter
+    POWER = "power"  # power use: appliance switch, power meter
+    PASSIVE = "passive"  # measurements that are no sign of the elder (temperature, vitals)
+
+
+# Kind names as in devices/catalogue.py; the extra names cover the full catalogue and the
+# replay dataset's kinds (sensors.json), so a new kind only needs a row here.
+_KIND_ROLES: dict[str, Role] = {
+    "pir_motion": Role.ACTIVITY,
+    "motion": Role.ACTIVITY,
+    "radar": Role.ACTIVITY,
+    "door_contact": Role.ACTIVITY,
+    "door": Role.ACTIVITY,
+    "contact": Role.ACTIVITY,
+    "cupboard_contact": Role.ACTIVITY,
+    "chair_mat": Role.ACTIVITY,
+    "chair": Role.ACTIVITY,
+    "sos_button": Role.ACTIVITY,
+    "entry_door": Role.ENTRY_DOOR,
+    "bed_mat": Role.BED,
+    "bed": Role.BED,
+    "water": Role.WATER,
+    "water_meter": Role.WATER,
+    "appliance": Role.POWER,
+    "power": Role.POWER,
+    "power_meter": Role.POWER,
+    "power_plug": Role.POWER,
+}
+_ENTRY_ROOMS = frozenset({"entrance", "entry", "front door", "hall", "hallway"})
+_BEDROOMS = frozenset({"bedroom"})
+_BATHROOMS = frozenset({"bathroom", "toilet", "wc", "washroom"})
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A device as the learned detectors see it."""
+
+    role: Role
+    room: str
+
+    @property
+    def bedroom(self) -> bool:
+        """Whether the device is in the bedroom (or is the bed)."""
+        return self.role is Role.BED or self.room in _BEDROOMS
+
+    @property
+    def bathroom(self) -> bool:
+        """Whether the device is in a bathroom or toilet."""
+        return self.room in _BATHROOMS
+
+
+def classify(kind: str, room: str = "", entry: bool | None = None) -> DeviceInfo:
+    """The role of a device of `kind` in `room`; a door contact in the hall is an entry door
+    unless `entry` says otherwise."""
+    room = room.strip().lower()
+    role = _KIND_ROLES.get(kind, Role.PASSIVE)
+    if kind == "door_contact" and (entry if entry is not None else room in _ENTRY_ROOMS):
+        role = Role.ENTRY_DOOR
+    return DeviceInfo(role, room)
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedDevice:
+    """One row of a layout: a device, its home, kind and room."""
+
+    device_id: str
+    home_id: str
+    kind: str
+    room: str = ""
+    entry: bool | None = None
+
+
+class Layout:
+    """Device roles and home time zones; unknown devices are classified by kind alone."""
+
+    def __init__(
+        self,
+        devices: Iterable[PlacedDevice] = (),
+        timezones: dict[str, str] | None = None,
+        default_tz: str = "UTC",
+    ) -> None:
+        self._devices = {d.device_id: classify(d.kind, d.room, d.entry) for d in devices}
+        self._tz = {h: ZoneInfo(tz) for h, tz in (timezones or {}).items()}
+        self._default_tz = ZoneInfo(default_tz)
+
+    def device(self, device_id: str, kind: str) -> DeviceInfo:
+        """The device's role; a device not in the layout is classified by its kind."""
+        info = self._devices.get(device_id)
+        if info is None:
+            info = classify(kind)
+            self._devices[device_id] = info
+        return info
+
+    def tz(self, home_id: str) -> ZoneInfo:
+        """The home's time zone (local hours drive the per-slot baselines)."""
+        return self._tz.get(home_id, self._default_tz)

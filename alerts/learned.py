@@ -1,0 +1,553 @@
+"""Learned, per-elder detectors on event time: occupancy, inactivity, routine rules.
+
+State lives in numpy arrays indexed by home, so per-reading work is O(1) (a bounded number of
+slot updates) and the periodic `advance` is one vectorised pass over all homes. Baselines are
+learned online per local hour from the elder's own history, start from conservative defaults,
+and are exported/imported as `Baseline` values for persistence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.layout import DeviceInfo, Layout, Role
+from alerts.model import Category, Severity, Signal
+from alerts.rules import HOUR, Rules
+from devices.payload import Reading
+
+HOME, ASLEEP, OUT = 0, 1, 2
+CONTEXTS = ("home", "asleep", "out")
+SLOTS = 24
+DAY = 86400.0
+_NON_ACTIVITY_METRICS = frozenset({"heartbeat", "battery", "status", "rssi", "worn"})
+_METER_METRICS = frozenset({"power", "watts", "flow", "energy"})
+
+# Timers kept as deadlines (event-time seconds; +inf when unarmed), one column each.
+T_BATH, T_BED, T_WANDER, T_WATER, T_POWER = range(5)
+N_TIMERS = 5
+_TIMER_KINDS = (
+    "bathroom_too_long",
+    "out_of_bed_night",
+    "night_wandering",
+    "no_utility_use",
+    "no_utility_use",
+)
+# Learned maxima per home (seconds): bathroom stay, night out-of-bed, night outing, water gap,
+# power gap.
+L_BATH, L_BED, L_WANDER, L_WATER, L_POWER = range(5)
+
+F64 = npt.NDArray[np.float64]
+
+
+def _ts(at: datetime) -> float:
+    return at.timestamp()
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """One home's learned state, as persisted (migration 0007)."""
+
+    home_id: str
+    first_seen: float
+    records: list[list[float]]  # [context][local hour] longest normal silence, seconds
+    maxima: list[float]  # learned maxima for the timer rules, seconds (nan: none yet)
+    daily_mean: float
+    daily_days: int
+
+
+class _Home:
+    """Per-home values that change rarely (not touched by the vectorised tick)."""
+
+    __slots__ = (
+        "bath_since",
+        "bed_left",
+        "day",
+        "day_count",
+        "day_out_s",
+        "has_bath_motion",
+        "has_bed",
+        "home_id",
+        "out_events",
+        "wander_exit",
+    )
+
+    def __init__(self, home_id: str) -> None:
+        self.home_id = home_id
+        self.out_events = 0
+        self.bath_since = math.nan
+        self.bed_left = math.nan
+        self.wander_exit = math.nan
+        self.has_bed = False
+        self.has_bath_motion = False
+        self.day = -1
+        self.day_count = 0
+        self.day_out_s = 0.0
+
+
+class LearnedDetector:
+    """Occupancy (home / out / asleep) and the learned per-elder rules, for many homes."""
+
+    def __init__(
+        self,
+        layout: Layout | None = None,
+        rules: Rules | None = None,
+        suppressed: Callable[[str], bool] | None = None,
+        capacity: int = 64,
+    ) -> None:
+        self.layout = layout or Layout()
+        self.rules = rules or Rules()
+        self._suppressed = suppressed or (lambda _home: False)
+        self._index: dict[str, int] = {}
+        self._homes: list[_Home] = []
+        self._alloc(capacity)
+
+    # -- storage -----------------------------------------------------------------------------
+    def _alloc(self, capacity: int) -> None:
+        n = capacity
+        self.last_act: F64 = np.full(n, np.nan)
+        self.ctx = np.zeros(n, np.int8)
+        self.fired = np.zeros(n, bool)
+        self.offset: F64 = np.zeros(n)
+        self.first_seen: F64 = np.full(n, np.nan)
+        self.last_door: F64 = np.full(n, -np.inf)
+        self.records: F64 = np.zeros((n, 3, SLOTS))
+        self.thresholds: F64 = np.full((n, 3, SLOTS), np.inf)
+        self.due: F64 = np.full((n, N_TIMERS), np.inf)
+        self.maxima: F64 = np.full((n, N_TIMERS), np.nan)
+        self.last_use: F64 = np.full((n, 2), np.nan)
+        self.daily_mean: F64 = np.zeros(n)
+        self.daily_days = np.zeros(n, np.int32)
+
+    def _grow(self) -> None:
+        old = len(self.last_act)
+        keep = {name: getattr(self, name) for name in _ARRAYS}
+        self._alloc(old * 2)
+        for name, arr in keep.items():
+            getattr(self, name)[:old] = arr
+
+    def home(self, home_id: str) -> int:
+        """The array index of a home, allocating one on first sight."""
+        idx = self._index.get(home_id)
+        if idx is None:
+            idx = len(self._homes)
+            if idx >= len(self.last_act):
+                self._grow()
+            self._index[home_id] = idx
+            self._homes.append(_Home(home_id))
+            self._refresh(idx)
+        return idx
+
+    # -- thresholds --------------------------------------------------------------------------
+    def _learned_days(self, h: int, now: float) -> float:
+        first = self.first_seen[h]
+        return 0.0 if math.isnan(first) else (now - first) / DAY
+
+    def _refresh(self, h: int, now: float | None = None) -> None:
+        """Recompute one home's inactivity thresholds from its records (O(3 x 24))."""
+        r = self.rules.inactivity
+        rec = self.records[h]
+        smeared = rec.copy()
+        for k in range(1, r.smear_slots + 1):
+            smeared = np.maximum(smeared, np.roll(rec, k, axis=1))
+            smeared = np.maximum(smeared, np.roll(rec, -k, axis=1))
+        thr = smeared * r.factor + r.margin_s
+        thr[HOME] = np.maximum(thr[HOME], r.floor_home_s)
+        thr[ASLEEP] = np.maximum(thr[ASLEEP], r.floor_asleep_s)
+        warm = now is not None and self._learned_days(h, now) >= r.warmup_days
+        if not warm:
+            thr[HOME] = np.maximum(thr[HOME], r.default_home_s)
+            thr[ASLEEP] = np.maximum(thr[ASLEEP], r.default_asleep_s)
+        thr[OUT] = np.inf  # out of home: no inactivity alert (night wandering covers it)
+        self.thresholds[h] = thr
+
+    def _local_hour(self, h: int, ts: float) -> int:
+        return int(((ts + self.offset[h]) % DAY) // HOUR)
+
+    def _limit(
+        self,
+        h: int,
+        col: int,
+        default: float,
+        floor: float,
+        warmup: float,
+        factor: float,
+        now: float,
+    ) -> float:
+        learned = float(self.maxima[h, col])
+        if math.isnan(learned):
+            return default
+        limit = max(floor, learned * factor)
+        if self._learned_days(h, now) < warmup:
+            limit = max(limit, default)
+        return limit
+
+    def _learn_max(self, h: int, col: int, value: float) -> None:
+        cur = self.maxima[h, col]
+        if math.isnan(cur) or value > cur:
+            self.maxima[h, col] = value
+
+    # -- observe -----------------------------------------------------------------------------
+    def observe(self, reading: Reading) -> list[Signal]:
+        """Update occupancy and baselines with one reading; signals due at its event time."""
+        info = self.layout.device(reading.device_id, reading.kind)
+        if info.role is Role.PASSIVE or reading.metric in _NON_ACTIVITY_METRICS:
+            return []
+        h = self.home(reading.home_id)
+        ts = _ts(reading.ts)
+        tz = self.layout.tz(reading.home_id)
+        off = reading.ts.astimezone(tz).utcoffset()
+        self.offset[h] = off.total_seconds() if off is not None else 0.0
+        out: list[Signal] = self._due(h, ts)
+        if reading.metric in _METER_METRICS:
+            if reading.value > 0:
+                self._utility(h, info, ts)
+            return out
+        if math.isnan(self.first_seen[h]):
+            self.first_seen[h] = ts
+        out += self._rollover(h, ts)
+        self._end_silence(h, ts)
+        self._occupancy(h, info, reading, ts)
+        self._rooms(h, info, reading, ts)
+        if info.role in (Role.WATER, Role.POWER):
+            self._utility(h, info, ts)
+        return out
+
+    def _end_silence(self, h: int, ts: float) -> None:
+        """A silence ended with activity: learn it (when plausible) and re-arm."""
+        r = self.rules.inactivity
+        start = self.last_act[h]
+        if not math.isnan(start) and ts > start:
+            ctx = int(self.ctx[h])
+            length = ts - start
+            cap = (r.learn_cap_home_s, r.learn_cap_asleep_s, r.learn_cap_out_s)[ctx]
+            home = self._homes[h]
+            if ctx == OUT:
+                home.day_out_s += length
+            if length <= cap and ctx != OUT:
+                self._learn_silence(h, ctx, start, ts)
+        self.last_act[h] = ts
+        self.fired[h] = False
+
+    def _learn_silence(self, h: int, ctx: int, start: float, end: float) -> None:
+        """Record, for every local hour the silence spanned, how long it had lasted there."""
+        rec = self.records[h, ctx]
+        t = start
+        changed = False
+        for _ in range(SLOTS + 1):
+            if t >= end:
+                break
+            local = t + self.offset[h]
+            slot = int((local % DAY) // HOUR)
+            slot_end = t + (HOUR - (local % HOUR))
+            upto = min(end, slot_end)
+            elapsed = upto - start
+            if elapsed > rec[slot]:
+                rec[slot] = elapsed
+                changed = True
+            t = upto
+        if changed or self._learned_days(h, end) >= self.rules.inactivity.warmup_days:
+            self._refresh(h, end)
+
+    def _occupancy(self, h: int, info: DeviceInfo, reading: Reading, ts: float) -> None:
+        r = self.rules.inactivity
+        home = self._homes[h]
+        ctx = int(self.ctx[h])
+        hour = self._local_hour(h, ts)
+        night = hour >= r.night_start_hour or hour < r.night_end_hour
+        if info.role is Role.ENTRY_DOOR:
+            if ts - self.last_door[h] > r.door_episode_s:
+                if ctx == OUT:  # a door after time out: the elder came back
+                    self.ctx[h] = HOME
+                    self._wander_end(h, ts)
+                else:  # a door from inside: tentatively out, confirmed by the silence after
+                    self.ctx[h] = OUT
+                    home.out_events = 0
+                    self._wander_start(h, ts)
+            self.last_door[h] = ts
+            return
+        if ctx == OUT:
+            home.out_events += 1  # a stray event (pet, sensor) is not a return
+            if home.out_events < r.return_events:
+                return
+            self._wander_end(h, ts)
+        if (info.bedroom and night) or (info.bathroom and ctx == ASLEEP):
+            self.ctx[h] = ASLEEP
+        else:
+            self.ctx[h] = HOME
+
+    def _rooms(self, h: int, info: DeviceInfo, reading: Reading, ts: float) -> None:
+        rr = self.rules.rooms
+        home = self._homes[h]
+        hour = self._local_hour(h, ts)
+        night = hour >= rr.night_from_hour or hour < rr.night_to_hour
+        # Too long in the bathroom: only where a motion sensor shows presence there.
+        if info.bathroom and reading.kind in ("pir_motion", "motion", "radar"):
+            home.has_bath_motion = True
+            if math.isnan(home.bath_since):
+                home.bath_since = ts
+            limit = self._limit(
+                h, L_BATH, rr.bathroom_default_s, rr.bathroom_floor_s, rr.warmup_days, rr.factor, ts
+            )
+            self.due[h, T_BATH] = home.bath_since + limit
+        elif not info.bathroom and not math.isnan(home.bath_since):
+            self._learn_max(h, L_BATH, ts - home.bath_since)
+            home.bath_since = math.nan
+            self.due[h, T_BATH] = np.inf
+        # Out of bed at night: the mat emptied at night and nobody came back.
+        if info.role is Role.BED:
+            home.has_bed = True
+            if reading.value == 0.0 and night:
+                home.bed_left = ts
+                limit = self._limit(
+                    h,
+                    L_BED,
+                    rr.out_of_bed_default_s,
+                    rr.out_of_bed_floor_s,
+                    rr.warmup_days,
+                    rr.factor,
+                    ts,
+                )
+                self.due[h, T_BED] = ts + limit
+            elif reading.value == 1.0:
+                if not math.isnan(home.bed_left) and self.due[h, T_BED] < np.inf:
+                    self._learn_max(h, L_BED, ts - home.bed_left)
+                home.bed_left = math.nan
+                self.due[h, T_BED] = np.inf
+        elif not night and self.due[h, T_BED] < np.inf:
+            home.bed_left = math.nan  # up for the day
+            self.due[h, T_BED] = np.inf
+
+    def _wander_start(self, h: int, ts: float) -> None:
+        rr = self.rules.rooms
+        hour = self._local_hour(h, ts)
+        if hour >= rr.night_from_hour or hour < rr.night_to_hour:
+            self._homes[h].wander_exit = ts
+            limit = self._limit(
+                h, L_WANDER, rr.wander_default_s, rr.wander_floor_s, rr.warmup_days, rr.factor, ts
+            )
+            self.due[h, T_WANDER] = ts + limit
+
+    def _wander_end(self, h: int, ts: float) -> None:
+        home = self._homes[h]
+        if not math.isnan(home.wander_exit):
+            self._learn_max(h, L_WANDER, ts - home.wander_exit)
+        home.wander_exit = math.nan
+        self.due[h, T_WANDER] = np.inf
+
+    def _utility(self, h: int, info: DeviceInfo, ts: float) -> None:
+        u = self.rules.utility
+        col = 0 if info.role is Role.WATER else 1
+        timer = T_WATER if col == 0 else T_POWER
+        last = self.last_use[h, col]
+        if not math.isnan(last) and ts - last <= u.learn_cap_s and ts > last:
+            self._learn_max(h, L_WATER + col, ts - last)
+        self.last_use[h, col] = ts
+        limit = self._limit(h, L_WATER + col, u.default_s, u.floor_s, u.warmup_days, u.factor, ts)
+        self.due[h, timer] = ts + limit
+
+    def _rollover(self, h: int, ts: float) -> list[Signal]:
+        """Close the elder's previous local day: compare its activity with the baseline."""
+        d = self.rules.daily
+        home = self._homes[h]
+        day = int((ts + self.offset[h]) // DAY)
+        out: list[Signal] = []
+        if home.day < 0:
+            home.day = day
+        elif day != home.day:
+            count = home.day_count
+            mean = float(self.daily_mean[h])
+            days = int(self.daily_days[h])
+            whole = day == home.day + 1 and home.day_out_s <= d.max_out_s
+            if whole and days >= d.min_days and count < d.ratio * mean:
+                out.append(
+                    Signal(
+                        home.home_id,
+                        "low_activity",
+                        Category.WELLBEING,
+                        Severity.WARNING,
+                        _dt(ts),
+                        f"activity yesterday {count} events, usually about {mean:.0f}",
+                        evidence={
+                            "seen": count,
+                            "expected": round(mean, 1),
+                            "ratio": d.ratio,
+                            "day_index": home.day,
+                        },
+                    )
+                )
+            elif whole:  # a flagged day is not learned
+                self.daily_mean[h] = (
+                    count if days == 0 else (1 - d.ewma_alpha) * mean + d.ewma_alpha * count
+                )
+                self.daily_days[h] = days + 1
+            home.day = day
+            home.day_count = 0
+            home.day_out_s = 0.0
+        home.day_count += 1
+        return out
+
+    # -- time --------------------------------------------------------------------------------
+    def _due(self, h: int, now: float) -> list[Signal]:
+        """Timers of one home due by `now` (so replay raises them on event time too)."""
+        sig = self._fire_inactivity(np.array([h]), now)
+        cols = np.nonzero(self.due[h] <= now)[0]
+        return sig + [s for c in cols if (s := self._fire_timer(h, int(c), now)) is not None]
+
+    def advance(self, now: datetime) -> list[Signal]:
+        """Signals due because event time reached `now`: one vectorised pass over all homes."""
+        t = _ts(now)
+        n = len(self._homes)
+        if n == 0:
+            return []
+        out = self._fire_inactivity(self._inactive(t, n), t)
+        hs, cols = np.nonzero(self.due[:n] <= t)
+        for h, c in zip(hs.tolist(), cols.tolist(), strict=True):
+            signal = self._fire_timer(h, c, t)
+            if signal is not None:
+                out.append(signal)
+        return out
+
+    def _inactive(self, t: float, n: int) -> npt.NDArray[np.intp]:
+        """Indices of homes whose silence is past the threshold for their context and hour."""
+        slot = (((t + self.offset[:n]) % DAY) // HOUR).astype(np.intp)
+        ctx = self.ctx[:n].astype(np.intp)
+        thr = self.thresholds[np.arange(n), ctx, slot]
+        elapsed = t - self.last_act[:n]
+        return np.nonzero((elapsed > thr) & ~self.fired[:n])[0]
+
+    def _fire_inactivity(self, homes: npt.NDArray[np.intp], t: float) -> list[Signal]:
+        r = self.rules.inactivity
+        out: list[Signal] = []
+        for h in homes.tolist():
+            ctx = int(self.ctx[h])
+            start = self.last_act[h]
+            if ctx == OUT or math.isnan(start) or self.fired[h]:
+                continue
+            slot = self._local_hour(h, t)
+            thr = float(self.thresholds[h, ctx, slot])
+            if t - start <= thr:
+                continue
+            home_id = self._homes[h].home_id
+            if self._suppressed(home_id):
+                continue  # the hub is offline: a technical alert, not an inactivity one
+            self.fired[h] = True
+            morning = r.night_end_hour - 2 <= slot < r.morning_end_hour
+            kind = "not_up" if ctx == ASLEEP and morning else "inactivity"
+            out.append(
+                Signal(
+                    home_id,
+                    kind,
+                    Category.WELLBEING,
+                    Severity.CRITICAL,
+                    _dt(t),
+                    f"no activity for {(t - start) / HOUR:.1f} h ({CONTEXTS[ctx]}), "
+                    f"usual at most {thr / HOUR:.1f} h at this hour",
+                    evidence={
+                        "since": _dt(start).isoformat(),
+                        "silence_s": round(t - start),
+                        "expected_max_s": round(thr),
+                        "context": CONTEXTS[ctx],
+                        "local_hour": slot,
+                        "learned_days": round(self._learned_days(h, t), 1),
+                    },
+                )
+            )
+        return out
+
+    def _fire_timer(self, h: int, col: int, t: float) -> Signal | None:
+        due = float(self.due[h, col])
+        self.due[h, col] = np.inf
+        home = self._homes[h]
+        if col in (T_WATER, T_POWER) and int(self.ctx[h]) == OUT:
+            return None  # nobody home: no use expected
+        if col == T_BATH:
+            since = home.bath_since
+        elif col == T_BED:
+            since = home.bed_left
+        elif col == T_WANDER:
+            since = home.wander_exit
+        else:
+            since = self.last_use[h, col - T_WATER]
+        if math.isnan(since):
+            return None
+        what = ("water" if col == T_WATER else "power") if col >= T_WATER else None
+        summary = {
+            T_BATH: "in the bathroom for {:.1f} h",
+            T_BED: "out of bed at night for {:.1f} h",
+            T_WANDER: "went out at night {:.1f} h ago and has not come back",
+        }.get(col, f"no {what} use for {{:.1f}} h")
+        evidence: dict[str, Any] = {
+            "since": _dt(since).isoformat(),
+            "elapsed_s": round(t - since),
+            "expected_max_s": round(due - since),
+        }
+        if what is not None:
+            evidence["utility"] = what
+        severity = Severity.CRITICAL if col in (T_BATH, T_WANDER) else Severity.WARNING
+        return Signal(
+            home.home_id,
+            _TIMER_KINDS[col],
+            Category.WELLBEING,
+            severity,
+            _dt(t),
+            summary.format((t - since) / HOUR),
+            evidence=evidence,
+        )
+
+    # -- persistence -------------------------------------------------------------------------
+    def export(self) -> list[Baseline]:
+        """Every home's learned baseline, for persisting."""
+        return [
+            Baseline(
+                home_id=home.home_id,
+                first_seen=float(self.first_seen[h]),
+                records=self.records[h].round(1).tolist(),
+                maxima=self.maxima[h].tolist(),
+                daily_mean=float(self.daily_mean[h]),
+                daily_days=int(self.daily_days[h]),
+            )
+            for h, home in enumerate(self._homes)
+        ]
+
+    def restore(self, baselines: list[Baseline], now: datetime) -> None:
+        """Load persisted baselines (before live readings arrive)."""
+        for b in baselines:
+            h = self.home(b.home_id)
+            self.first_seen[h] = b.first_seen
+            self.records[h] = np.asarray(b.records, dtype=np.float64).reshape(3, SLOTS)
+            self.maxima[h] = np.asarray(b.maxima, dtype=np.float64)
+            self.daily_mean[h] = b.daily_mean
+            self.daily_days[h] = b.daily_days
+            self._refresh(h, _ts(now))
+
+    def threshold(self, home_id: str, context: int, hour: int) -> float:
+        """The current inactivity threshold (seconds) of a home, context and local hour."""
+        return float(self.thresholds[self.home(home_id), context, hour])
+
+
+_ARRAYS = (
+    "last_act",
+    "ctx",
+    "fired",
+    "offset",
+    "first_seen",
+    "last_door",
+    "records",
+    "thresholds",
+    "due",
+    "maxima",
+    "last_use",
+    "daily_mean",
+    "daily_days",
+)

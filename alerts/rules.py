@@ -1,0 +1,120 @@
+"""Every detection rule's parameters, in one place. docs/detection.md gives the rationale.
+
+Times are seconds; hours are local wall-clock hours of the home (0-23).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HOUR = 3600.0
+MINUTE = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class InactivityRule:
+    """Prolonged inactivity (`inactivity`) and not up by the usual time (`not_up`).
+
+    A silence is the time since the last activity reading. It is judged against a threshold
+    per context (home / asleep) and per local hour, learned as the longest silence that was
+    still going on at that hour and ended with normal activity, times `factor` plus
+    `margin_s`, the maximum taken over `smear_slots` neighbouring hours.
+    """
+
+    factor: float = 1.1
+    margin_s: float = 30 * MINUTE
+    smear_slots: int = 1
+    floor_home_s: float = 1.5 * HOUR
+    floor_asleep_s: float = 3 * HOUR
+    default_home_s: float = 6 * HOUR
+    default_asleep_s: float = 12 * HOUR
+    warmup_days: float = 4.0
+    learn_cap_home_s: float = 16 * HOUR
+    learn_cap_asleep_s: float = 20 * HOUR
+    learn_cap_out_s: float = 72 * HOUR
+    night_start_hour: int = 20
+    night_end_hour: int = 6
+    morning_end_hour: int = 14
+    door_episode_s: float = 2 * MINUTE
+    return_events: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRule:
+    """Too long in the bathroom, out of bed too long at night, night wandering."""
+
+    bathroom_default_s: float = 75 * MINUTE
+    bathroom_floor_s: float = 40 * MINUTE
+    out_of_bed_default_s: float = 90 * MINUTE
+    out_of_bed_floor_s: float = 45 * MINUTE
+    wander_default_s: float = 45 * MINUTE
+    wander_floor_s: float = 30 * MINUTE
+    factor: float = 1.5
+    night_from_hour: int = 23
+    night_to_hour: int = 5
+    warmup_days: float = 7.0
+
+
+@dataclass(frozen=True, slots=True)
+class UtilityRule:
+    """No water or power use for unusually long while the elder is at home."""
+
+    default_s: float = 36 * HOUR
+    floor_s: float = 12 * HOUR
+    factor: float = 1.5
+    learn_cap_s: float = 72 * HOUR
+    warmup_days: float = 7.0
+
+
+@dataclass(frozen=True, slots=True)
+class DailyActivityRule:
+    """Daily activity far below the elder's own baseline."""
+
+    ratio: float = 0.3
+    min_days: int = 7
+    ewma_alpha: float = 0.15
+    max_out_s: float = 6 * HOUR
+
+
+@dataclass(frozen=True, slots=True)
+class TemperatureRule:
+    """Indoor temperature too cold or too hot for too long."""
+
+    cold_below_c: float = 16.0
+    heat_above_c: float = 30.0
+    sustained_s: float = 2 * HOUR
+
+
+@dataclass(frozen=True, slots=True)
+class VitalsRule:
+    """Vital signs outside the elder's own range (profile limits, then learned trend)."""
+
+    heart_rate_low: float = 40.0
+    heart_rate_high: float = 120.0
+    spo2_low: float = 90.0
+    consecutive: int = 3
+    trend_alpha: float = 0.01
+    trend_z: float = 4.0
+    trend_min_readings: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TechnicalRule:
+    """Device silent past its heartbeat, low battery, hub offline."""
+
+    heartbeat_grace: float = 2.5
+    battery_low_pct: float = 20.0
+    battery_ok_pct: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """All rules' parameters."""
+
+    inactivity: InactivityRule = field(default_factory=InactivityRule)
+    rooms: RoomRule = field(default_factory=RoomRule)
+    utility: UtilityRule = field(default_factory=UtilityRule)
+    daily: DailyActivityRule = field(default_factory=DailyActivityRule)
+    temperature: TemperatureRule = field(default_factory=TemperatureRule)
+    vitals: VitalsRule = field(default_factory=VitalsRule)
+    technical: TechnicalRule = field(default_factory=TechnicalRule)
