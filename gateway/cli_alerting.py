@@ -96,7 +96,7 @@ def report(
             _fmt_share(r.false_alarm_share),
         )
     Console().print(table)
-    if not rows:
+    if all(r.alerts == 0 for r in rows):
         Console().print(f"no alerts opened in {month}")
 
 
