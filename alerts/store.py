@@ -122,13 +122,21 @@ async def resolve_policy(
     return Policy.from_json({"steps": row[0], "repeat_s": row[1]})
 
 
-async def raise_signal(conn: Conn, signal: Signal, now: datetime, routing: Routing) -> Raised:
+ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console"})
+
+
+async def raise_signal(
+    conn: Conn, signal: Signal, now: datetime, routing: Routing | timedelta
+) -> Raised:
     """Open an alert for `signal`, or add it as evidence to the open one of its home and kind.
 
     Runs in one transaction; a new alert gets its escalation policy snapshotted, its first
     round of notifications (due `now`) and a timer for the next round; a redelivered signal
-    (same device, boot, seq) adds nothing.
+    (same device, boot, seq) adds nothing. (A `timedelta` for `routing` is the Foundation's
+    signature, kept for callers not yet updated: every channel kind, real-time policy.)
     """
+    if isinstance(routing, timedelta):
+        routing = Routing(ALL_CHANNELS)
     async with conn.transaction():
         cur = await conn.execute(
             "INSERT INTO alerts (home_id, kind, category, severity, event_at, summary,"
@@ -649,13 +657,11 @@ async def acknowledge(
         await _stop_escalation(conn, alert_id)
         told = await _tell_notified(conn, alert_id, "acknowledged", user_id, at)
         commands = await _queue_help_command(conn, alert_id, user_id, at)
-        await _event(
-            conn,
-            alert_id,
-            "acknowledged",
-            user_id,
-            {"how": how, "told": told, "commands": commands},
-        )
+        await _event(conn, alert_id, "acknowledged", user_id, {"how": how})
+        if told:
+            await _event(conn, alert_id, "owner_announced", None, {"notices": told})
+        if commands:
+            await _event(conn, alert_id, "help_command_queued", None, {"devices": commands})
         await _notify_change(conn, alert_id)
     return True
 
