@@ -436,3 +436,34 @@ async def test_cleared_by_data_and_kpis(
     assert by[("village", "v1")].alerts == 3  # h01 twice and h05 (homes cycle v1..v4)
     assert {r.key for r in v1 if r.grouping == "village"} == {"v1"}
     assert [(r.grouping, r.alerts, r.ack_p50_s) for r in october] == [("total", 0, None)]
+
+
+async def test_rota_gaps_and_edits(pool: AsyncConnectionPool[Any], db_url: str) -> None:
+    from alerts import rota
+
+    now = start_time()
+    async with pool.connection() as conn:
+        assert await rota.coverage_gaps(conn, now, now + timedelta(hours=24)) == []
+        # The town t2's only shift ends in 2 hours: 22 uncovered hours are warned about.
+        await conn.execute(
+            "UPDATE duty_shifts SET ends_at = %s WHERE region_id = 't2'",
+            (now + timedelta(hours=2),),
+        )
+        gaps = await rota.coverage_gaps(conn, now, now + timedelta(hours=24))
+        assert [(g.region_id, g.tier, round(g.hours)) for g in gaps] == [("t2", "town", 22)]
+        with pytest.raises(rota.RotaError, match="town_staff"):
+            await rota.add_shift(conn, "worker-v1", "t2", now, now + timedelta(hours=8))
+        shift = await rota.add_shift(
+            conn, "town-t2", "t2", now + timedelta(hours=2), now + timedelta(hours=30)
+        )
+        assert await rota.coverage_gaps(conn, now, now + timedelta(hours=24)) == []
+        ahead = await rota.list_shifts(conn, now, now + timedelta(hours=24), "t2")
+        assert [(s.username, s.id == shift) for s in ahead] == [
+            ("town-t2", False),
+            ("town-t2", True),
+        ]
+        duty = await store.on_duty(conn, "h03", now + timedelta(hours=3))
+        assert [name for _, name in duty["town"]] == ["Town staff t2"]
+        assert set(duty) == {"village", "town", "district", "operator"}
+        assert await rota.remove_shift(conn, shift)
+        assert not await rota.remove_shift(conn, shift)
