@@ -424,7 +424,8 @@ async def test_cleared_by_data_and_kpis(
     )
     by = {(r.grouping, r.key): r for r in rows}
     sos_row = by[("kind", "sos")]
-    assert sos_row.alerts == 5 and sos_row.acknowledged == 5
+    assert sos_row.alerts == 5
+    assert sos_row.acknowledged == 5
     assert sos_row.ack_p50_s == pytest.approx(90)
     assert sos_row.ack_p90_s == pytest.approx(320)  # interpolated between 200 and 400
     assert sos_row.acked_within_60s == pytest.approx(2 / 5)
@@ -432,7 +433,8 @@ async def test_cleared_by_data_and_kpis(
     assert sos_row.false_alarm_share == pytest.approx(2 / 5)
     assert sos_row.resolve_p50_s == pytest.approx(690)
     total = by[("total", "all")]
-    assert total.alerts == 6 and total.acked_within_60s == pytest.approx(2 / 6)
+    assert total.alerts == 6
+    assert total.acked_within_60s == pytest.approx(2 / 6)
     assert by[("village", "v1")].alerts == 3  # h01 twice and h05 (homes cycle v1..v4)
     assert {r.key for r in v1 if r.grouping == "village"} == {"v1"}
     assert [(r.grouping, r.alerts, r.ack_p50_s) for r in october] == [("total", 0, None)]
