@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -34,6 +35,26 @@ class Notice:
     round: int
     user_id: int | None
     console_url: str
+    notice: str = "alert"
+    """What the message says: `alert` (please respond), or a follow-up: `acknowledged`
+    (someone owns it now), `cancelled` (by the elder), `cleared` (by the data), `resolved`."""
+    ack_url: str | None = None
+    """A signed one-click acknowledge link for this recipient (staff only)."""
+
+
+def headline(notice: Notice) -> str:
+    """One line saying what happened: the alert, or the follow-up."""
+    a = notice.alert
+    who = a.elder_name or a.home_id
+    if notice.notice == "acknowledged":
+        return f"Acknowledged by {a.acknowledged_by_name or 'staff'}: {a.summary} - {who}"
+    if notice.notice == "cancelled":
+        return f"Cancelled by the elder: {a.summary} - {who}"
+    if notice.notice == "cleared":
+        return f"Cleared by the data: {a.summary} - {who}"
+    if notice.notice == "resolved":
+        return f"Resolved ({a.outcome or '-'}): {a.summary} - {who}"
+    return f"[{a.severity.value.upper()}] {a.summary} - {who} ({a.village or ''})"
 
 
 class Channel(Protocol):
@@ -52,6 +73,8 @@ def notice_body(notice: Notice) -> dict[str, Any]:
     return {
         "version": 1,
         "type": "alert",
+        "notice": notice.notice,
+        "headline": headline(notice),
         "round": notice.round,
         "recipient": notice.user_id,
         "alert": {
@@ -67,8 +90,10 @@ def notice_body(notice: Notice) -> dict[str, Any]:
             "event_at": a.event_at.isoformat(),
             "opened_at": a.opened_at.isoformat(),
             "evidence_count": a.evidence_count,
+            "acknowledged_by": a.acknowledged_by_name,
         },
         "console_url": notice.console_url,
+        "ack_url": notice.ack_url,
     }
 
 
@@ -131,6 +156,31 @@ class SmtpConfig:
     timeout_s: float = 10.0
 
 
+def message_text(notice: Notice) -> str:
+    """The plain-text body of a notification (e-mail, SMS, chat)."""
+    a = notice.alert
+    lines = [
+        headline(notice),
+        "",
+        f"Elder:    {a.elder_name or '-'}",
+        f"Home:     {a.home_id} ({a.village or '-'})",
+        f"Kind:     {a.kind} ({a.category.value}, {a.severity.value})",
+        f"Event at: {a.event_at.isoformat()}",
+        f"Alert:    #{a.id}, notification round {notice.round}",
+        "",
+    ]
+    if notice.notice == "alert":
+        if notice.ack_url:
+            lines.append(f"I'll take it (acknowledge): {notice.ack_url}")
+        lines += [
+            f"Console: {notice.console_url}",
+            "Until someone acknowledges, this alert is repeated and escalated.",
+        ]
+    else:
+        lines.append(f"Console: {notice.console_url}")
+    return "\n".join(lines) + "\n"
+
+
 class EmailChannel:
     """Plain-text e-mail over SMTP."""
 
@@ -145,21 +195,10 @@ class EmailChannel:
         msg = EmailMessage()
         msg["From"] = self._config.sender
         msg["To"] = target
-        msg["Subject"] = (
-            f"[{a.severity.value.upper()}] {a.summary} - {a.elder_name or a.home_id}"
-            f" ({a.village or ''})"
-        )
+        msg["Subject"] = headline(notice)
         msg["X-Eldercare-Alert"] = str(a.id)
-        msg.set_content(
-            f"{a.summary}\n\n"
-            f"Elder:    {a.elder_name or '-'}\n"
-            f"Home:     {a.home_id} ({a.village or '-'})\n"
-            f"Kind:     {a.kind} ({a.category.value}, {a.severity.value})\n"
-            f"Event at: {a.event_at.isoformat()}\n"
-            f"Alert:    #{a.id}, notification round {notice.round}\n\n"
-            f"Please acknowledge in the console: {notice.console_url}\n"
-            "Until someone acknowledges, this alert is repeated and escalated.\n"
-        )
+        msg["X-Eldercare-Notice"] = notice.notice
+        msg.set_content(message_text(notice))
         try:
             await aiosmtplib.send(
                 msg,
@@ -172,3 +211,38 @@ class EmailChannel:
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"email to {target}: {exc!r}") from exc
+
+
+class AppriseChannel:
+    """SMS, voice, chat apps (WeCom, DingTalk, Feishu, Telegram...) through an apprise URL,
+    e.g. ``dingtalk://token/`` or ``tgram://bottoken/chatid``."""
+
+    name = "apprise"
+
+    async def send(self, target: str, notice: Notice) -> None:
+        """Hand the message to apprise; a refused URL or a failed send is a DeliveryError."""
+        import apprise  # imported lazily: it loads many plug-ins
+
+        sender = apprise.Apprise()
+        if not sender.add(target):
+            raise DeliveryError("apprise: URL not understood (check the scheme and fields)")
+        ok = await sender.async_notify(body=message_text(notice), title=headline(notice))
+        if not ok:
+            raise DeliveryError("apprise: the service did not accept the message")
+
+
+class ConsoleChannel:
+    """The live console stream: a change event every open console receives (PostgreSQL
+    NOTIFY on the alert stream channel). The target is ignored."""
+
+    name = "console"
+
+    def __init__(self, notify: Callable[[int], Awaitable[None]]) -> None:
+        self._notify = notify
+
+    async def send(self, target: str, notice: Notice) -> None:
+        """Publish the alert on the console stream."""
+        try:
+            await self._notify(notice.alert.id)
+        except Exception as exc:
+            raise DeliveryError(f"console stream: {exc!r}") from exc

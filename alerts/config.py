@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field, SecretStr
 
 Clock = Callable[[], datetime]
@@ -31,7 +31,6 @@ class AlertSettings(BaseModel):
     """Tuning of the alerts stage."""
 
     client_id: str = "eldercare-alerts"
-    repeat_s: float = Field(default=300.0, gt=0, description="repeat until acknowledged")
     retry_base_s: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     poll_s: float = Field(default=1.0, gt=0)
@@ -42,6 +41,21 @@ class AlertSettings(BaseModel):
     send_timeout_s: float = Field(default=10.0, gt=0)
     webhook_secret: SecretStr = SecretStr("development-webhook-secret")
     smtp: SmtpSettings = SmtpSettings()
+    demo_speed: float = Field(
+        default=1.0, gt=0, description="divide every escalation delay by this (demo clock)"
+    )
+    late_after_s: float = Field(
+        default=30.0, gt=0, description="a round this late (after an outage) is sent as of now"
+    )
+    ack_link_secret: SecretStr = SecretStr("development-ack-link-secret")
+    ack_link_hours: float = Field(default=24.0, gt=0)
+    sos_cancel_window_s: float = Field(
+        default=30.0, ge=0, description="a cancel from the device within this undoes an SOS"
+    )
+    rota_warn_hours: float = Field(
+        default=24.0, gt=0, description="warn about uncovered duty hours this far ahead"
+    )
+    rota_check_s: float = Field(default=600.0, gt=0)
 
 
 class AlertMetrics:
@@ -67,4 +81,10 @@ class AlertMetrics:
             "reading received to alert committed",
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.uncovered = Gauge(
+            "eldercare_rota_uncovered_seconds",
+            "seconds with nobody on duty in the look-ahead window",
+            ["region", "tier"],
+            registry=registry,
         )

@@ -1,4 +1,5 @@
-"""The notification dispatcher: sends due notifications and plans repeat rounds."""
+"""The notification dispatcher: runs escalation rounds, sends due notifications (with retries
+and a fallback channel) and publishes device commands, all claimed from the database."""
 
 from __future__ import annotations
 
@@ -13,18 +14,21 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.channels import Channel, DeliveryError, Notice
+from alerts.commands import CommandSink
 from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
+from alerts.links import ack_token
 from alerts.model import Outgoing, Scope
 
 log = logging.getLogger(__name__)
+ACK_ROLES = frozenset({"village_worker", "town_staff", "district_staff", "operator"})
 
 
 class Dispatcher:
-    """Sends due notifications and plans repeat rounds until an alert is acknowledged.
+    """Runs escalation rounds and sends notifications until an alert is acknowledged.
 
-    Timers and notifications live in the database and are claimed with row locks
-    (FOR UPDATE SKIP LOCKED), so after a restart they continue, and with several instances
-    each one is handled once.
+    Timers, notifications and device commands live in the database and are claimed with row
+    locks (FOR UPDATE SKIP LOCKED) inside the transaction that records their result, so after
+    a restart they continue, and with several instances each step is handled exactly once.
     """
 
     def __init__(
@@ -35,6 +39,8 @@ class Dispatcher:
         metrics: AlertMetrics,
         console_url: str,
         clock: Clock = utc_now,
+        commands: CommandSink | None = None,
+        links_base: str | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -42,7 +48,10 @@ class Dispatcher:
         self._metrics = metrics
         self._console_url = console_url
         self._clock = clock
+        self._commands = commands
+        self._links_base = (links_base or console_url.rsplit("/console", 1)[0]).rstrip("/")
         self._wake = asyncio.Event()
+        self.routing = store.Routing(frozenset(channels), settings.demo_speed)
 
     def wake(self) -> None:
         """Look for due work now rather than at the next poll."""
@@ -58,45 +67,111 @@ class Dispatcher:
             return str(exc)
         except TimeoutError:
             return f"{note.channel} timed out after {self._settings.send_timeout_s:g} s"
+        except Exception as exc:  # a plug-in's bug must not stop the others
+            log.exception("channel %s raised", note.channel)
+            return f"{note.channel} failed: {exc!r}"
         return None
+
+    def _ack_url(self, note: Outgoing, role: str | None) -> str | None:
+        if note.notice != "alert" or note.user_id is None or role not in ACK_ROLES:
+            return None
+        expires = self._clock() + timedelta(hours=self._settings.ack_link_hours)
+        secret = self._settings.ack_link_secret.get_secret_value().encode()
+        return f"{self._links_base}/ack/{ack_token(secret, note.alert_id, note.user_id, expires)}"
+
+    async def _rounds(self, conn: store.Conn) -> int:
+        now = self._clock()
+        late_after = timedelta(seconds=self._settings.late_after_s)
+        planned = 0
+        async with conn.transaction():
+            for alert_id, next_round, status, due_at in await store.due_timers(conn, now):
+                if status != "open":
+                    await store.drop_timer(conn, alert_id)
+                    continue
+                at = due_at
+                if now - due_at > late_after:
+                    # After an outage: one round now, with everyone reached by now.
+                    log.warning("alert %d round %d is %s late", alert_id, next_round, now - due_at)
+                    at = now
+                await store.plan_round(conn, alert_id, next_round, at, self.routing)
+                planned += 1
+        return planned
+
+    async def _notifications(self, conn: store.Conn) -> int:
+        now = self._clock()
+        async with conn.transaction():
+            notes = await store.due_notifications(conn, now)
+            if not notes:
+                return 0
+            alerts = {
+                a_id: await store.get_alert(conn, Scope(everything=True), a_id)
+                for a_id in {n.alert_id for n in notes}
+            }
+            cur = await conn.execute(
+                "SELECT id, role FROM users WHERE id = ANY(%s)",
+                ([n.user_id for n in notes if n.user_id is not None],),
+            )
+            roles = {int(u): str(r) for u, r in await cur.fetchall()}
+            sendable = [n for n in notes if alerts[n.alert_id] is not None]
+            results = await asyncio.gather(
+                *(
+                    self._send(
+                        n,
+                        Notice(
+                            alert,
+                            n.round,
+                            n.user_id,
+                            self._console_url,
+                            n.notice,
+                            self._ack_url(n, roles.get(n.user_id or 0)),
+                        ),
+                    )
+                    for n in sendable
+                    if (alert := alerts[n.alert_id]) is not None
+                )
+            )
+            for note, error in zip(sendable, results, strict=True):
+                retry_at = None
+                if error is not None and note.attempts + 1 < self._settings.max_attempts:
+                    retry_at = now + timedelta(
+                        seconds=self._settings.retry_base_s * 2**note.attempts
+                    )
+                await store.record_attempt(
+                    conn, note, error is None, error, retry_at, now, self.routing.channels
+                )
+                self._metrics.notifications.labels(
+                    note.channel, "sent" if error is None else "failed"
+                ).inc()
+                if error is not None:
+                    log.warning("notification %d failed: %s", note.id, error)
+        return len(sendable)
+
+    async def _device_commands(self, conn: store.Conn) -> int:
+        if self._commands is None:
+            return 0
+        now = self._clock()
+        async with conn.transaction():
+            due = await store.due_commands(conn, now)
+            for command_id, home_id, device_id, command, attempts in due:
+                error: str | None = None
+                try:
+                    await self._commands.send(home_id, device_id, command)
+                except Exception as exc:
+                    error = repr(exc)
+                    log.warning("command %d to %s failed: %s", command_id, device_id, error)
+                backoff = self._settings.retry_base_s * 2 ** min(attempts, 8)
+                await store.record_command(
+                    conn, command_id, error, now + timedelta(seconds=backoff)
+                )
+        return len(due)
 
     async def step(self) -> int:
         """Do everything that is due now; returns how many notifications were attempted."""
-        now = self._clock()
-        repeat = timedelta(seconds=self._settings.repeat_s)
         async with self._pool.connection() as conn:
-            async with conn.transaction():
-                for alert_id, next_round, status in await store.due_timers(conn, now):
-                    if status == "open":
-                        await store.plan_round(conn, alert_id, next_round, now, repeat)
-                    else:
-                        await store.drop_timer(conn, alert_id)
-            async with conn.transaction():
-                notes = await store.due_notifications(conn, now)
-                alerts = {
-                    a_id: await store.get_alert(conn, Scope(everything=True), a_id)
-                    for a_id in {n.alert_id for n in notes}
-                }
-                results = await asyncio.gather(
-                    *(
-                        self._send(n, Notice(alert, n.round, n.user_id, self._console_url))
-                        for n in notes
-                        if (alert := alerts[n.alert_id]) is not None
-                    )
-                )
-                for note, error in zip(notes, results, strict=True):
-                    retry_at = None
-                    if error is not None and note.attempts + 1 < self._settings.max_attempts:
-                        retry_at = now + timedelta(
-                            seconds=self._settings.retry_base_s * 2**note.attempts
-                        )
-                    await store.record_attempt(conn, note, error is None, error, retry_at)
-                    self._metrics.notifications.labels(
-                        note.channel, "sent" if error is None else "failed"
-                    ).inc()
-                    if error is not None:
-                        log.warning("notification %d failed: %s", note.id, error)
-        return len(notes)
+            await self._rounds(conn)
+            sent = await self._notifications(conn)
+            await self._device_commands(conn)
+        return sent
 
     async def run(self) -> None:
         """Work until cancelled."""

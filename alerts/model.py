@@ -35,6 +35,25 @@ class Status(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class Outcome(enum.StrEnum):
+    """How an alert ended."""
+
+    FALSE_ALARM = "false_alarm"
+    VISITED_FINE = "visited_fine"
+    NEEDED_HELP = "needed_help"
+    AMBULANCE = "ambulance"
+    HOSPITAL = "hospital"
+    OTHER = "other"
+    CLEARED_BY_DATA = "cleared_by_data"
+    CANCELLED_BY_ELDER = "cancelled_by_elder"
+
+
+HUMAN_OUTCOMES = tuple(
+    o for o in Outcome if o not in (Outcome.CLEARED_BY_DATA, Outcome.CANCELLED_BY_ELDER)
+)
+"""Outcomes a person may choose when resolving an alert."""
+
+
 @dataclass(slots=True, frozen=True)
 class Signal:
     """A detector's finding: something that should open an alert (or add evidence to one)."""
@@ -103,6 +122,7 @@ class Recipient:
     role: str
     channel: str
     target: str
+    position: int = 0
 
 
 @dataclass(slots=True, frozen=True)
@@ -116,3 +136,6 @@ class Outgoing:
     channel: str
     target: str
     attempts: int
+    notice: str = "alert"
+    position: int = 0
+    fallback_queued: bool = False

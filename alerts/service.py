@@ -16,9 +16,10 @@ from alerts.detect import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
 from alerts.model import Raised, Severity, Signal
+from alerts.mutes import MuteChain, default_mutes
 from devices import payload, topics
 from devices.catalogue import CATALOGUE
-from devices.payload import Rejection
+from devices.payload import Reading, Rejection
 from devices.registry import Registry
 from ingest.mqtt import Message, Subscriber
 from ingest.registry import RegistryCache
@@ -35,6 +36,12 @@ def urgent_filters(registry: Registry) -> list[str]:
         if kind is not None and kind.urgent:
             out.append(topics.topic(device.home_id, device.device_id, topics.Channel.READINGS))
     return sorted(out)
+
+
+def is_cancel(reading: Reading) -> bool:
+    """A cancel press of an SOS button (the device sends it for a second press within its
+    cancel window)."""
+    return reading.kind == "sos_button" and reading.metric == "cancel" and reading.value == 1.0
 
 
 class AlertService:
@@ -59,6 +66,7 @@ class AlertService:
         fallback: EmergencyFallback | None = None,
         urgent: Subscriber | None = None,
         immediate: DetectorSet | None = None,
+        mutes: MuteChain | None = None,
     ) -> None:
         self._settings = settings
         self._urgent = urgent
@@ -66,6 +74,7 @@ class AlertService:
         self._immediate = immediate or immediate_detectors()
         self._fallback = fallback
         self._pending: set[asyncio.Task[None]] = set()
+        self._mutes = mutes if mutes is not None else default_mutes()
         self._pool = pool
         self._sub = subscriber
         self._cache = cache
@@ -79,14 +88,28 @@ class AlertService:
         """Every reading of every home."""
         return [topics.subscription(topics.Channel.READINGS)]
 
-    async def _store_once(self, signal: Signal) -> Raised:
+    async def _store_once(self, signal: Signal) -> Raised | None:
+        """Store a signal once, unless a mute holds it back (then it is recorded as
+        suppressed and None is returned)."""
         async with self._pool.connection(timeout=self._settings.store_timeout_s) as conn:
-            return await store.raise_signal(
-                conn, signal, self._clock(), timedelta(seconds=self._settings.repeat_s)
-            )
+            now = self._clock()
+            muted = await self._mutes.check(conn, signal, now)
+            if muted is not None:
+                await self._mutes.record(conn, signal, muted)
+                await conn.commit()
+                log.info(
+                    "%s at %s muted by %s: %s",
+                    signal.kind,
+                    signal.home_id,
+                    muted.stage,
+                    muted.reason,
+                )
+                return None
+            await conn.commit()
+            return await store.raise_signal(conn, signal, now, self._dispatcher.routing)
 
-    async def raise_signal(self, signal: Signal) -> Raised:
-        """Store a signal, retrying while the database is unreachable."""
+    async def raise_signal(self, signal: Signal) -> Raised | None:
+        """Store a signal (None when muted), retrying while the database is unreachable."""
         delay = 0.1
         while True:
             try:
@@ -104,8 +127,8 @@ class AlertService:
         self._opened(signal, raised)
         return raised
 
-    def _opened(self, signal: Signal, raised: Raised) -> None:
-        if raised.created:
+    def _opened(self, signal: Signal, raised: Raised | None) -> None:
+        if raised is not None and raised.created:
             self._metrics.opened.labels(signal.kind, signal.severity.value).inc()
             log.warning("alert %d opened: %s at %s", raised.alert_id, signal.kind, signal.home_id)
         self._dispatcher.wake()
@@ -141,11 +164,32 @@ class AlertService:
         task.add_done_callback(self._pending.discard)
         return False
 
+    async def clear(self, home_id: str, kind: str, reason: str) -> int | None:
+        """The data shows the condition is over: resolve the home's alert of this kind with
+        the reason recorded (a detector's "all clear"). Returns the alert id, if one was open."""
+        async with self._pool.connection() as conn:
+            cleared = await store.clear_by_data(conn, home_id, kind, reason, self._clock())
+        if cleared is not None:
+            self._dispatcher.wake()
+        return cleared
+
+    async def self_cancel(self, reading: Reading) -> tuple[int | None, bool]:
+        """A cancel from the elder's SOS button (recorded; cancels within the window)."""
+        window = timedelta(seconds=self._settings.sos_cancel_window_s)
+        async with self._pool.connection() as conn:
+            alert_id, cancelled = await store.self_cancel(
+                conn, reading.home_id, reading.device_id, reading.ts, window
+            )
+        if cancelled:
+            log.warning("alert %s cancelled by the elder on %s", alert_id, reading.device_id)
+            self._dispatcher.wake()
+        return alert_id, cancelled
+
     async def handle(self, msg: Message, urgent: bool = False) -> None:
         """Detect on one message and acknowledge it once what it raised is stored.
 
         On the urgent path only the immediate detectors run; on the full stream, immediate
-        signals from devices that the urgent path covers are left to it."""
+        signals (and SOS cancels) from devices that the urgent path covers are left to it."""
         sub = self._urgent if urgent and self._urgent is not None else self._sub
         started = asyncio.get_running_loop().time()
         now = self._clock()
@@ -157,6 +201,10 @@ class AlertService:
         ):
             result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
         if not isinstance(result, Rejection):  # rejects are ingest's to count and keep
+            if urgent or msg.topic not in self._urgent_topics:
+                for r in result:
+                    if is_cancel(r):
+                        await self.self_cancel(r)
             if urgent:
                 signals = [s for r in result for s in self._immediate.observe(r)]
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from psycopg.rows import dict_row
 from alerts.model import (
     Alert,
     Category,
+    Outcome,
     Outgoing,
     Raised,
     Recipient,
@@ -21,6 +23,7 @@ from alerts.model import (
     Signal,
     Status,
 )
+from alerts.policy import Policy, default_policy
 
 Conn = psycopg.AsyncConnection[Any]
 NOTIFY_CHANNEL = "eldercare_alert_changed"
@@ -82,16 +85,62 @@ async def _notify_change(conn: Conn, alert_id: int) -> None:
     await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(alert_id)))
 
 
-async def raise_signal(conn: Conn, signal: Signal, now: datetime, repeat: timedelta) -> Raised:
+@dataclass(slots=True, frozen=True)
+class Routing:
+    """What planning a round needs besides the database: the channel kinds that can be used
+    (a person with none of them is skipped and reported) and the demo speed-up of delays."""
+
+    channels: frozenset[str]
+    speed: float = 1.0
+
+
+async def resolve_policy(
+    conn: Conn, home_id: str, severity: Severity, category: Category
+) -> Policy:
+    """The escalation policy for an alert of this home: the most specific row of
+    `escalation_policies` (nearest region, then category), else the built-in default."""
+    cur = await conn.execute(
+        """
+        WITH RECURSIVE anc(id, depth, parent_id) AS (
+            SELECT r.id, 0, r.parent_id FROM regions r JOIN homes h ON h.village_id = r.id
+            WHERE h.id = %(home)s
+            UNION ALL
+            SELECT r.id, anc.depth + 1, r.parent_id FROM regions r JOIN anc ON r.id = anc.parent_id
+        )
+        SELECT p.steps, p.repeat_s FROM escalation_policies p
+        LEFT JOIN anc ON anc.id = p.region_id
+        WHERE p.severity = %(severity)s AND (p.category IS NULL OR p.category = %(category)s)
+          AND (p.region_id IS NULL OR anc.id IS NOT NULL)
+        ORDER BY coalesce(anc.depth, 1000), (p.category IS NULL), p.id
+        LIMIT 1
+        """,
+        {"home": home_id, "severity": severity.value, "category": category.value},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return default_policy(severity, category)
+    return Policy.from_json({"steps": row[0], "repeat_s": row[1]})
+
+
+ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console"})
+
+
+async def raise_signal(
+    conn: Conn, signal: Signal, now: datetime, routing: Routing | timedelta
+) -> Raised:
     """Open an alert for `signal`, or add it as evidence to the open one of its home and kind.
 
-    Runs in one transaction; a new alert gets its first round of notifications (due `now`)
-    and a repeat timer; a redelivered signal (same device, boot, seq) adds nothing.
+    Runs in one transaction; a new alert gets its escalation policy snapshotted, its first
+    round of notifications (due `now`) and a timer for the next round; a redelivered signal
+    (same device, boot, seq) adds nothing. (A `timedelta` for `routing` is the Foundation's
+    signature, kept for callers not yet updated: every channel kind, real-time policy.)
     """
+    if isinstance(routing, timedelta):
+        routing = Routing(ALL_CHANNELS)
     async with conn.transaction():
         cur = await conn.execute(
             "INSERT INTO alerts (home_id, kind, category, severity, event_at, summary,"
-            " last_evidence_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " last_evidence_at, opened_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (home_id, kind) WHERE status <> 'resolved'"
             " DO UPDATE SET last_evidence_at = greatest(alerts.last_evidence_at,"
             "   EXCLUDED.last_evidence_at)"
@@ -104,6 +153,7 @@ async def raise_signal(conn: Conn, signal: Signal, now: datetime, repeat: timede
                 signal.event_at,
                 signal.summary,
                 signal.event_at,
+                now,
             ),
         )
         row = await cur.fetchone()
@@ -123,8 +173,21 @@ async def raise_signal(conn: Conn, signal: Signal, now: datetime, repeat: timede
         )
         new_evidence = await cur.fetchone() is not None
         if created:
-            await _event(conn, alert_id, "opened", None, {"summary": signal.summary})
-            await plan_round(conn, alert_id, 0, now, repeat)
+            policy = (
+                await resolve_policy(conn, signal.home_id, signal.severity, signal.category)
+            ).scaled(routing.speed)
+            await conn.execute(
+                "UPDATE alerts SET policy = %s WHERE id = %s",
+                (json.dumps(policy.to_json()), alert_id),
+            )
+            await _event(
+                conn,
+                alert_id,
+                "opened",
+                None,
+                {"summary": signal.summary, "policy": policy.to_json()},
+            )
+            await plan_round(conn, alert_id, 0, now, routing)
         elif new_evidence:
             await conn.execute(
                 "UPDATE alerts SET evidence_count = evidence_count + 1 WHERE id = %s",
@@ -142,93 +205,232 @@ async def raise_signal(conn: Conn, signal: Signal, now: datetime, repeat: timede
     return Raised(alert_id, created, new_evidence)
 
 
-async def recipients(conn: Conn, alert_id: int, at: datetime) -> list[Recipient]:
-    """Who is told about an alert at once: the on-duty village worker(s) of the elder's
-    village and the family's first contact, each over every channel they have."""
+async def on_duty(conn: Conn, home_id: str, at: datetime) -> dict[str, list[tuple[int, str]]]:
+    """Who is on duty for a home at `at`, per tier: (user id, display name), in user id order.
+
+    The tier of a shift is its region's tier (the role must match it), or `operator` for an
+    operator's shift at any region above the home."""
     cur = await conn.execute(
         """
-        WITH a AS (
-            SELECT h.village_id, e.id AS elder_id
-            FROM alerts al JOIN homes h ON h.id = al.home_id
-            LEFT JOIN elders e ON e.home_id = h.id
-            WHERE al.id = %(alert)s
-        ), people AS (
-            SELECT DISTINCT u.id, u.role
-            FROM duty_shifts d JOIN users u ON u.id = d.user_id, a
-            WHERE d.region_id = a.village_id AND d.starts_at <= %(at)s AND d.ends_at > %(at)s
-              AND u.role = 'village_worker'
-            UNION
-            SELECT u.id, u.role
-            FROM family_links f JOIN users u ON u.id = f.user_id, a
-            WHERE f.elder_id = a.elder_id AND f.first_contact
+        WITH RECURSIVE anc(id, tier, parent_id) AS (
+            SELECT r.id, r.tier, r.parent_id FROM regions r JOIN homes h ON h.village_id = r.id
+            WHERE h.id = %(home)s
+            UNION ALL
+            SELECT r.id, r.tier, r.parent_id FROM regions r JOIN anc ON r.id = anc.parent_id
         )
-        SELECT p.id, p.role, c.channel, c.target
-        FROM people p JOIN contact_channels c ON c.user_id = p.id
-        ORDER BY p.id, c.position, c.id
+        SELECT DISTINCT CASE WHEN u.role = 'operator' THEN 'operator' ELSE anc.tier END AS tier,
+               u.id, u.display_name
+        FROM duty_shifts d JOIN users u ON u.id = d.user_id JOIN anc ON anc.id = d.region_id
+        WHERE d.starts_at <= %(at)s AND d.ends_at > %(at)s
+          AND (u.role = 'operator'
+               OR (anc.tier = 'village' AND u.role = 'village_worker')
+               OR (anc.tier = 'town' AND u.role = 'town_staff')
+               OR (anc.tier = 'district' AND u.role = 'district_staff'))
+        ORDER BY 1, 2
         """,
-        {"alert": alert_id, "at": at},
+        {"home": home_id, "at": at},
     )
-    return [Recipient(int(u), str(r), str(ch), str(t)) for u, r, ch, t in await cur.fetchall()]
+    found: dict[str, list[tuple[int, str]]] = {}
+    for tier, uid, name in await cur.fetchall():
+        found.setdefault(str(tier), []).append((int(uid), str(name)))
+    return found
+
+
+async def _family(conn: Conn, home_id: str) -> list[tuple[int, str]]:
+    cur = await conn.execute(
+        "SELECT u.id, u.display_name FROM family_links f JOIN users u ON u.id = f.user_id"
+        " JOIN elders e ON e.id = f.elder_id WHERE e.home_id = %s AND f.first_contact"
+        " ORDER BY u.id",
+        (home_id,),
+    )
+    return [(int(u), str(n)) for u, n in await cur.fetchall()]
+
+
+async def _channels_of(conn: Conn, user_ids: list[int]) -> dict[int, list[tuple[str, str, int]]]:
+    cur = await conn.execute(
+        "SELECT user_id, channel, target, position FROM contact_channels"
+        " WHERE user_id = ANY(%s) ORDER BY user_id, position, id",
+        (user_ids,),
+    )
+    found: dict[int, list[tuple[str, str, int]]] = {}
+    for uid, channel, target, position in await cur.fetchall():
+        found.setdefault(int(uid), []).append((str(channel), str(target), int(position)))
+    return found
+
+
+async def recipients(
+    conn: Conn, alert_id: int, tiers: tuple[str, ...], at: datetime, usable: frozenset[str]
+) -> tuple[list[Recipient], dict[str, list[int]], list[int]]:
+    """Who a round reaches: for each tier, the people on duty (or the family first contact),
+    each over their first usable channel. Returns (recipients, tier -> reachable user ids,
+    user ids skipped because none of their channels is usable)."""
+    cur = await conn.execute("SELECT home_id FROM alerts WHERE id = %s", (alert_id,))
+    row = await cur.fetchone()
+    assert row is not None
+    home_id = str(row[0])
+    duty = await on_duty(conn, home_id, at)
+    people: dict[str, list[tuple[int, str]]] = {}
+    for tier in tiers:
+        people[tier] = await _family(conn, home_id) if tier == "family" else duty.get(tier, [])
+    ids = sorted({uid for members in people.values() for uid, _ in members})
+    channels = await _channels_of(conn, ids)
+    found: list[Recipient] = []
+    reachable: dict[str, list[int]] = {t: [] for t in tiers}
+    skipped: list[int] = []
+    done: set[int] = set()
+    for tier in tiers:
+        for uid, _name in people[tier]:
+            usable_channels = [c for c in channels.get(uid, []) if c[0] in usable]
+            if not usable_channels:
+                if uid not in skipped:
+                    skipped.append(uid)
+                continue
+            reachable[tier].append(uid)
+            if uid in done:
+                continue
+            done.add(uid)
+            channel, target, position = usable_channels[0]
+            found.append(Recipient(uid, tier, channel, target, position))
+    return found, reachable, skipped
+
+
+async def _policy_of(conn: Conn, alert_id: int) -> tuple[Policy, datetime, str]:
+    cur = await conn.execute(
+        "SELECT policy, opened_at, severity, category, status FROM alerts WHERE id = %s",
+        (alert_id,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    doc, opened_at, severity, category, status = row
+    policy = (
+        default_policy(Severity(severity), Category(category))
+        if doc is None
+        else Policy.from_json(doc)
+    )
+    return policy, opened_at, str(status)
 
 
 async def plan_round(
-    conn: Conn, alert_id: int, round_no: int, at: datetime, repeat: timedelta
+    conn: Conn, alert_id: int, round_no: int, due_at: datetime, routing: Routing
 ) -> int:
-    """Queue one round of notifications and set the timer for the next; returns how many."""
-    people = await recipients(conn, alert_id, at)
+    """Queue one round of notifications (due `due_at`) by the alert's policy snapshot and set
+    the timer for the next round; returns how many notifications were queued.
+
+    When no staff member of the round can be reached (nobody on duty, or no usable channel),
+    the next step's tiers are added at once; every such skip is an audit row."""
+    policy, opened_at, _ = await _policy_of(conn, alert_id)
+    offset = max(0.0, (due_at - opened_at).total_seconds())
+    tiers = list(policy.tiers_at(offset))
+    before = set(policy.tiers_at(offset - 1e-3)) if offset > 0 else set()
+    probe = offset
+    while True:
+        found, reachable, skipped = await recipients(
+            conn, alert_id, tuple(tiers), due_at, routing.channels
+        )
+        staff = [uid for t, ids in reachable.items() if t != "family" for uid in ids]
+        later = [s for s in policy.steps if s.after_s > probe + 1e-6]
+        if staff or not later:
+            break
+        await _event(
+            conn,
+            alert_id,
+            "no_staff_reachable",
+            None,
+            {"round": round_no, "tiers": tiers, "adding": list(later[0].tiers)},
+        )
+        tiers += [t for t in later[0].tiers if t not in tiers]
+        probe = later[0].after_s
+    for uid in skipped:
+        await _event(
+            conn,
+            alert_id,
+            "recipient_skipped",
+            None,
+            {"user_id": uid, "reason": "no usable channel"},
+        )
+    for tier, ids in reachable.items():
+        if not ids:
+            await _event(conn, alert_id, "tier_uncovered", None, {"round": round_no, "tier": tier})
     async with conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO notifications (alert_id, round, user_id, channel, target, due_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(alert_id, round_no, p.user_id, p.channel, p.target, at) for p in people],
+            "INSERT INTO notifications (alert_id, round, user_id, channel, target, due_at,"
+            " position) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (alert_id, round_no, p.user_id, p.channel, p.target, due_at, p.position)
+                for p in found
+            ],
         )
+    next_due = opened_at + timedelta(seconds=policy.next_round_after(offset))
     await conn.execute(
         "INSERT INTO alert_timers (alert_id, next_round, due_at) VALUES (%s, %s, %s)"
         " ON CONFLICT (alert_id) DO UPDATE SET next_round = EXCLUDED.next_round,"
         " due_at = EXCLUDED.due_at",
-        (alert_id, round_no + 1, at + repeat),
+        (alert_id, round_no + 1, next_due),
     )
-    if people:
-        await _event(
-            conn,
-            alert_id,
-            "round_planned",
-            None,
-            {"round": round_no, "recipients": len({p.user_id for p in people})},
-        )
-    else:
-        await _event(conn, alert_id, "no_recipient", None, {"round": round_no})
-    return len(people)
+    new_tiers = [t for t in tiers if t not in before]
+    if round_no > 0 and new_tiers:
+        await _event(conn, alert_id, "escalated", None, {"round": round_no, "tiers": new_tiers})
+    await _event(
+        conn,
+        alert_id,
+        "round_planned" if found else "no_recipient",
+        None,
+        {
+            "round": round_no,
+            "tiers": tiers,
+            "recipients": [p.user_id for p in found],
+            "next_due_at": next_due,
+        },
+    )
+    return len(found)
 
 
-async def due_timers(conn: Conn, now: datetime, limit: int = 50) -> list[tuple[int, int, str]]:
-    """Claim (row-lock) timers that are due; call inside a transaction."""
+async def due_timers(
+    conn: Conn, now: datetime, limit: int = 50
+) -> list[tuple[int, int, str, datetime]]:
+    """Claim (row-lock) timers that are due: (alert, next round, alert status, due at).
+
+    Call inside a transaction; the lock makes each round happen once across instances."""
     cur = await conn.execute(
-        "SELECT t.alert_id, t.next_round, a.status FROM alert_timers t"
+        "SELECT t.alert_id, t.next_round, a.status, t.due_at FROM alert_timers t"
         " JOIN alerts a ON a.id = t.alert_id"
         " WHERE t.due_at <= %s ORDER BY t.due_at LIMIT %s FOR UPDATE OF t SKIP LOCKED",
         (now, limit),
     )
-    return [(int(a), int(r), str(s)) for a, r, s in await cur.fetchall()]
+    return [(int(a), int(r), str(s), d) for a, r, s, d in await cur.fetchall()]
 
 
 async def drop_timer(conn: Conn, alert_id: int) -> None:
-    """Forget the repeat timer of an alert."""
+    """Forget the escalation timer of an alert."""
     await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
 
 
 async def due_notifications(conn: Conn, now: datetime, limit: int = 50) -> list[Outgoing]:
-    """Claim (row-lock) notifications that are due for open alerts; inside a transaction."""
+    """Claim (row-lock) notifications that are due (alert notices only while the alert is
+    open; follow-up notices always); inside a transaction."""
     cur = await conn.execute(
-        "SELECT n.id, n.alert_id, n.round, n.user_id, n.channel, n.target, n.attempts"
+        "SELECT n.id, n.alert_id, n.round, n.user_id, n.channel, n.target, n.attempts,"
+        " n.notice, n.position, n.fallback_queued"
         " FROM notifications n JOIN alerts a ON a.id = n.alert_id"
-        " WHERE n.status = 'pending' AND n.due_at <= %s AND a.status = 'open'"
+        " WHERE n.status = 'pending' AND n.due_at <= %s"
+        "   AND (a.status = 'open' OR n.notice <> 'alert')"
         " ORDER BY n.due_at LIMIT %s FOR UPDATE OF n SKIP LOCKED",
         (now, limit),
     )
     return [
-        Outgoing(int(i), int(a), int(r), None if u is None else int(u), str(c), str(t), int(n))
-        for i, a, r, u, c, t, n in await cur.fetchall()
+        Outgoing(
+            int(i),
+            int(a),
+            int(r),
+            None if u is None else int(u),
+            str(c),
+            str(t),
+            int(n),
+            str(kind),
+            int(pos),
+            bool(fb),
+        )
+        for i, a, r, u, c, t, n, kind, pos, fb in await cur.fetchall()
     ]
 
 
@@ -238,8 +440,11 @@ async def record_attempt(
     ok: bool,
     error: str | None,
     retry_at: datetime | None,
+    now: datetime | None = None,
+    usable: frozenset[str] | None = None,
 ) -> None:
-    """Store the result of one delivery attempt (and its audit row)."""
+    """Store the result of one delivery attempt (and its audit row). On a failure, the
+    person's next usable channel is queued at once as a fallback (once per notification)."""
     if ok:
         await conn.execute(
             "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = now(),"
@@ -258,6 +463,11 @@ async def record_attempt(
             " last_error = %s WHERE id = %s",
             (error, note.id),
         )
+    await conn.execute(
+        "INSERT INTO notification_attempts (notification_id, at, ok, error)"
+        " VALUES (%s, coalesce(%s, now()), %s, %s)",
+        (note.id, now, ok, error),
+    )
     await _event(
         conn,
         note.alert_id,
@@ -266,11 +476,49 @@ async def record_attempt(
         {
             "user_id": note.user_id,
             "channel": note.channel,
+            "notice": note.notice,
             "round": note.round,
             "attempt": note.attempts + 1,
             "error": error,
             "will_retry": retry_at is not None,
         },
+    )
+    if ok or note.fallback_queued or note.user_id is None:
+        return
+    cur = await conn.execute(
+        "SELECT channel, target, position FROM contact_channels WHERE user_id = %s"
+        " AND (position, id) > (%s, -1) AND NOT (channel = %s AND target = %s)"
+        " ORDER BY position, id",
+        (note.user_id, note.position, note.channel, note.target),
+    )
+    options = [
+        (str(c), str(t), int(p))
+        for c, t, p in await cur.fetchall()
+        if usable is None or str(c) in usable
+    ]
+    await conn.execute("UPDATE notifications SET fallback_queued = true WHERE id = %s", (note.id,))
+    if not options:
+        await _event(
+            conn,
+            note.alert_id,
+            "no_fallback",
+            None,
+            {"user_id": note.user_id, "channel": note.channel},
+        )
+        return
+    channel, target, position = options[0]
+    await conn.execute(
+        "INSERT INTO notifications (alert_id, round, notice, user_id, channel, target, due_at,"
+        " position) VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s)"
+        " ON CONFLICT DO NOTHING",
+        (note.alert_id, note.round, note.notice, note.user_id, channel, target, now, position),
+    )
+    await _event(
+        conn,
+        note.alert_id,
+        "fallback",
+        None,
+        {"user_id": note.user_id, "from": note.channel, "to": channel, "round": note.round},
     )
 
 
@@ -331,27 +579,217 @@ async def get_alert(conn: Conn, scope: Scope, alert_id: int) -> Alert | None:
     return None if row is None else _alert(row)
 
 
-async def acknowledge(conn: Conn, alert_id: int, user_id: int, how: str) -> bool:
-    """Mark an open alert acknowledged by `user_id`; stops further notifications.
+async def _tell_notified(
+    conn: Conn, alert_id: int, notice: str, exclude: int | None, at: datetime | None
+) -> int:
+    """Queue a follow-up notice (acknowledged / cancelled / cleared / resolved) to everyone
+    who was already sent this alert, over the channel that reached them."""
+    cur = await conn.execute(
+        "INSERT INTO notifications (alert_id, round, notice, user_id, channel, target, due_at,"
+        " position)"
+        " SELECT DISTINCT ON (user_id) alert_id, 0, %s, user_id, channel, target,"
+        "   coalesce(%s, now()), position"
+        " FROM notifications WHERE alert_id = %s AND notice = 'alert' AND status = 'sent'"
+        "   AND user_id IS DISTINCT FROM %s"
+        " ORDER BY user_id, round DESC, position"
+        " ON CONFLICT DO NOTHING RETURNING id",
+        (notice, at, alert_id, exclude),
+    )
+    return len(await cur.fetchall())
+
+
+async def _stop_escalation(conn: Conn, alert_id: int) -> None:
+    await conn.execute(
+        "UPDATE notifications SET status = 'cancelled' WHERE alert_id = %s"
+        " AND status = 'pending' AND notice = 'alert'",
+        (alert_id,),
+    )
+    await drop_timer(conn, alert_id)
+
+
+async def _queue_help_command(conn: Conn, alert_id: int, user_id: int, at: datetime | None) -> int:
+    """Queue "help is on the way" for the devices that raised the alert (else the home's
+    SOS buttons); the dispatcher publishes it QoS 1 on their command topics."""
+    cur = await conn.execute(
+        """
+        WITH a AS (SELECT id, home_id FROM alerts WHERE id = %(alert)s),
+        evidence AS (
+            SELECT DISTINCT ev.device_id FROM alert_evidence ev, a
+            WHERE ev.alert_id = a.id AND ev.device_id IS NOT NULL
+        ),
+        targets AS (
+            SELECT device_id FROM evidence
+            UNION
+            SELECT d.id FROM devices d, a
+            WHERE d.home_id = a.home_id AND d.kind = 'sos_button'
+              AND NOT EXISTS (SELECT 1 FROM evidence)
+        )
+        INSERT INTO device_commands (alert_id, home_id, device_id, command, due_at)
+        SELECT a.id, a.home_id, t.device_id,
+               jsonb_build_object('command', 'help_on_the_way', 'alert_id', a.id,
+                                  'by', (SELECT display_name FROM users WHERE id = %(user)s),
+                                  'at', coalesce(%(at)s, now())),
+               coalesce(%(at)s, now())
+        FROM a, targets t
+        RETURNING id
+        """,
+        {"alert": alert_id, "user": user_id, "at": at},
+    )
+    return len(await cur.fetchall())
+
+
+async def acknowledge(
+    conn: Conn, alert_id: int, user_id: int, how: str, at: datetime | None = None
+) -> bool:
+    """Take ownership of an open alert: stops the escalation, tells everyone already
+    notified who owns it, and queues "help is on the way" for the elder's home unit.
 
     Returns False when the alert was not open (already acknowledged or resolved)."""
     async with conn.transaction():
         cur = await conn.execute(
-            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = now(),"
-            " acknowledged_by = %s WHERE id = %s AND status = 'open' RETURNING id",
-            (user_id, alert_id),
+            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = coalesce(%s, now()),"
+            " acknowledged_by = %s, acknowledged_how = %s WHERE id = %s AND status = 'open'"
+            " RETURNING id",
+            (at, user_id, how, alert_id),
         )
         if await cur.fetchone() is None:
             return False
-        await conn.execute(
-            "UPDATE notifications SET status = 'cancelled' WHERE alert_id = %s"
-            " AND status = 'pending'",
-            (alert_id,),
-        )
-        await drop_timer(conn, alert_id)
+        await _stop_escalation(conn, alert_id)
+        told = await _tell_notified(conn, alert_id, "acknowledged", user_id, at)
+        commands = await _queue_help_command(conn, alert_id, user_id, at)
         await _event(conn, alert_id, "acknowledged", user_id, {"how": how})
+        if told:
+            await _event(conn, alert_id, "owner_announced", None, {"notices": told})
+        if commands:
+            await _event(conn, alert_id, "help_command_queued", None, {"devices": commands})
         await _notify_change(conn, alert_id)
     return True
+
+
+async def resolve(
+    conn: Conn,
+    alert_id: int,
+    user_id: int | None,
+    outcome: Outcome,
+    note: str = "",
+    at: datetime | None = None,
+) -> bool:
+    """Close an open or acknowledged alert with an outcome and a note; an alert closed while
+    still open also stops its escalation and tells those already notified.
+
+    Returns False when the alert was already resolved (or does not exist)."""
+    async with conn.transaction():
+        cur = await conn.execute("SELECT status FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
+        row = await cur.fetchone()
+        if row is None or row[0] == "resolved":
+            return False
+        was_open = row[0] == "open"
+        await conn.execute(
+            "UPDATE alerts SET status = 'resolved', resolved_at = coalesce(%s, now()),"
+            " resolved_by = %s, outcome = %s, resolution_note = %s WHERE id = %s",
+            (at, user_id, outcome.value, note, alert_id),
+        )
+        await _stop_escalation(conn, alert_id)
+        told = 0
+        if was_open:
+            notice = {
+                Outcome.CANCELLED_BY_ELDER: "cancelled",
+                Outcome.CLEARED_BY_DATA: "cleared",
+            }.get(outcome, "resolved")
+            told = await _tell_notified(conn, alert_id, notice, user_id, at)
+        action = {
+            Outcome.CANCELLED_BY_ELDER: "self_cancelled",
+            Outcome.CLEARED_BY_DATA: "cleared",
+        }.get(outcome, "resolved")
+        await _event(
+            conn, alert_id, action, user_id, {"outcome": outcome.value, "note": note, "told": told}
+        )
+        await _notify_change(conn, alert_id)
+    return True
+
+
+async def open_alert_id(conn: Conn, home_id: str, kind: str) -> tuple[int, datetime] | None:
+    """The id and event time of the unresolved alert of a home and kind, if any."""
+    cur = await conn.execute(
+        "SELECT id, event_at FROM alerts WHERE home_id = %s AND kind = %s AND status <> 'resolved'",
+        (home_id, kind),
+    )
+    row = await cur.fetchone()
+    return None if row is None else (int(row[0]), row[1])
+
+
+async def clear_by_data(
+    conn: Conn, home_id: str, kind: str, reason: str, at: datetime | None = None
+) -> int | None:
+    """The data shows the condition is over (e.g. the elder moved again): resolve the
+    unresolved alert of this home and kind with the reason recorded. Returns its id."""
+    found = await open_alert_id(conn, home_id, kind)
+    if found is None:
+        return None
+    ok = await resolve(conn, found[0], None, Outcome.CLEARED_BY_DATA, reason, at)
+    return found[0] if ok else None
+
+
+async def self_cancel(
+    conn: Conn, home_id: str, device_id: str, at: datetime, window: timedelta
+) -> tuple[int | None, bool]:
+    """A cancel from the elder's own device: within `window` of the press it resolves the SOS
+    alert as cancelled by the elder (recorded, never deleted); later, it is recorded as an
+    audit row and the alert goes on. Returns (alert id or None, whether it cancelled)."""
+    found = await open_alert_id(conn, home_id, "sos")
+    if found is None:
+        return None, False
+    alert_id, pressed_at = found
+    if at - pressed_at <= window:
+        ok = await resolve(
+            conn,
+            alert_id,
+            None,
+            Outcome.CANCELLED_BY_ELDER,
+            f"cancelled on {device_id} {(at - pressed_at).total_seconds():.0f} s after the press",
+            at,
+        )
+        return alert_id, ok
+    async with conn.transaction():
+        await _event(
+            conn,
+            alert_id,
+            "cancel_too_late",
+            None,
+            {"device_id": device_id, "after_s": (at - pressed_at).total_seconds()},
+        )
+    return alert_id, False
+
+
+async def due_commands(
+    conn: Conn, now: datetime, limit: int = 50
+) -> list[tuple[int, str, str, dict[str, Any], int]]:
+    """Claim (row-lock) device commands to publish: (id, home, device, command, attempts)."""
+    cur = await conn.execute(
+        "SELECT id, home_id, device_id, command, attempts FROM device_commands"
+        " WHERE sent_at IS NULL AND due_at <= %s ORDER BY due_at LIMIT %s"
+        " FOR UPDATE SKIP LOCKED",
+        (now, limit),
+    )
+    return [(int(i), str(h), str(d), dict(c), int(n)) for i, h, d, c, n in await cur.fetchall()]
+
+
+async def record_command(
+    conn: Conn, command_id: int, error: str | None, retry_at: datetime
+) -> None:
+    """Store the result of publishing a device command (retried at `retry_at` on failure)."""
+    if error is None:
+        await conn.execute(
+            "UPDATE device_commands SET sent_at = now(), attempts = attempts + 1,"
+            " last_error = NULL WHERE id = %s",
+            (command_id,),
+        )
+    else:
+        await conn.execute(
+            "UPDATE device_commands SET attempts = attempts + 1, last_error = %s, due_at = %s"
+            " WHERE id = %s",
+            (error, retry_at, command_id),
+        )
 
 
 async def alert_events(conn: Conn, alert_id: int) -> list[dict[str, Any]]:

@@ -337,6 +337,10 @@ def create_app(ctx: AppContext) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.gateway = _State(ctx, auth)
+    # Imported here because the router module imports this one.
+    from gateway.routes_alerting import router as alerting_router
+
+    app.include_router(alerting_router)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.add_middleware(_Observe, metrics=metrics)
 

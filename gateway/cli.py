@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_alerting import register as register_alerting
 from gateway.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 simulate_app = typer.Typer(help="Simulated devices and homes.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
+register_alerting(app)
 console = Console(stderr=True)
 URLS_FILE = "urls.json"
 
@@ -96,7 +98,8 @@ def up(
             "mqtt": {"url": mq.url, "protocol": mq.protocol},
             "alerts": {
                 "smtp": {"host": "127.0.0.1", "port": smtp_port},
-                "repeat_s": base.alerts.repeat_s,
+                # The demo clock: escalation delays shortened (5 min -> 30 s) unless set.
+                "demo_speed": float(os.environ.get("ELDERCARE_ALERTS__DEMO_SPEED", "10")),
             },
             "gateway": {"port": port, "host": "127.0.0.1", "public_url": web},
         }

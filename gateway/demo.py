@@ -91,9 +91,8 @@ class DemoInbox:
         ok = verify(self._secret, request.headers.get(SIGNATURE_HEADER, ""), body, time.time())
         try:
             doc = json.loads(body)
-            subject = (
-                f"{doc['alert']['summary']} (alert #{doc['alert']['id']}, round {doc['round']})"
-            )
+            headline = doc.get("headline") or doc["alert"]["summary"]
+            subject = f"{headline} (alert #{doc['alert']['id']}, round {doc['round']})"
         except (ValueError, KeyError, TypeError):
             subject = "unreadable body"
         self.add(Received(datetime.now(UTC), "webhook", name, subject, ok))

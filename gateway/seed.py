@@ -98,12 +98,21 @@ async def seed_demo(
                 )
             return uid
 
-        await user("district", "District 24h centre", "district_staff", "d1")
+        async def on_duty(uid: int, region: str) -> None:
+            # On duty around the clock for the demo: one long shift from yesterday.
+            if not already:
+                await conn.execute(
+                    "INSERT INTO duty_shifts (user_id, region_id, starts_at, ends_at)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (uid, region, now - timedelta(days=1), now + timedelta(days=365)),
+                )
+
+        await on_duty(await user("district", "District 24h centre", "district_staff", "d1"), "d1")
         logins.append(DemoLogin("district", "district_staff", "Riverside District"))
         for t in ("t1", "t2"):
-            await user(f"town-{t}", f"Town staff {t}", "town_staff", t)
+            await on_duty(await user(f"town-{t}", f"Town staff {t}", "town_staff", t), t)
         logins.append(DemoLogin("town-t1", "town_staff", "East Town"))
-        await user("operator", "Operator", "operator", None)
+        await on_duty(await user("operator", "Operator", "operator", None), "d1")
         logins.append(DemoLogin("operator", "operator", "devices and service"))
         for v in villages:
             uid = await user(f"worker-{v}", f"Village worker {v}", "village_worker", v)

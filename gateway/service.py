@@ -19,12 +19,22 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import baselines
-from alerts.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
+from alerts import store as alert_store
+from alerts.channels import (
+    AppriseChannel,
+    Channel,
+    ConsoleChannel,
+    EmailChannel,
+    SmtpConfig,
+    WebhookChannel,
+)
+from alerts.commands import MqttCommandPublisher
 from alerts.config import AlertMetrics
 from alerts.detect import default_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
 from alerts.learned import LearnedDetector
+from alerts.rota import RotaWatch
 from alerts.service import AlertService, urgent_filters
 from gateway.app import AppContext, create_app
 from gateway.live import Broadcaster
@@ -68,9 +78,20 @@ class Running:
 ExtraTask = Callable[[Running], Awaitable[None]]
 
 
-def _channels(settings: Settings, http: httpx.AsyncClient) -> dict[str, Channel]:
+def _channels(
+    settings: Settings, http: httpx.AsyncClient, pool: AsyncConnectionPool[Any]
+) -> dict[str, Channel]:
     smtp = settings.alerts.smtp
+
+    async def to_console(alert_id: int) -> None:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "SELECT pg_notify(%s, %s)", (alert_store.NOTIFY_CHANNEL, str(alert_id))
+            )
+
     return {
+        "apprise": AppriseChannel(),
+        "console": ConsoleChannel(to_console),
         "webhook": WebhookChannel(http, settings.alerts.webhook_secret.get_secret_value().encode()),
         "email": EmailChannel(
             SmtpConfig(
@@ -143,12 +164,17 @@ async def serve(
 
         if "alerts" in components:
             alert_metrics = AlertMetrics(metrics)
+            commands = await stack.enter_async_context(
+                MqttCommandPublisher(settings.mqtt, settings.alerts.client_id + "-commands")
+            )
             dispatcher = Dispatcher(
                 settings.alerts,
                 pool,
-                _channels(settings, http),
+                _channels(settings, http, pool),
                 alert_metrics,
                 settings.gateway.base_url() + "/console",
+                commands=commands,
+                links_base=settings.gateway.base_url(),
             )
             sub = await stack.enter_async_context(
                 Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
@@ -178,7 +204,7 @@ async def serve(
                 tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
             fallback = EmergencyFallback(
                 pool,
-                _channels(settings, http),
+                _channels(settings, http, pool),
                 settings.gateway.base_url() + "/console",
                 refresh_s=settings.alerts.fallback_refresh_s,
             )
@@ -199,6 +225,7 @@ async def serve(
                 ("alerts-urgent", service.run_urgent()),
                 ("alerts-tick", service.tick()),
                 ("dispatcher", dispatcher.run()),
+                ("rota-watch", RotaWatch(settings.alerts, pool, alert_metrics).run()),
             ]
 
         if "gateway" in components:
@@ -213,6 +240,7 @@ async def serve(
             app = create_app(AppContext(settings.gateway, pool, broadcaster, metrics, health))
             for router in routers:
                 app.include_router(router)
+            app.state.alert_settings = settings.alerts
             running.app = app
             config = uvicorn.Config(
                 app,

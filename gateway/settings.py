@@ -20,6 +20,7 @@ from ingest.service import IngestSettings
 PLACEHOLDER_SECRETS = {
     "development-webhook-secret",
     "development-session-secret",
+    "development-ack-link-secret",
     "change-me",
     "changeme",
     "secret",
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
                 for name, value in (
                     ("ELDERCARE_ALERTS__WEBHOOK_SECRET", self.alerts.webhook_secret),
                     ("ELDERCARE_GATEWAY__SESSION_SECRET", self.gateway.session_secret),
+                    ("ELDERCARE_ALERTS__ACK_LINK_SECRET", self.alerts.ack_link_secret),
                 )
                 if value.get_secret_value() in PLACEHOLDER_SECRETS
                 or len(value.get_secret_value()) < 16

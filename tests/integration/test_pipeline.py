@@ -81,7 +81,7 @@ async def test_sos_reaches_people_and_ack_through_the_api_stops_repeats(
         db_url,
         mosquitto,
         alerts={
-            "repeat_s": 0.6,
+            "demo_speed": 500,  # the critical policy's 5 min repeat becomes 0.6 s
             "webhook_secret": secret,
             "smtp": {"host": smtp_server.host, "port": smtp_server.port},
         },
@@ -127,9 +127,12 @@ async def test_sos_reaches_people_and_ack_through_the_api_stops_repeats(
         assert body["alert"]["kind"] == "sos"
         assert body["alert"]["severity"] == "critical"
 
-        mails = await smtp_server.wait_for(2)  # the village worker and the family first contact
+        # The family first contact by e-mail (the worker's first channel is the webhook;
+        # e-mail is the worker's fallback), then the town staff as the alert escalates.
+        mails = await smtp_server.wait_for(2)
         rcpts = {r for m in mails for r in m.rcpt_tos}
-        assert {"worker-v1@example.org", "family-h01@example.org"} <= rcpts
+        assert {"family-h01@example.org", "town-t1@example.org"} <= rcpts
+        assert "worker-v1@example.org" not in rcpts
         assert all("SOS" in m.subject for m in mails)
         assert not any("worker-v2" in r for r in rcpts)
 
@@ -155,8 +158,20 @@ async def test_sos_reaches_people_and_ack_through_the_api_stops_repeats(
         hooks_at_ack = len(http_receiver.requests)
         mails_at_ack = len(smtp_server.messages)
         await asyncio.sleep(2.0)  # more than three repeat periods
+        # No more alert rounds: only the "acknowledged by" notices to the others.
         assert len(http_receiver.requests) == hooks_at_ack
-        assert len(smtp_server.messages) == mails_at_ack
+        after = smtp_server.messages[mails_at_ack:]
+        assert all(m.subject.startswith("Acknowledged by") for m in after)
+        assert not any("worker-v1" in r for m in after for r in m.rcpt_tos)
+    assert (
+        await scalar(
+            db_url,
+            "SELECT count(*) FROM notifications WHERE alert_id = %s"
+            " AND notice = 'acknowledged' AND status = 'sent'",
+            alert_id,
+        )
+        >= 1
+    ), "the others were not told who owns the alert"
     who = await scalar(
         db_url,
         "SELECT u.username FROM alerts a JOIN users u ON u.id = a.acknowledged_by WHERE a.id = %s",

@@ -158,6 +158,8 @@ def test_notice_body_fields() -> None:
     assert notice_body(NOTICE) == {
         "version": 1,
         "type": "alert",
+        "notice": "alert",
+        "headline": "[CRITICAL] SOS button pressed - Wang Fang (Xiaohe)",
         "round": 3,
         "recipient": 17,
         "alert": {
@@ -173,8 +175,10 @@ def test_notice_body_fields() -> None:
             "event_at": "2026-11-23T13:00:00+00:00",
             "opened_at": "2026-11-23T13:00:01.250000+00:00",
             "evidence_count": 2,
+            "acknowledged_by": None,
         },
         "console_url": "https://care.example/a/42",
+        "ack_url": None,
     }
 
 

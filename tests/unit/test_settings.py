@@ -26,6 +26,7 @@ def set_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ELDERCARE_ENVIRONMENT", "production")
     monkeypatch.setenv("ELDERCARE_ALERTS__WEBHOOK_SECRET", REAL_WEBHOOK_SECRET)
     monkeypatch.setenv("ELDERCARE_GATEWAY__SESSION_SECRET", REAL_SESSION_SECRET)
+    monkeypatch.setenv("ELDERCARE_ALERTS__ACK_LINK_SECRET", "ack-link-secret-" + "9" * 20)
     monkeypatch.setenv("ELDERCARE_GATEWAY__COOKIE_SECURE", "true")
 
 
