@@ -363,3 +363,35 @@ async def alert_events(conn: Conn, alert_id: int) -> list[dict[str, Any]]:
             (alert_id,),
         )
         return list(await cur.fetchall())
+
+
+OUTCOMES = ("false_alarm", "visited_fine", "needed_help", "ambulance", "hospital", "other")
+"""How an alert may end when a person resolves it."""
+
+
+async def resolve(conn: Conn, alert_id: int, user_id: int, outcome: str, note: str) -> bool:
+    """Close an open or acknowledged alert with `outcome` (one of OUTCOMES) and a note.
+
+    An open alert is acknowledged by the same person first (so escalation stops). Returns
+    False when the alert was already resolved."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; choose from {OUTCOMES}")
+    async with conn.transaction():
+        cur = await conn.execute(
+            "UPDATE alerts SET status = 'resolved', resolved_at = now(), outcome = %s,"
+            " acknowledged_at = coalesce(acknowledged_at, now()),"
+            " acknowledged_by = coalesce(acknowledged_by, %s)"
+            " WHERE id = %s AND status <> 'resolved' RETURNING id",
+            (outcome, user_id, alert_id),
+        )
+        if await cur.fetchone() is None:
+            return False
+        await conn.execute(
+            "UPDATE notifications SET status = 'cancelled' WHERE alert_id = %s"
+            " AND status = 'pending'",
+            (alert_id,),
+        )
+        await drop_timer(conn, alert_id)
+        await _event(conn, alert_id, "resolved", user_id, {"outcome": outcome, "note": note})
+        await _notify_change(conn, alert_id)
+    return True

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from alerts.detect import default_detectors
 from alerts.dispatch import Dispatcher
 from alerts.service import AlertService
 from gateway.app import AppContext, create_app
+from gateway.care import CareTask
 from gateway.live import Broadcaster
 from gateway.settings import Settings
 from ingest import store as ingest_store
@@ -186,7 +188,10 @@ async def serve(
                 lifespan="off",
             )
             server = _Server(config)
-            tasks += [("live", broadcaster.run()), ("http", server.serve())]
+            care = CareTask(
+                pool, timedelta(seconds=settings.alerts.repeat_s), settings.gateway.care_poll_s
+            )
+            tasks += [("live", broadcaster.run()), ("http", server.serve()), ("care", care.run())]
 
         async def watch() -> None:
             if server is not None:
