@@ -1,7 +1,6 @@
 """The REST API beyond sign-in and alerts: regions, homes, elders' files, devices, readings,
 rota, care visits, and resolving alerts. Every object is found through the caller's scope."""
 
-from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
@@ -48,7 +47,7 @@ class AwayMode(BaseModel):
     reason: str = Field(default="", max_length=200)
 
     @model_validator(mode="after")
-    def _ordered(self) -> AwayMode:
+    def _ordered(self) -> "AwayMode":
         if self.away_from.tzinfo is None or (
             self.away_until is not None and self.away_until.tzinfo is None
         ):
@@ -66,7 +65,7 @@ class VisitIn(BaseModel):
     note: str = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
-    def _aware(self) -> VisitIn:
+    def _aware(self) -> "VisitIn":
         if self.visited_at is not None and self.visited_at.tzinfo is None:
             raise ValueError("visited_at needs a time zone")
         return self
