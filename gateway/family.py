@@ -28,6 +28,9 @@ class Presence(enum.StrEnum):
 
 
 def _is_activity(e: Event) -> bool:
+    """Motion seen, a button pressed, or a door or the bed changing either way."""
+    if e.kind in ("door_contact", "bed_mat"):
+        return True
     return e.kind in _ACTIVITY_KINDS and e.value >= 1.0
 
 
