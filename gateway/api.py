@@ -1,7 +1,6 @@
 """The REST API beyond sign-in and alerts: regions, homes, elders' files, devices, readings,
 rota, care visits, and resolving alerts. Every object is found through the caller's scope."""
 
-
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -399,13 +398,19 @@ def build_router(
         response_class=Response,
         responses={200: {"content": {"image/svg+xml": {}}}},
     )
-    async def timeline(elder_id: str, principal: User, day: date | None = None) -> Response:
-        """The elder's day (default today, home time) as an SVG timeline. Audited."""
+    async def timeline(
+        elder_id: str,
+        principal: User,
+        day: date | None = None,
+        width: Annotated[int, Query(ge=320, le=1600)] = 560,
+    ) -> Response:
+        """The elder's day (default today, home time) as an SVG timeline `width` units wide
+        (narrow for phones). Audited."""
         async with pool.connection() as conn:
             found = await audited(conn, principal, elder_id, "timeline", day=day)
             start, end, _ = local_day(found.timezone, day, clock())
             evts = await queries.events(conn, found.home_id, start, end)
-        svg = family.timeline_svg(evts, start, translator(principal.locale))
+        svg = family.timeline_svg(evts, start, translator(principal.locale), width=width)
         return Response(svg, media_type="image/svg+xml")
 
     @router.get("/elders/{elder_id}/alerts", tags=["alerts"])

@@ -41,7 +41,8 @@ def presence(latest: Sequence[Event], now: datetime) -> Presence:
     door moved, no motion came after it, and that was over `OUT_AFTER` ago; home when there
     was any other recent activity; unknown when nothing came in `STALE_AFTER`."""
     recent = [e for e in latest if now - e.ts <= STALE_AFTER]
-    motion = max((e.ts for e in recent if e.kind == "pir_motion" and e.value >= 1.0), default=None)
+    moving = ("pir_motion", "sos_button")  # a button press is someone at home, too
+    motion = max((e.ts for e in recent if e.kind in moving and e.value >= 1.0), default=None)
     beds = [e for e in recent if e.kind == "bed_mat"]
     doors = [e for e in recent if e.kind == "door_contact"]
     bed = max(beds, key=lambda e: e.ts, default=None)
@@ -143,7 +144,7 @@ def timeline_svg(
     start: datetime,
     label: Callable[[str], str],
     *,
-    width: int = 720,
+    width: int = 560,
 ) -> str:
     """The day starting `start` (local midnight) as an SVG: one row per room and device kind,
     ticks for motion, door and button, bars for time in bed. `label` translates words."""
@@ -154,7 +155,9 @@ def timeline_svg(
         if e.kind in _COLOURS and key not in rows:
             rows.append(key)
     rows.sort(key=lambda k: (list(_COLOURS).index(k[0]), k[1]))
-    left, top, row_h = 130, 22, 26
+    narrow = width < 500
+    left, top, row_h = (92 if narrow else 120), 22, 26
+    step = 6 if narrow else 3
     plot_w = width - left - 10
     height = top + row_h * max(len(rows), 1) + 8
     day_s = 86400.0
@@ -164,9 +167,10 @@ def timeline_svg(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}"'
-        f' width="100%" role="img" aria-label="{escape(label("timeline"))}" class="timeline">'
+        f' width="100%" font-family="sans-serif" role="img"'
+        f' aria-label="{escape(label("timeline"))}" class="timeline">'
     ]
-    for hour in range(0, 25, 3):
+    for hour in range(0, 25, step):
         hx = left + plot_w * hour / 24
         parts.append(
             f'<line x1="{hx:.1f}" y1="{top - 4}" x2="{hx:.1f}" y2="{height - 6}" stroke="#dde1e7"/>'

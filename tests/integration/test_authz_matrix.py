@@ -4,6 +4,7 @@
 Expected answers come from this file's own description of the demo region (which village
 each home is in, which region each user has), not from the code under test."""
 
+# ruff: noqa: F811 - the fixtures imported from test_api are used as parameters
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta

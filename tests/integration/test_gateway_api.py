@@ -1,6 +1,7 @@
 """The elder's file, readings, status, visits, care weeks, resolve and languages, against a
 real PostgreSQL with the demo region."""
 
+# ruff: noqa: F811 - the fixtures imported from test_api are used as parameters
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -158,7 +159,8 @@ async def test_status_timeline_and_audit(client: httpx.AsyncClient, pool: Pool) 
     svg = await client.get("/api/v1/elders/e01/timeline.svg", headers=headers)
     assert svg.status_code == 200
     assert svg.headers["content-type"].startswith("image/svg+xml")
-    assert svg.text.startswith("<svg") and "motion" in svg.text
+    assert svg.text.startswith("<svg")
+    assert "motion" in svg.text
 
     audit = await client.get("/api/v1/elders/e01/audit", headers=headers)
     assert_error(audit, 403, "forbidden")
@@ -201,7 +203,9 @@ async def test_resolve_with_outcome_and_note(client: httpx.AsyncClient, pool: Po
             (alert_id,),
         )
         assert (await cur.fetchone()) == (0,)
-        cur = await conn.execute("SELECT count(*) FROM alert_timers WHERE alert_id = %s", (alert_id,))
+        cur = await conn.execute(
+            "SELECT count(*) FROM alert_timers WHERE alert_id = %s", (alert_id,)
+        )
         assert (await cur.fetchone()) == (0,)
     history = await client.get("/api/v1/elders/e01/alerts?status=resolved", headers=headers)
     assert [a["id"] for a in history.json()["items"]] == [alert_id]
@@ -280,9 +284,11 @@ async def test_a_short_week_raises_one_care_alert(pool: Pool) -> None:
         by_elder = {c.elder_id: c for c in closed}
         assert len(closed) == 8
         assert not by_elder["e01"].short
-        assert by_elder["e02"].short and by_elder["e02"].visits == 2
+        assert by_elder["e02"].short
+        assert by_elder["e02"].visits == 2
         assert not by_elder["e03"].short  # away (in hospital) that week
-        assert by_elder["e04"].short and by_elder["e04"].visits == 0
+        assert by_elder["e04"].short
+        assert by_elder["e04"].visits == 0
         assert await close_weeks(conn, now, timedelta(minutes=5)) == []  # once per week
         cur = await conn.execute(
             "SELECT home_id, kind, category, severity, summary FROM alerts ORDER BY home_id"
