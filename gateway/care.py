@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
@@ -139,8 +140,50 @@ async def close_weeks(conn: Conn, now: datetime, repeat: timedelta) -> list[Clos
     return closed
 
 
+class CareMetrics:
+    """Prometheus metrics refreshed by the care task: visits, short weeks, open alerts and
+    the escalation lag."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.tag_visits = Counter(
+            "eldercare_care_tag_visits", "care visits recorded from staff tags", registry=registry
+        )
+        self.short_weeks = Counter(
+            "eldercare_care_short_weeks", "weeks closed below the visit target", registry=registry
+        )
+        self.alerts = Gauge(
+            "eldercare_alerts_current",
+            "alerts not yet resolved",
+            ["status", "severity"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "eldercare_alert_unacknowledged_oldest_seconds",
+            "escalation lag: age of the oldest alert nobody has acknowledged (0 when none)",
+            registry=registry,
+        )
+
+
+async def refresh_alert_gauges(conn: Conn, metrics: CareMetrics, now: datetime) -> None:
+    """Set the open-alert gauges and the escalation lag from the alert table."""
+    cur = await conn.execute(
+        "SELECT status, severity, count(*), min(opened_at) FILTER (WHERE status = 'open')"
+        " FROM alerts WHERE status <> 'resolved' GROUP BY status, severity"
+    )
+    rows = await cur.fetchall()
+    for status in ("open", "acknowledged"):
+        for severity in Severity:
+            metrics.alerts.labels(status, severity.value).set(0)
+    oldest: datetime | None = None
+    for status, severity, count, opened in rows:
+        metrics.alerts.labels(status, severity).set(count)
+        if opened is not None and (oldest is None or opened < oldest):
+            oldest = opened
+    metrics.lag.set(0 if oldest is None else max((now - oldest).total_seconds(), 0.0))
+
+
 class CareTask:
-    """Background loop of the gateway: imports tag visits and closes weeks."""
+    """Background loop of the gateway: imports tag visits, closes weeks, refreshes gauges."""
 
     def __init__(
         self,
@@ -148,11 +191,13 @@ class CareTask:
         repeat: timedelta,
         poll_s: float = 60.0,
         clock: Clock = utc_now,
+        metrics: CareMetrics | None = None,
     ) -> None:
         self.pool = pool
         self.repeat = repeat
         self.poll_s = poll_s
         self.clock = clock
+        self.metrics = metrics
 
     async def step(self) -> tuple[int, list[ClosedWeek]]:
         """One round: (new tag visits, weeks closed)."""
@@ -160,7 +205,12 @@ class CareTask:
         async with self.pool.connection() as conn:
             new = await import_tag_visits(conn, now)
             closed = await close_weeks(conn, now, self.repeat)
+            if self.metrics is not None:
+                await refresh_alert_gauges(conn, self.metrics, now)
         short = sum(c.short for c in closed)
+        if self.metrics is not None:
+            self.metrics.tag_visits.inc(new)
+            self.metrics.short_weeks.inc(short)
         if new or closed:
             log.info("care: %d tag visits, %d weeks closed (%d short)", new, len(closed), short)
         return new, closed

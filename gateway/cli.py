@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli_gateway import care_app
 from gateway.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 simulate_app = typer.Typer(help="Simulated devices and homes.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(care_app, name="care")
 console = Console(stderr=True)
 URLS_FILE = "urls.json"
 

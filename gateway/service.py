@@ -24,7 +24,7 @@ from alerts.detect import default_detectors
 from alerts.dispatch import Dispatcher
 from alerts.service import AlertService
 from gateway.app import AppContext, create_app
-from gateway.care import CareTask
+from gateway.care import CareMetrics, CareTask
 from gateway.live import Broadcaster
 from gateway.settings import Settings
 from ingest import store as ingest_store
@@ -189,7 +189,10 @@ async def serve(
             )
             server = _Server(config)
             care = CareTask(
-                pool, timedelta(seconds=settings.alerts.repeat_s), settings.gateway.care_poll_s
+                pool,
+                timedelta(seconds=settings.alerts.repeat_s),
+                settings.gateway.care_poll_s,
+                metrics=CareMetrics(metrics),
             )
             tasks += [("live", broadcaster.run()), ("http", server.serve()), ("care", care.run())]
 

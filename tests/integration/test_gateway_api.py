@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
-from gateway.care import close_weeks, import_tag_visits, week_start
+from gateway.care import CareMetrics, CareTask, close_weeks, import_tag_visits, week_start
 from tests.integration.test_api import (  # noqa: F401 - fixtures used by name
     Pool,
     app,
@@ -339,3 +340,30 @@ async def test_pagination_and_clear_errors(client: httpx.AsyncClient) -> None:
     assert sorted(c["id"] for c in tree[0]["children"]) == ["t1", "t2"]
     offline = (await client.get("/api/v1/devices?state=offline&limit=1", headers=headers)).json()
     assert offline["total"] == 8 * 7  # nothing has reported in a fresh database
+
+
+async def test_care_task_refreshes_alert_gauges_and_escalation_lag(pool: Pool) -> None:
+    registry = CollectorRegistry()
+    first = await raise_sos(pool, "h01")
+    await raise_sos(pool, "h02")
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE alerts SET opened_at = now() - interval '10 minutes' WHERE id = %s", (first,)
+        )
+    task = CareTask(pool, timedelta(minutes=5), metrics=CareMetrics(registry))
+    await task.step()
+    open_critical = registry.get_sample_value(
+        "eldercare_alerts_current", {"status": "open", "severity": "critical"}
+    )
+    assert open_critical == 2
+    lag = registry.get_sample_value("eldercare_alert_unacknowledged_oldest_seconds")
+    assert lag is not None
+    assert 590 <= lag <= 900
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE alerts SET status = 'acknowledged'")
+    await task.step()
+    assert registry.get_sample_value("eldercare_alert_unacknowledged_oldest_seconds") == 0
+    acked = registry.get_sample_value(
+        "eldercare_alerts_current", {"status": "acknowledged", "severity": "critical"}
+    )
+    assert acked == 2
