@@ -158,7 +158,7 @@ def timeline_svg(
     narrow = width < 500
     left, top, row_h = (92 if narrow else 120), 22, 26
     step = 6 if narrow else 3
-    plot_w = width - left - 10
+    plot_w = width - left - 18  # room for the last hour's label
     height = top + row_h * max(len(rows), 1) + 8
     day_s = 86400.0
 
@@ -185,6 +185,8 @@ def timeline_svg(
     for i, (kind, room) in enumerate(rows):
         y = top + i * row_h
         name = f"{label(room) if room else ''} · {label(kind)}".strip(" ·")
+        if narrow and len(name) > 14:
+            name = label(room) if room and kind == "pir_motion" else name[:13] + "…"
         parts.append(
             f'<text x="{left - 6}" y="{y + 17}" font-size="12" text-anchor="end"'
             f' fill="#1d2330">{escape(name)}</text>'

@@ -18,6 +18,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "language": ("Language", "语言"),
     "lang_en": ("English", "English"),
     "lang_zh": ("中文", "中文"),
+    "nav_home": ("Home", "首页"),
     "nav_alerts": ("Alerts", "警报"),
     "nav_elders": ("Elders", "老人档案"),
     "nav_devices": ("Devices", "设备"),
