@@ -12,6 +12,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from alerts.model import (
+    HUMAN_OUTCOMES,
     Alert,
     Category,
     Outcome,
@@ -689,6 +690,13 @@ async def resolve(
             " resolved_by = %s, outcome = %s, resolution_note = %s WHERE id = %s",
             (at, user_id, outcome.value, note, alert_id),
         )
+        if was_open and user_id is not None:
+            # A person who closes an open alert has taken it: that is its acknowledgement.
+            await conn.execute(
+                "UPDATE alerts SET acknowledged_at = coalesce(%s, now()), acknowledged_by = %s,"
+                " acknowledged_how = 'resolve' WHERE id = %s",
+                (at, user_id, alert_id),
+            )
         await _stop_escalation(conn, alert_id)
         told = 0
         if was_open:
@@ -801,3 +809,7 @@ async def alert_events(conn: Conn, alert_id: int) -> list[dict[str, Any]]:
             (alert_id,),
         )
         return list(await cur.fetchall())
+
+
+OUTCOMES = tuple(o.value for o in HUMAN_OUTCOMES)
+"""How an alert may end when a person resolves it."""

@@ -109,6 +109,23 @@ CATALOGUE: dict[str, DeviceKind] = {
             battery=True,
             urgent=False,
         ),
+        DeviceKind(
+            name="visit_reader",
+            title="Staff visit tag reader",
+            metrics=(
+                MetricSpec(
+                    "tag",
+                    "",
+                    ValueType.CONTINUOUS,
+                    0.0,
+                    4294967295.0,
+                    "the number of the staff tag held to the reader (a care visit)",
+                ),
+            ),
+            heartbeat_s=86400,
+            battery=True,
+            urgent=False,
+        ),
     )
 }
 

@@ -6,9 +6,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -34,7 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alerts import store
-from alerts.model import Alert, Severity, Status
+from alerts.model import Alert, Status
+from gateway.api import build_router
 from gateway.auth import (
     MAX_PASSWORD_LENGTH,
     Authenticator,
@@ -44,7 +45,10 @@ from gateway.auth import (
     Session,
     scope_for,
 )
+from gateway.errors import ApiError, error_response
+from gateway.i18n import translator
 from gateway.live import Broadcaster
+from gateway.pages import build_pages
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,6 @@ log = logging.getLogger(__name__)
 COOKIE_NAME = "eldercare_session"
 SSE_PING_S = 15
 DB_CHECK_TIMEOUT_S = 2.0
-CONSOLE_LIMIT = 200
 _HERE = Path(__file__).parent
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _ERROR_CODES = {
@@ -71,8 +74,6 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
     " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
-_STATUS_ORDER = {Status.OPEN: 0, Status.ACKNOWLEDGED: 1, Status.RESOLVED: 2}
 
 
 def _no_checks() -> dict[str, bool]:
@@ -89,36 +90,6 @@ class AppContext:
     metrics: CollectorRegistry
     health: Callable[[], dict[str, bool]] = _no_checks
     """Extra health checks (name → ok), e.g. the ingester's MQTT connection."""
-
-
-class ApiError(Exception):
-    """An error answered as `{"error": {"code", "message"}}` with an HTTP status."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    """The one error body shape of the API."""
-    return JSONResponse(
-        {"error": {"code": code, "message": message, **extra}}, status, headers=headers
-    )
 
 
 class LoginRequest(BaseModel):
@@ -167,24 +138,6 @@ def user_json(principal: Principal) -> dict[str, Any]:
         "home_ids": list(principal.home_ids),
         "can_acknowledge": principal.is_staff,
     }
-
-
-def age_text(since: datetime, now: datetime) -> str:
-    """A short, readable age: "just now", "3 min", "2 h 5 min", "3 d"."""
-    minutes = int((now - since).total_seconds() // 60)
-    if minutes < 1:
-        return "just now"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
-    return f"{hours // 24} d"
-
-
-def console_order(alert: Alert) -> tuple[int, int, int]:
-    """Sort key of the console: open first, then most severe, then newest."""
-    return (_STATUS_ORDER[alert.status], _SEVERITY_ORDER[alert.severity], -alert.id)
 
 
 def _credentials(request: Request) -> tuple[str | None, bool]:
@@ -327,7 +280,6 @@ def create_app(ctx: AppContext) -> FastAPI:
     auth = Authenticator(settings)
     metrics = GatewayMetrics(ctx.metrics, ctx.broadcaster)
     templates = Jinja2Templates(directory=_HERE / "templates")
-    templates.env.filters["age"] = lambda value: age_text(value, datetime.now(UTC))
 
     app = FastAPI(
         title="Eldercare gateway",
@@ -592,6 +544,11 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     # ------------------------------------------------------------------ pages
 
+    def login_words(request: Request) -> dict[str, Any]:
+        wanted = request.query_params.get("lang") or request.headers.get("accept-language", "")
+        locale = "zh" if wanted.lower().startswith("zh") else "en"
+        return {"t": translator(locale), "locale": locale}
+
     @app.get("/", include_in_schema=False)
     async def index(request: Request) -> RedirectResponse:
         principal = await optional_principal(request)
@@ -601,7 +558,9 @@ def create_app(ctx: AppContext) -> FastAPI:
     async def login_page(request: Request) -> Response:
         if await optional_principal(request):
             return RedirectResponse("/console", 303)
-        return templates.TemplateResponse(request, "login.html", {"error": None, "username": ""})
+        return templates.TemplateResponse(
+            request, "login.html", {"error": None, "username": "", **login_words(request)}
+        )
 
     @app.post("/login", include_in_schema=False)
     async def login_form(
@@ -613,7 +572,7 @@ def create_app(ctx: AppContext) -> FastAPI:
             return templates.TemplateResponse(
                 request,
                 "login.html",
-                {"error": error, "username": username},
+                {"error": error, "username": username, **login_words(request)},
                 status_code=status,
                 headers=headers,
             )
@@ -630,7 +589,8 @@ def create_app(ctx: AppContext) -> FastAPI:
             )
         except BadCredentials:
             return again("Unknown username or wrong password.", 401)
-        response = RedirectResponse("/console", 303)
+        home = "/family" if session.principal.role == "family" else "/console"
+        response = RedirectResponse(home, 303)
         set_session_cookie(response, session)
         return response
 
@@ -644,34 +604,15 @@ def create_app(ctx: AppContext) -> FastAPI:
         clear_session_cookie(response)
         return response
 
-    @app.get("/console", include_in_schema=False)
-    async def console(request: Request) -> Response:
-        token = request.cookies.get(COOKIE_NAME)
-        if not token:
-            return RedirectResponse("/login", 303)
-        async with ctx.pool.connection() as conn:
-            principal = await auth.principal(conn, token)
-            if principal is None:
-                response = RedirectResponse("/login", 303)
-                clear_session_cookie(response)
-                return response
-            alerts = await store.list_alerts(
-                conn,
-                scope_for(principal),
-                [Status.OPEN, Status.ACKNOWLEDGED],
-                CONSOLE_LIMIT,
-            )
-        alerts.sort(key=console_order)
-        return templates.TemplateResponse(
-            request,
-            "console.html",
-            {
-                "principal": principal,
-                "alerts": alerts,
-                "alerts_json": [alert_json(a) for a in alerts],
-                "can_ack": principal.is_staff,
-                "open_count": sum(a.status is Status.OPEN for a in alerts),
-            },
+    app.include_router(build_router(ctx.pool, api_principal, alert_json))
+    app.include_router(
+        build_pages(
+            ctx.pool,
+            templates,
+            optional_principal,
+            lambda request: _same_origin(request, settings),
+            alert_json,
         )
+    )
 
     return app

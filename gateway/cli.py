@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.cli_alerting import register as register_alerting
+from gateway.cli_gateway import care_app
 from gateway.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 simulate_app = typer.Typer(help="Simulated devices and homes.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
 register_alerting(app)
+app.add_typer(care_app, name="care")
 console = Console(stderr=True)
 URLS_FILE = "urls.json"
 

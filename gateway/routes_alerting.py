@@ -16,8 +16,9 @@ from alerts import kpi, mutes, rota, store
 from alerts.config import AlertSettings
 from alerts.links import check_ack_token
 from alerts.model import HUMAN_OUTCOMES, Outcome, Scope, Status
-from gateway.app import ApiError, ApiUser, alert_json
+from gateway.app import ApiUser, alert_json
 from gateway.auth import scope_for
+from gateway.errors import ApiError
 
 router = APIRouter()
 EDITORS = frozenset({"district_staff", "operator"})
@@ -148,16 +149,18 @@ def _shift_json(s: rota.Shift) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/rota", tags=["rota"])
-async def list_rota(
+@router.get("/api/v1/rota/coverage", tags=["rota"])
+async def rota_coverage(
     principal: ApiUser,
     request: Request,
     region: str | None = None,
     hours: Annotated[float, Query(gt=0, le=24 * 62)] = 48,
 ) -> dict[str, Any]:
-    """Shifts from now for `hours`, who is on duty now, and the uncovered stretches."""
-    if not (principal.is_staff or principal.role == "operator"):
-        raise ApiError(403, "forbidden", "the rota is for staff and operators")
+    """Shifts of every region from now for `hours`, who is on duty now, and the uncovered
+    stretches (district staff and operators, who keep the whole rota; others read their own
+    regions' shifts at GET /api/v1/rota)."""
+    if principal.role not in EDITORS:
+        raise ApiError(403, "forbidden", "rota coverage is for district staff and operators")
     now = datetime.now(UTC)
     async with _ctx(request).pool.connection() as conn:
         shifts = await rota.list_shifts(conn, now, now + timedelta(hours=hours), region)

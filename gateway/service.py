@@ -37,6 +37,7 @@ from alerts.learned import LearnedDetector
 from alerts.rota import RotaWatch
 from alerts.service import AlertService, urgent_filters
 from gateway.app import AppContext, create_app
+from gateway.care import CareMetrics, CareTask
 from gateway.live import Broadcaster
 from gateway.settings import Settings
 from ingest import store as ingest_store
@@ -250,7 +251,13 @@ async def serve(
                 lifespan="off",
             )
             server = _Server(config)
-            tasks += [("live", broadcaster.run()), ("http", server.serve())]
+            care = CareTask(
+                pool,
+                alert_store.Routing(alert_store.ALL_CHANNELS, settings.alerts.demo_speed),
+                settings.gateway.care_poll_s,
+                metrics=CareMetrics(metrics),
+            )
+            tasks += [("live", broadcaster.run()), ("http", server.serve()), ("care", care.run())]
 
         async def watch() -> None:
             if server is not None:

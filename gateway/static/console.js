@@ -8,7 +8,10 @@
   const canAck = table.dataset.canAck === "true";
   const live = document.getElementById("live-status");
   const flashBox = document.getElementById("flash");
-  const baseTitle = "Alerts — Eldercare";
+  const M = JSON.parse(document.getElementById("messages")?.textContent || "{}");
+  const tx = (key) => M[key] ?? key.replaceAll("_", " ");
+  const baseTitle = document.title.replace(/^\(\d+\) /, "");
+  const dialog = document.getElementById("resolve-dialog");
   const SEVERITY = { critical: 0, warning: 1, info: 2 };
   const STATUS = { open: 0, acknowledged: 1 };
 
@@ -17,12 +20,12 @@
 
   function age(iso) {
     const minutes = Math.floor((Date.now() - Date.parse(iso)) / 60000);
-    if (minutes < 1) return "just now";
-    if (minutes < 60) return `${minutes} min`;
+    if (minutes < 1) return tx("just_now");
+    if (minutes < 60) return `${minutes} ${tx("min")}`;
     const hours = Math.floor(minutes / 60);
     const rest = minutes % 60;
-    if (hours < 24) return rest ? `${hours} h ${rest} min` : `${hours} h`;
-    return `${Math.floor(hours / 24)} d`;
+    if (hours < 24) return rest ? `${hours} ${tx("h")} ${rest} ${tx("min")}` : `${hours} ${tx("h")}`;
+    return `${Math.floor(hours / 24)} ${tx("d")}`;
   }
 
   function order(a, b) {
@@ -47,7 +50,7 @@
       tr.dataset.id = a.id;
       const badge = document.createElement("span");
       badge.className = `badge sev-${a.severity}`;
-      badge.textContent = a.severity;
+      badge.textContent = tx(a.severity);
       cell(tr, badge);
       cell(tr, a.elder || "—");
       const place = document.createElement("span");
@@ -55,10 +58,10 @@
       home.textContent = a.home_id;
       place.append(`${a.village || ""} `, home);
       cell(tr, place);
-      cell(tr, a.kind.replaceAll("_", " "));
+      cell(tr, tx(a.kind));
       cell(tr, a.summary);
       cell(tr, age(a.opened_at), new Date(a.opened_at).toLocaleString()).className = "age";
-      cell(tr, a.status);
+      cell(tr, tx(a.status));
       cell(tr, a.acknowledged_by || "",
         a.acknowledged_at ? new Date(a.acknowledged_at).toLocaleString() : "");
       if (canAck) {
@@ -67,16 +70,21 @@
           const button = document.createElement("button");
           button.className = "ack primary";
           button.dataset.id = a.id;
-          button.textContent = "Acknowledge";
+          button.textContent = tx("acknowledge");
           td.append(button);
         }
+        const resolve = document.createElement("button");
+        resolve.className = "resolve";
+        resolve.dataset.id = a.id;
+        resolve.textContent = tx("resolve");
+        td.append(resolve);
       }
       return tr;
     });
     if (rows.length === 0) {
       const tr = document.createElement("tr");
       tr.className = "empty";
-      const td = cell(tr, "No open alerts.");
+      const td = cell(tr, tx("no_open_alerts"));
       td.colSpan = canAck ? 9 : 8;
       rows.push(tr);
     }
@@ -148,13 +156,67 @@
     } catch (err) {
       flash(`Could not acknowledge (${err.message}).`);
       button.disabled = false;
-      button.textContent = "Acknowledge";
+      button.textContent = tx("acknowledge");
     }
+  }
+
+  let resolving = null;
+  function openResolve(button) {
+    resolving = button.dataset.id;
+    const a = alerts.find((x) => String(x.id) === resolving);
+    document.getElementById("resolve-what").textContent = a ? `${tx(a.kind)} · ${a.elder || a.home_id}` : "";
+    document.getElementById("resolve-outcome").value = "";
+    document.getElementById("resolve-note").value = "";
+    document.getElementById("resolve-error").hidden = true;
+    dialog.showModal();
+  }
+
+  async function submitResolve(event) {
+    event.preventDefault();
+    const outcome = document.getElementById("resolve-outcome").value;
+    const note = document.getElementById("resolve-note").value;
+    const error = document.getElementById("resolve-error");
+    if (!outcome) {
+      error.textContent = tx("error_outcome");
+      error.hidden = false;
+      return;
+    }
+    const submit = document.getElementById("resolve-submit");
+    submit.disabled = true;
+    try {
+      const response = await api(`/api/v1/alerts/${encodeURIComponent(resolving)}/resolve`, {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ outcome, note }),
+      });
+      const body = await response.json().catch(() => null);
+      if (response.ok) {
+        upsert(body);
+        render();
+        dialog.close();
+      } else {
+        error.textContent = body?.error?.message || `HTTP ${response.status}`;
+        error.hidden = false;
+        scheduleRefresh();
+      }
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  if (dialog) {
+    document.getElementById("resolve-form").addEventListener("submit", submitResolve);
+    document.getElementById("resolve-cancel").addEventListener("click", () => dialog.close());
   }
 
   tbody.addEventListener("click", (event) => {
     const button = event.target.closest("button.ack");
     if (button && !button.disabled) acknowledge(button);
+    const resolve = event.target.closest("button.resolve");
+    if (resolve && dialog) openResolve(resolve);
   });
 
   function setLive(on, text) {
@@ -166,7 +228,7 @@
   function connect() {
     source = new EventSource("/api/v1/alerts/stream");
     source.addEventListener("hello", () => {
-      setLive(true, "live");
+      setLive(true, tx("live"));
       scheduleRefresh(); // catch up with anything missed while disconnected
     });
     source.addEventListener("alert", (event) => {
@@ -180,7 +242,7 @@
       window.location.assign("/login");
     });
     source.onerror = () => {
-      setLive(false, "reconnecting…");
+      setLive(false, tx("reconnecting"));
       if (source.readyState === EventSource.CLOSED) {
         // The server refused the stream (e.g. session ended): check, then retry.
         api("/api/v1/me").then(() => setTimeout(connect, 5000), () => {});

@@ -569,9 +569,17 @@ async def test_console_for_family_has_no_acknowledge(client: httpx.AsyncClient, 
         "/login", data={"username": "family-h01", "password": DEMO_PASSWORD}
     )
     assert response.status_code == 303
-    page = await client.get("/console")
-    assert "SOS button pressed in h01" in page.text
-    assert "SOS button pressed in h02" not in page.text
+    assert response.headers["location"] == "/family"
+    assert (await client.get("/console")).headers["location"] == "/family"
+    page = await client.get("/family", follow_redirects=True)
+    assert page.url.path == "/family/e01"
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT id, full_name FROM elders WHERE id IN ('e01', 'e02')")
+        names = dict(await cur.fetchall())
+    assert names["e01"] in page.text
+    assert names["e02"] not in page.text
+    open_list = page.text.split('id="family-open-alerts"')[1].split("</ul>")[0]
+    assert "SOS" in open_list
     assert "Acknowledge</button>" not in page.text
 
 
