@@ -8,6 +8,7 @@ import html
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
@@ -229,16 +230,42 @@ class SilenceBody(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
+_IN_SUBTREE = """
+WITH RECURSIVE subtree(id) AS (
+    SELECT id FROM regions WHERE id = %(root)s
+    UNION ALL
+    SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
+)
+SELECT EXISTS (SELECT 1 FROM subtree WHERE id = %(region)s)
+    OR EXISTS (SELECT 1 FROM homes WHERE id = %(home)s AND village_id IN (SELECT id FROM subtree))
+"""
+
+
 @router.post("/api/v1/silences", tags=["mutes"], status_code=201)
 async def add_silence(body: SilenceBody, principal: ApiUser, request: Request) -> dict[str, Any]:
-    """Silence non-emergency alerts of a home or region until `ends_at`, with a reason."""
+    """Silence non-emergency alerts of a home or region (in the caller's own part of the
+    region tree) until `ends_at`, with a reason."""
     if not (principal.is_staff or principal.role == "operator"):
         raise ApiError(403, "forbidden", "only staff and operators may silence")
+    if (body.home_id is None) == (body.region_id is None):
+        raise ApiError(422, "invalid_request", "give exactly one of home_id and region_id")
+    now = datetime.now(UTC)
+    if body.ends_at.tzinfo is None or body.ends_at <= now:
+        raise ApiError(422, "invalid_request", "ends_at must be a future time with a time zone")
     async with _ctx(request).pool.connection() as conn:
+        if principal.role != "operator":
+            cur = await conn.execute(
+                _IN_SUBTREE,
+                {"root": principal.region_id, "region": body.region_id, "home": body.home_id},
+            )
+            row = await cur.fetchone()
+            if not (row and row[0]):
+                target = body.home_id or body.region_id
+                raise ApiError(404, "not_found", f"no home or region {target!r} in your area")
         try:
             silence_id = await mutes.add_silence(
                 conn,
-                starts_at=datetime.now(UTC),
+                starts_at=now,
                 ends_at=body.ends_at,
                 reason=body.reason,
                 home_id=body.home_id,
@@ -248,6 +275,9 @@ async def add_silence(body: SilenceBody, principal: ApiUser, request: Request) -
             )
         except ValueError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
+        except psycopg.errors.IntegrityError:
+            target = body.home_id or body.region_id
+            raise ApiError(404, "not_found", f"no home or region {target!r}") from None
     return {"id": silence_id}
 
 

@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -32,9 +34,33 @@ __all__ = [
 # --------------------------------------------------------------------------- PostgreSQL / MQTT
 
 
+EXTERNAL_DB = "ELDERCARE_TEST_DATABASE_URL"
+"""Set to a postgresql:// URL (a role allowed to CREATE DATABASE) to run the integration tests
+against that server instead of the embedded one, e.g. a TimescaleDB (docs/operations.md)."""
+
+
+class ExternalPostgres:
+    """A PostgreSQL the tests did not start (and so cannot stop)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def url_for(self, database: str) -> str:
+        """The URL of another database on the same server."""
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    """One real PostgreSQL for the whole session (the database fixture adds migrations)."""
+def pg_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EmbeddedPostgres | ExternalPostgres]:
+    """One real PostgreSQL for the whole session (the database fixture adds migrations):
+    the embedded one, or the server named by ELDERCARE_TEST_DATABASE_URL."""
+    external = os.environ.get(EXTERNAL_DB)
+    if external:
+        yield ExternalPostgres(external)
+        return
     server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
     server.start()
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -15,6 +15,10 @@ from psycopg_pool import AsyncConnectionPool
 from gateway.embedded import EmbeddedPostgres
 from gateway.seed import seed_demo
 from ingest.migrate import migrate
+
+if TYPE_CHECKING:
+    from tests.conftest import ExternalPostgres
+from tests.conftest import ExternalPostgres
 
 _counter = itertools.count()
 TEMPLATE = "eldercare_template"
@@ -26,7 +30,7 @@ def _with_db(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_url(pg_server: EmbeddedPostgres) -> str:
+def template_url(pg_server: EmbeddedPostgres | ExternalPostgres) -> str:
     """A database migrated and seeded with the demo region once per session."""
     admin = pg_server.url
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -44,7 +48,7 @@ def template_url(pg_server: EmbeddedPostgres) -> str:
 
 
 @pytest.fixture
-def db_url(pg_server: EmbeddedPostgres, template_url: str) -> Iterator[str]:
+def db_url(pg_server: EmbeddedPostgres | ExternalPostgres, template_url: str) -> Iterator[str]:
     """A fresh copy of the seeded template for one test."""
     name = f"t_{next(_counter)}_{id(template_url) % 10000}"
     with psycopg.connect(pg_server.url, autocommit=True) as conn:

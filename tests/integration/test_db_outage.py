@@ -16,17 +16,19 @@ from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 
 if TYPE_CHECKING:
-    from tests.conftest import HttpReceiver
+    from tests.conftest import ExternalPostgres, HttpReceiver
 
 pytestmark = pytest.mark.integration
 
 
 async def test_database_outage_under_load(
     db_url: str,
-    pg_server: EmbeddedPostgres,
+    pg_server: EmbeddedPostgres | ExternalPostgres,
     mosquitto: EmbeddedBroker,
     http_receiver: HttpReceiver,
 ) -> None:
+    if not isinstance(pg_server, EmbeddedPostgres):
+        pytest.skip("stops and starts the database server: only with the embedded one")
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         await conn.execute(
             "INSERT INTO contact_channels (user_id, channel, target)"
