@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -12,7 +13,12 @@ from typer.testing import CliRunner
 
 from devices.provisioning import verify_password
 from gateway.cli import app
+from gateway.embedded import EmbeddedBroker
+from ingest import device_store
 from simulators.cohort import Cohort, read_ground_truth
+from simulators.drive import MqttSink, drive
+from simulators.publisher import MqttPublisher
+from tests.integration.helpers import eventually, make_settings, running_service, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +118,32 @@ def test_simulate_group_keeps_its_commands() -> None:
         assert word in result.output
     bad = CliRunner().invoke(app, ["simulate", "--speed", "fast", "--to", "none", "--days", "1"])
     assert bad.exit_code == 2
+
+
+async def test_a_cohort_over_real_mqtt_lands_in_the_database(
+    db_url: str, mosquitto: EmbeddedBroker
+) -> None:
+    """Readings published with their event times over Mosquitto are all stored, once."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    cohort = Cohort(2, 2, 12, 0.5, today - timedelta(days=2), home_prefix="m")
+    expected = list(cohort.readings())
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        homes = [
+            (h.home_id, "Elder", [(d.device_id, d.kind, d.room) for d in h.devices])
+            for h in cohort.homes
+        ]
+        async with conn.transaction():
+            await device_store.register_homes(conn, homes, "simv-test")
+    settings = make_settings(db_url, mosquitto)
+    async with running_service(settings, ("ingest",)):
+        async with MqttPublisher(mosquitto.url, "sim-cohort", mosquitto.protocol) as pub:
+            sent = await drive(cohort.readings(), MqttSink(pub), max_rows=5000)
+        assert sent == len(expected)
+        await eventually(
+            lambda: scalar(db_url, "SELECT count(*) = %s FROM readings WHERE home_id LIKE 'm%%'",
+                           len(expected)),
+            timeout=60,
+            what="every published reading stored",
+        )  # fmt: skip
+    assert await scalar(db_url, "SELECT count(*) FROM dead_letters") == 0
+    assert await scalar(db_url, "SELECT count(*) FROM seq_gaps") == 0

@@ -156,3 +156,15 @@ async def test_drive_paces_simulated_time_against_the_clock() -> None:
     assert skipped == 50
     with pytest.raises(ValueError, match="speed"):
         await drive(readings, sink, speed=0)
+
+
+def test_docs_list_every_kind_and_metric() -> None:
+    from devices.catalogue import CATALOGUE
+
+    text = (Path(__file__).parents[2] / "docs" / "devices.md").read_text()
+    for kind in CATALOGUE.values():
+        assert f"### `{kind.name}`" in text, kind.name
+        section = text.split(f"### `{kind.name}`", 1)[1].split("\n### ", 1)[0]
+        for m in kind.all_metrics:
+            assert f"| `{m.name}` |" in section, (kind.name, m.name)
+        assert f"Heartbeat every {kind.heartbeat_s} s" in section
