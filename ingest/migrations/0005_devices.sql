@@ -1,5 +1,5 @@
--- Devices (issue 3): per-device broker credentials, last known status, and the ground truth
--- of simulated cohorts.
+-- Devices (issue 3): per-device broker credentials, broker service accounts, and the ground
+-- truth of simulated cohorts.
 
 -- One MQTT credential per device. Only a mosquitto_passwd-compatible hash ($7$, PBKDF2-SHA512)
 -- is kept; the password is shown once, when the device is provisioned.
@@ -10,13 +10,6 @@ CREATE TABLE device_credentials (
     created_at      timestamptz NOT NULL DEFAULT now(),
     revoked_at      timestamptz
 );
-
--- The retained status a device (or its hub) last published, and when it was last heard of.
-ALTER TABLE devices
-    ADD COLUMN status       text CHECK (status IN ('online', 'offline')),
-    ADD COLUMN status_at    timestamptz,
-    ADD COLUMN last_seen_at timestamptz,
-    ADD COLUMN battery      double precision CHECK (battery BETWEEN 0 AND 100);
 
 -- Service accounts of the broker ACL (ingest, alerts, simulators): username and hash.
 CREATE TABLE broker_users (
