@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from alerts.model import Category, Severity, Signal
+from devices.catalogue import SOS_KINDS
 from devices.payload import Reading
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class SosDetector:
 
     def observe(self, reading: Reading) -> list[Signal]:
         """A critical `sos` signal for every press of an SOS button."""
-        if reading.kind != "sos_button" or reading.metric != "press" or reading.value != 1.0:
+        if reading.kind not in SOS_KINDS or reading.metric != "press" or reading.value != 1.0:
             return []
         return [
             Signal(

@@ -18,7 +18,7 @@ from alerts.fallback import EmergencyFallback
 from alerts.model import Raised, Severity, Signal
 from alerts.mutes import MuteChain, default_mutes
 from devices import payload, topics
-from devices.catalogue import CATALOGUE
+from devices.catalogue import CATALOGUE, SOS_KINDS
 from devices.payload import Reading, Rejection
 from devices.registry import Registry
 from ingest.mqtt import Message, Subscriber
@@ -41,7 +41,7 @@ def urgent_filters(registry: Registry) -> list[str]:
 def is_cancel(reading: Reading) -> bool:
     """A cancel press of an SOS button (the device sends it for a second press within its
     cancel window)."""
-    return reading.kind == "sos_button" and reading.metric == "cancel" and reading.value == 1.0
+    return reading.kind in SOS_KINDS and reading.metric == "cancel" and reading.value == 1.0
 
 
 class AlertService:

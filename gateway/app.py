@@ -335,6 +335,15 @@ def create_app(ctx: AppContext) -> FastAPI:
             {"Retry-After": "5"},
         )
 
+    @app.exception_handler(psycopg.DataError)
+    async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot take (e.g. a NUL byte in a text parameter): the
+        # request's fault, not the service's.
+        log.info("rejected a value the database refused: %s", exc)
+        return error_response(
+            422, "invalid_request", f"a value in the request cannot be stored or searched: {exc}"
+        )
+
     # ------------------------------------------------------------------ auth helpers
 
     async def optional_principal(request: Request) -> Principal | None:

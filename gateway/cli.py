@@ -285,3 +285,8 @@ cli_detect.register(app)
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+from gateway.cli_devices import register as _register_device_commands  # noqa: E402
+
+_register_device_commands(app, simulate_app)

@@ -141,3 +141,13 @@ def test_empty_detector_set_raises_nothing() -> None:
     empty = DetectorSet([])
     assert empty.observe(reading()) == []
     assert empty.advance(T0) == []
+
+
+def test_a_pendant_press_is_an_sos_too() -> None:
+    [signal] = SosDetector().observe(reading(kind="sos_pendant", device_id="h01-pendant"))
+    assert (signal.kind, signal.severity, signal.device_id) == (
+        "sos",
+        Severity.CRITICAL,
+        "h01-pendant",
+    )
+    assert SosDetector().observe(reading(kind="sos_pendant", metric="heartbeat")) == []

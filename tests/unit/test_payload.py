@@ -103,7 +103,7 @@ seqs = st.integers(0, MAX_SEQ)
 def one_reading(
     draw: st.DrawFn, kind: str, boot: int | None = None, seq: int | None = None
 ) -> Reading:
-    spec = draw(st.sampled_from(CATALOGUE[kind].metrics))
+    spec = draw(st.sampled_from(CATALOGUE[kind].all_metrics))
     return Reading(
         home_id=HOME,
         device_id=DEVICE_OF_KIND[kind],
@@ -286,7 +286,8 @@ def test_rfc3339_timestamps_with_any_offset_round_trip(
         "ts": rfc3339(reading.ts, tz, zulu and tz.utcoffset(None) == timedelta(0)),
         "value": reading.value,
     }
-    if with_metric or len(CATALOGUE[reading.kind].metrics) > 1:
+    spec_kind = CATALOGUE[reading.kind]
+    if with_metric or spec_kind.metric(None) != spec_kind.metric(reading.metric):
         doc["metric"] = reading.metric
     result = accepted(run(readings_topic(reading.device_id), doc))
     assert len(result) == 1
@@ -609,3 +610,36 @@ def test_batch_shares_boot_and_keeps_order() -> None:
 
 def test_json_true_is_not_a_temperature() -> None:
     assert rejected(run(TEMP, {**GOOD, "value": True})) is Reason.SCHEMA
+
+
+@pytest.mark.parametrize("kind", sorted(CATALOGUE))
+def test_every_kind_accepts_heartbeats_and_battery_only_when_it_has_one(kind: str) -> None:
+    topic = readings_topic(DEVICE_OF_KIND[kind])
+    [beat] = accepted(run(topic, {"seq": 1, "ts": NOW_S, "value": 1, "metric": "heartbeat"}))
+    assert (beat.metric, beat.value) == ("heartbeat", 1.0)
+    battery = run(topic, {"seq": 2, "ts": NOW_S, "value": 42.5, "metric": "battery"})
+    if CATALOGUE[kind].battery:
+        assert [r.value for r in accepted(battery)] == [42.5]
+        too_much = run(topic, {"seq": 3, "ts": NOW_S, "value": 101, "metric": "battery"})
+        assert rejected(too_much) is Reason.OUT_OF_RANGE
+    else:
+        assert rejected(battery) is Reason.UNKNOWN_METRIC
+
+
+def test_catalogue_rows_are_consistent() -> None:
+    issue_kinds = {
+        "sos_button", "sos_pendant", "pir_motion", "door_contact", "cupboard_contact", "bed_mat",
+        "chair_mat", "radar", "water_meter", "power_plug", "smoke_detector", "gas_co_detector",
+        "climate", "wearable", "hub",
+    }  # fmt: skip
+    assert issue_kinds <= set(CATALOGUE)
+    for name, spec_kind in CATALOGUE.items():
+        assert spec_kind.name == name
+        assert spec_kind.heartbeat_s > 0
+        assert spec_kind.battery == (spec_kind.battery_days > 0), name
+        names = [m.name for m in spec_kind.all_metrics]
+        assert len(names) == len(set(names)), name
+        for m in spec_kind.all_metrics:
+            assert m.minimum <= m.maximum
+            if m.value_type is ValueType.EVENT:
+                assert (m.minimum, m.maximum) == (1.0, 1.0)
