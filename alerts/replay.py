@@ -50,6 +50,7 @@ class Dataset:
     readings: tuple[Reading, ...]
     timezone: str
     out_intervals: tuple[tuple[datetime, datetime], ...] = ()
+    annotated: tuple[datetime, datetime] | None = None  # span activities.csv covers
 
 
 class DatasetError(ValueError):
@@ -99,16 +100,25 @@ def load_dataset(events: Path, sensors: Path, home_id: str | None = None) -> Dat
         raise DatasetError(f"{events}: unreadable ({exc!r})") from exc
     readings.sort(key=lambda r: r.ts)
     outs: list[tuple[datetime, datetime]] = []
+    spans: list[tuple[datetime, datetime]] = []
     activities = events.parent / "activities.csv"
     if activities.exists():
-        with activities.open(newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                if "leav" in row["activity"].lower():
+        try:
+            with activities.open(newline="", encoding="utf-8") as fh:
+                for row in csv.DictReader(fh):
                     start = datetime.fromisoformat(row["start"]).replace(tzinfo=tz)
                     end = datetime.fromisoformat(row["end"]).replace(tzinfo=tz)
-                    outs.append((start.astimezone(UTC), end.astimezone(UTC)))
+                    span = (start.astimezone(UTC), end.astimezone(UTC))
+                    spans.append(span)
+                    if "leav" in row["activity"].lower():
+                        outs.append(span)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(f"{activities}: unreadable ({exc!r})") from exc
+    annotated = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
     layout = Layout(devices.values(), {home: tz_name})
-    return Dataset(home, layout, tuple(devices.values()), tuple(readings), tz_name, tuple(outs))
+    return Dataset(
+        home, layout, tuple(devices.values()), tuple(readings), tz_name, tuple(outs), annotated
+    )
 
 
 def run_offline(
@@ -211,10 +221,13 @@ def _at_home(ds: Dataset, t: datetime) -> bool:
 
 
 def collapse_instants(ds: Dataset, count: int, seed: int, skip_days: float) -> list[datetime]:
-    """Random instants (sorted) after `skip_days`, when the resident was at home."""
+    """Random instants (sorted) after `skip_days`, within the span the resident's own
+    annotations cover, at times they do not mark as out of the house."""
     rng = random.Random(seed)
     first, last = ds.readings[0].ts, ds.readings[-1].ts
     lo = first + timedelta(days=skip_days)
+    if ds.annotated is not None:
+        lo, last = max(lo, ds.annotated[0]), min(last, ds.annotated[1])
     span = (last - lo).total_seconds()
     picked: list[datetime] = []
     while len(picked) < count and span > 0:

@@ -36,7 +36,9 @@ class InactivityRule:
     night_end_hour: int = 6
     morning_end_hour: int = 14
     door_episode_s: float = 2 * MINUTE
-    return_events: int = 3
+    return_window_s: float = 15 * MINUTE
+    return_events: int = 10
+    wake_margin_s: float = 1 * HOUR
 
 
 @dataclass(frozen=True, slots=True)
