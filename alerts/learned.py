@@ -74,6 +74,7 @@ class _Home:
         "bath_fired",
         "bath_since",
         "bed_left",
+        "bed_elsewhere",
         "day",
         "day_count",
         "day_out_s",
@@ -83,6 +84,7 @@ class _Home:
         "out_count",
         "out_device",
         "out_since",
+        "out_start",
         "wander_exit",
     )
 
@@ -91,9 +93,11 @@ class _Home:
         self.out_count = 0
         self.out_device = ""
         self.out_since = -math.inf
+        self.out_start = math.nan
         self.bath_since = math.nan
         self.bath_fired = False
         self.bed_left = math.nan
+        self.bed_elsewhere = False
         self.wander_exit = math.nan
         self.has_bed = False
         self.has_bath_motion = False
@@ -299,6 +303,7 @@ class LearnedDetector:
             # after a door is an outing, and a door opened while out is not proof of a return.
             if ts - self.last_door[h] > r.door_episode_s and ctx != OUT:
                 self.ctx[h] = OUT
+                home.out_start = ts
                 self._wander_start(h, ts)
             home.out_device = ""
             home.out_count = 0
@@ -315,8 +320,14 @@ class LearnedDetector:
             if reading.device_id == home.out_device and home.out_count < r.return_events:
                 return
             home.out_device = ""
-            self._wander_end(h, ts)
-        if (info.bedroom and self._sleep_time(h, ts)) or (info.bathroom and ctx == ASLEEP):
+            self._back(h, ts)
+        hour = self._local_hour(h, ts)
+        presumed = hour >= r.presume_asleep_from_hour or hour < r.presume_asleep_to_hour
+        if (
+            presumed
+            or (info.bedroom and self._sleep_time(h, ts))
+            or (info.bathroom and ctx == ASLEEP)
+        ):
             self.ctx[h] = ASLEEP
         else:
             self.ctx[h] = HOME
@@ -355,6 +366,7 @@ class LearnedDetector:
             home.has_bed = True
             if reading.value == 0.0 and night:
                 home.bed_left = ts
+                home.bed_elsewhere = False
                 limit = self._limit(
                     h,
                     L_BED,
@@ -372,6 +384,8 @@ class LearnedDetector:
                 self.due[h, T_BED] = np.inf
         elif not night and self.due[h, T_BED] < np.inf:
             home.bed_left = math.nan  # up for the day
+        elif not math.isnan(home.bed_left) and not info.bedroom:
+            home.bed_elsewhere = True  # seen out of the bedroom after leaving the bed
             self.due[h, T_BED] = np.inf
 
     def _wander_start(self, h: int, ts: float) -> None:
@@ -383,6 +397,17 @@ class LearnedDetector:
                 h, L_WANDER, rr.wander_default_s, rr.wander_floor_s, rr.warmup_days, rr.factor, ts
             )
             self.due[h, T_WANDER] = ts + limit
+
+    def _back(self, h: int, ts: float) -> None:
+        """The elder is back home: end a night outing; time out does not count for the
+        utility timers (no water or power use is expected while out)."""
+        self._wander_end(h, ts)
+        home = self._homes[h]
+        if not math.isnan(home.out_start):
+            away = max(0.0, ts - home.out_start)
+            self.last_use[h] = np.minimum(self.last_use[h] + away, ts)
+            self.due[h, T_WATER : T_POWER + 1] += away
+            home.out_start = math.nan
 
     def _wander_end(self, h: int, ts: float) -> None:
         home = self._homes[h]
@@ -414,6 +439,9 @@ class LearnedDetector:
             count = home.day_count
             mean = float(self.daily_mean[h])
             days = int(self.daily_days[h])
+            if int(self.ctx[h]) == OUT:  # out across midnight: count the time out so far
+                boundary = day * DAY - self.offset[h]
+                home.day_out_s += max(0.0, boundary - max(self.last_act[h], boundary - DAY))
             whole = day == home.day + 1 and home.day_out_s <= d.max_out_s
             if whole and days >= d.min_days and count < d.ratio * mean:
                 out.append(
@@ -477,7 +505,7 @@ class LearnedDetector:
                 (ctx == ASLEEP)
                 & (pos >= self.wake_h[:n] + r.wake_margin_s / HOUR)
                 & (elapsed > r.floor_asleep_s)
-                & (t - self.first_seen[:n] >= r.warmup_days * DAY)
+                & (t - self.first_seen[:n] >= r.wake_warmup_days * DAY)
             )
         return np.nonzero(((elapsed > thr) | late) & ~self.fired[:n])[0]
 
@@ -490,7 +518,7 @@ class LearnedDetector:
             and not math.isnan(wake)
             and self._noon_hours(h, t) >= wake + r.wake_margin_s / HOUR
             and t - float(self.last_act[h]) > r.floor_asleep_s
-            and self._learned_days(h, t) >= r.warmup_days
+            and self._learned_days(h, t) >= r.wake_warmup_days
         )
 
     def _fire_inactivity(self, homes: npt.NDArray[np.intp], t: float) -> list[Signal]:
@@ -548,6 +576,12 @@ class LearnedDetector:
         home = self._homes[h]
         if col in (T_WATER, T_POWER) and int(self.ctx[h]) == OUT:
             return None  # nobody home: no use expected
+        quiet = self.rules.rooms.out_of_bed_quiet_s
+        if col == T_BED and not home.bed_elsewhere:
+            return None  # a mat that went to rest with nothing after: still in bed, asleep
+        if col == T_BED and t - float(self.last_act[h]) < quiet:
+            self.due[h, col] = float(self.last_act[h]) + quiet  # up and about: not lying still
+            return None
         if col == T_BATH:
             since = home.bath_since
             home.bath_fired = True

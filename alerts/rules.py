@@ -39,6 +39,9 @@ class InactivityRule:
     return_window_s: float = 15 * MINUTE
     return_events: int = 10
     wake_margin_s: float = 1 * HOUR
+    wake_warmup_days: float = 7.0
+    presume_asleep_from_hour: int = 23
+    presume_asleep_to_hour: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class RoomRule:
     bathroom_floor_s: float = 40 * MINUTE
     out_of_bed_default_s: float = 90 * MINUTE
     out_of_bed_floor_s: float = 45 * MINUTE
+    out_of_bed_quiet_s: float = 30 * MINUTE
     wander_default_s: float = 45 * MINUTE
     wander_floor_s: float = 30 * MINUTE
     factor: float = 1.5
