@@ -384,9 +384,9 @@ class LearnedDetector:
                 self.due[h, T_BED] = np.inf
         elif not night and self.due[h, T_BED] < np.inf:
             home.bed_left = math.nan  # up for the day
+            self.due[h, T_BED] = np.inf
         elif not math.isnan(home.bed_left) and not info.bedroom:
             home.bed_elsewhere = True  # seen out of the bedroom after leaving the bed
-            self.due[h, T_BED] = np.inf
 
     def _wander_start(self, h: int, ts: float) -> None:
         rr = self.rules.rooms
