@@ -73,8 +73,8 @@ class _Home:
     __slots__ = (
         "bath_fired",
         "bath_since",
-        "bed_left",
         "bed_elsewhere",
+        "bed_left",
         "day",
         "day_count",
         "day_out_s",
