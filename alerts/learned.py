@@ -26,7 +26,11 @@ HOME, ASLEEP, OUT = 0, 1, 2
 CONTEXTS = ("home", "asleep", "out")
 SLOTS = 24
 DAY = 86400.0
-_NON_ACTIVITY_METRICS = frozenset({"heartbeat", "battery", "status", "rssi", "worn"})
+# Not a sign of the elder moving: housekeeping, and a radar's breathing rate (a person lying
+# still after a collapse still breathes; the radar's `presence` and `fall` are what count).
+_NON_ACTIVITY_METRICS = frozenset(
+    {"heartbeat", "battery", "status", "rssi", "worn", "breathing_rate"}
+)
 _METER_METRICS = frozenset({"power", "watts", "flow", "energy"})
 
 # Timers kept as deadlines (event-time seconds; +inf when unarmed), one column each.

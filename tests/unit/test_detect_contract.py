@@ -200,6 +200,15 @@ def test_going_out_keeps_inactivity_quiet_and_return_rearms() -> None:
     assert [s.kind for s in d.advance(back + timedelta(hours=6, minutes=1))] == ["inactivity"]
 
 
+def test_radar_breathing_is_not_activity() -> None:
+    """A person lying still after a collapse still breathes: that must not hold off the alert."""
+    d = LearnedDetector(LAYOUT)
+    d.observe(motion(T0))
+    for k in range(1, 7 * 60, 5):
+        d.observe(r("radar", "radar", "breathing_rate", 14.0, T0 + timedelta(minutes=k)))
+    assert [s.kind for s in d.advance(T0 + timedelta(hours=6, minutes=1))] == ["inactivity"]
+
+
 def test_not_up_by_the_learned_wake_time() -> None:
     """Up at 07:00 every day: still in bed at 07:30 on day 9 is `not_up`, before the elapsed
     silence would break its record."""
