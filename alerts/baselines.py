@@ -49,6 +49,7 @@ async def save(conn: AsyncConnection[Any], baselines: list[Baseline]) -> int:
                     "maxima": _clean(b.maxima),
                     "daily_mean": b.daily_mean,
                     "daily_days": b.daily_days,
+                    "wake_h": None if math.isnan(b.wake_h) else b.wake_h,
                 }
                 await copy.write_row((b.home_id, msgspec.json.encode(state).decode()))
         cur = await conn.execute(
@@ -78,6 +79,7 @@ async def load(conn: AsyncConnection[Any]) -> list[Baseline]:
                 maxima=[math.nan if v is None else float(v) for v in state["maxima"]],
                 daily_mean=float(state["daily_mean"]),
                 daily_days=int(state["daily_days"]),
+                wake_h=math.nan if state.get("wake_h") is None else float(state["wake_h"]),
             )
         )
     return out

@@ -36,6 +36,7 @@ _KIND_ROLES: dict[str, Role] = {
     "chair_mat": Role.ACTIVITY,
     "chair": Role.ACTIVITY,
     "sos_button": Role.ACTIVITY,
+    "sos_pendant": Role.ACTIVITY,
     "entry_door": Role.ENTRY_DOOR,
     "bed_mat": Role.BED,
     "bed": Role.BED,

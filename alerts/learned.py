@@ -26,7 +26,11 @@ HOME, ASLEEP, OUT = 0, 1, 2
 CONTEXTS = ("home", "asleep", "out")
 SLOTS = 24
 DAY = 86400.0
-_NON_ACTIVITY_METRICS = frozenset({"heartbeat", "battery", "status", "rssi", "worn"})
+# Not a sign of the elder moving: housekeeping, and a radar's breathing rate (a person lying
+# still after a collapse still breathes; the radar's `presence` and `fall` are what count).
+_NON_ACTIVITY_METRICS = frozenset(
+    {"heartbeat", "battery", "status", "rssi", "worn", "breathing_rate"}
+)
 _METER_METRICS = frozenset({"power", "watts", "flow", "energy"})
 
 # Timers kept as deadlines (event-time seconds; +inf when unarmed), one column each.
@@ -64,13 +68,16 @@ class Baseline:
     maxima: list[float]  # learned maxima for the timer rules, seconds (nan: none yet)
     daily_mean: float
     daily_days: int
+    wake_h: float = math.nan  # latest usual end of sleep, hours after local noon (nan: none)
 
 
 class _Home:
     """Per-home values that change rarely (not touched by the vectorised tick)."""
 
     __slots__ = (
+        "bath_fired",
         "bath_since",
+        "bed_elsewhere",
         "bed_left",
         "day",
         "day_count",
@@ -78,15 +85,23 @@ class _Home:
         "has_bath_motion",
         "has_bed",
         "home_id",
-        "out_events",
+        "out_count",
+        "out_device",
+        "out_since",
+        "out_start",
         "wander_exit",
     )
 
     def __init__(self, home_id: str) -> None:
         self.home_id = home_id
-        self.out_events = 0
+        self.out_count = 0
+        self.out_device = ""
+        self.out_since = -math.inf
+        self.out_start = math.nan
         self.bath_since = math.nan
+        self.bath_fired = False
         self.bed_left = math.nan
+        self.bed_elsewhere = False
         self.wander_exit = math.nan
         self.has_bed = False
         self.has_bath_motion = False
@@ -128,6 +143,7 @@ class LearnedDetector:
         self.last_use: F64 = np.full((n, 2), np.nan)
         self.daily_mean: F64 = np.zeros(n)
         self.daily_days = np.zeros(n, np.int32)
+        self.wake_h: F64 = np.full(n, np.nan)
 
     def _grow(self) -> None:
         old = len(self.last_act)
@@ -236,6 +252,8 @@ class LearnedDetector:
                 home.day_out_s += length
             if length <= cap and ctx != OUT:
                 self._learn_silence(h, ctx, start, ts)
+                if ctx == ASLEEP:
+                    self._learn_wake(h, ts)
         self.last_act[h] = ts
         self.fired[h] = False
 
@@ -259,29 +277,61 @@ class LearnedDetector:
         if changed or self._learned_days(h, end) >= self.rules.inactivity.warmup_days:
             self._refresh(h, end)
 
+    def _learn_wake(self, h: int, ts: float) -> None:
+        """An asleep silence ended with activity: remember the latest usual end of sleep."""
+        pos = self._noon_hours(h, ts)
+        if pos >= SLOTS / 2:  # ended between midnight and noon
+            cur = self.wake_h[h]
+            if math.isnan(cur) or pos > cur:
+                self.wake_h[h] = pos
+
+    def _noon_hours(self, h: int, ts: float) -> float:
+        """Hours since the last local noon (an evening is ~8-12, a morning ~18-24)."""
+        return float(((ts + self.offset[h] - DAY / 2) % DAY) / HOUR)
+
+    def _sleep_time(self, h: int, ts: float) -> bool:
+        """Evening or night, or a morning before the elder's usual latest wake-up."""
+        r = self.rules.inactivity
+        hour = self._local_hour(h, ts)
+        if hour >= r.night_start_hour or hour < r.night_end_hour:
+            return True
+        wake = self.wake_h[h]
+        return hour < SLOTS / 2 and not math.isnan(wake) and self._noon_hours(h, ts) < wake
+
     def _occupancy(self, h: int, info: DeviceInfo, reading: Reading, ts: float) -> None:
         r = self.rules.inactivity
         home = self._homes[h]
         ctx = int(self.ctx[h])
-        hour = self._local_hour(h, ts)
-        night = hour >= r.night_start_hour or hour < r.night_end_hour
         if info.role is Role.ENTRY_DOOR:
-            if ts - self.last_door[h] > r.door_episode_s:
-                if ctx == OUT:  # a door after time out: the elder came back
-                    self.ctx[h] = HOME
-                    self._wander_end(h, ts)
-                else:  # a door from inside: tentatively out, confirmed by the silence after
-                    self.ctx[h] = OUT
-                    home.out_events = 0
-                    self._wander_start(h, ts)
+            # Any door episode means out until activity inside confirms otherwise: the silence
+            # after a door is an outing, and a door opened while out is not proof of a return.
+            if ts - self.last_door[h] > r.door_episode_s and ctx != OUT:
+                self.ctx[h] = OUT
+                home.out_start = ts
+                self._wander_start(h, ts)
+            home.out_device = ""
+            home.out_count = 0
             self.last_door[h] = ts
             return
         if ctx == OUT:
-            home.out_events += 1  # a stray event (pet, sensor) is not a return
-            if home.out_events < r.return_events:
+            # Back only when activity inside confirms it: two devices, or a burst of one,
+            # within `return_window_s` (a stray event from a pet or a sensor is not a return).
+            if ts - home.out_since > r.return_window_s or not home.out_device:
+                home.out_since = ts
+                home.out_device = reading.device_id
+                home.out_count = 0
+            home.out_count += 1
+            if reading.device_id == home.out_device and home.out_count < r.return_events:
                 return
-            self._wander_end(h, ts)
-        if (info.bedroom and night) or (info.bathroom and ctx == ASLEEP):
+            home.out_device = ""
+            self._back(h, ts)
+        hour = self._local_hour(h, ts)
+        presumed = hour >= r.presume_asleep_from_hour or hour < r.presume_asleep_to_hour
+        if (
+            presumed
+            or (info.bedroom and self._sleep_time(h, ts))
+            or (info.bathroom and ctx == ASLEEP)
+        ):
             self.ctx[h] = ASLEEP
         else:
             self.ctx[h] = HOME
@@ -294,21 +344,33 @@ class LearnedDetector:
         # Too long in the bathroom: only where a motion sensor shows presence there.
         if info.bathroom and reading.kind in ("pir_motion", "motion", "radar"):
             home.has_bath_motion = True
-            if math.isnan(home.bath_since):
-                home.bath_since = ts
-            limit = self._limit(
-                h, L_BATH, rr.bathroom_default_s, rr.bathroom_floor_s, rr.warmup_days, rr.factor, ts
-            )
-            self.due[h, T_BATH] = home.bath_since + limit
+            # A stray event while out is nobody in the bathroom; one alert per stay.
+            if int(self.ctx[h]) != OUT:
+                if math.isnan(home.bath_since):
+                    home.bath_since = ts
+                    home.bath_fired = False
+                if not home.bath_fired:
+                    limit = self._limit(
+                        h,
+                        L_BATH,
+                        rr.bathroom_default_s,
+                        rr.bathroom_floor_s,
+                        rr.warmup_days,
+                        rr.factor,
+                        ts,
+                    )
+                    self.due[h, T_BATH] = home.bath_since + limit
         elif not info.bathroom and not math.isnan(home.bath_since):
             self._learn_max(h, L_BATH, ts - home.bath_since)
             home.bath_since = math.nan
+            home.bath_fired = False
             self.due[h, T_BATH] = np.inf
         # Out of bed at night: the mat emptied at night and nobody came back.
         if info.role is Role.BED:
             home.has_bed = True
             if reading.value == 0.0 and night:
                 home.bed_left = ts
+                home.bed_elsewhere = False
                 limit = self._limit(
                     h,
                     L_BED,
@@ -327,6 +389,8 @@ class LearnedDetector:
         elif not night and self.due[h, T_BED] < np.inf:
             home.bed_left = math.nan  # up for the day
             self.due[h, T_BED] = np.inf
+        elif not math.isnan(home.bed_left) and not info.bedroom:
+            home.bed_elsewhere = True  # seen out of the bedroom after leaving the bed
 
     def _wander_start(self, h: int, ts: float) -> None:
         rr = self.rules.rooms
@@ -337,6 +401,17 @@ class LearnedDetector:
                 h, L_WANDER, rr.wander_default_s, rr.wander_floor_s, rr.warmup_days, rr.factor, ts
             )
             self.due[h, T_WANDER] = ts + limit
+
+    def _back(self, h: int, ts: float) -> None:
+        """The elder is back home: end a night outing; time out does not count for the
+        utility timers (no water or power use is expected while out)."""
+        self._wander_end(h, ts)
+        home = self._homes[h]
+        if not math.isnan(home.out_start):
+            away = max(0.0, ts - home.out_start)
+            self.last_use[h] = np.minimum(self.last_use[h] + away, ts)
+            self.due[h, T_WATER : T_POWER + 1] += away
+            home.out_start = math.nan
 
     def _wander_end(self, h: int, ts: float) -> None:
         home = self._homes[h]
@@ -368,6 +443,9 @@ class LearnedDetector:
             count = home.day_count
             mean = float(self.daily_mean[h])
             days = int(self.daily_days[h])
+            if int(self.ctx[h]) == OUT:  # out across midnight: count the time out so far
+                boundary = day * DAY - self.offset[h]
+                home.day_out_s += max(0.0, boundary - max(self.last_act[h], boundary - DAY))
             whole = day == home.day + 1 and home.day_out_s <= d.max_out_s
             if whole and days >= d.min_days and count < d.ratio * mean:
                 out.append(
@@ -424,7 +502,28 @@ class LearnedDetector:
         ctx = self.ctx[:n].astype(np.intp)
         thr = self.thresholds[np.arange(n), ctx, slot]
         elapsed = t - self.last_act[:n]
-        return np.nonzero((elapsed > thr) & ~self.fired[:n])[0]
+        r = self.rules.inactivity
+        pos = ((t + self.offset[:n] - DAY / 2) % DAY) / HOUR
+        with np.errstate(invalid="ignore"):
+            late = (
+                (ctx == ASLEEP)
+                & (pos >= self.wake_h[:n] + r.wake_margin_s / HOUR)
+                & (elapsed > r.floor_asleep_s)
+                & (t - self.first_seen[:n] >= r.wake_warmup_days * DAY)
+            )
+        return np.nonzero(((elapsed > thr) | late) & ~self.fired[:n])[0]
+
+    def _late_wake(self, h: int, t: float) -> bool:
+        """Asleep past the elder's latest usual wake-up (plus margin): not up."""
+        r = self.rules.inactivity
+        wake = float(self.wake_h[h])
+        return (
+            int(self.ctx[h]) == ASLEEP
+            and not math.isnan(wake)
+            and self._noon_hours(h, t) >= wake + r.wake_margin_s / HOUR
+            and t - float(self.last_act[h]) > r.floor_asleep_s
+            and self._learned_days(h, t) >= r.wake_warmup_days
+        )
 
     def _fire_inactivity(self, homes: npt.NDArray[np.intp], t: float) -> list[Signal]:
         r = self.rules.inactivity
@@ -436,14 +535,15 @@ class LearnedDetector:
                 continue
             slot = self._local_hour(h, t)
             thr = float(self.thresholds[h, ctx, slot])
-            if t - start <= thr:
+            late = self._late_wake(h, t)
+            if t - start <= thr and not late:
                 continue
             home_id = self._homes[h].home_id
             if self._suppressed(home_id):
                 continue  # the hub is offline: a technical alert, not an inactivity one
             self.fired[h] = True
             morning = r.night_end_hour - 2 <= slot < r.morning_end_hour
-            kind = "not_up" if ctx == ASLEEP and morning else "inactivity"
+            kind = "not_up" if ctx == ASLEEP and (morning or late) else "inactivity"
             out.append(
                 Signal(
                     home_id,
@@ -452,13 +552,22 @@ class LearnedDetector:
                     Severity.CRITICAL,
                     _dt(t),
                     f"no activity for {(t - start) / HOUR:.1f} h ({CONTEXTS[ctx]}), "
-                    f"usual at most {thr / HOUR:.1f} h at this hour",
+                    + (
+                        "still asleep past the usual wake-up"
+                        if late and t - start <= thr
+                        else f"usual at most {thr / HOUR:.1f} h at this hour"
+                    ),
                     evidence={
                         "since": _dt(start).isoformat(),
                         "silence_s": round(t - start),
                         "expected_max_s": round(thr),
                         "context": CONTEXTS[ctx],
                         "local_hour": slot,
+                        "usual_wake_local_hour": (
+                            None
+                            if math.isnan(self.wake_h[h])
+                            else round((float(self.wake_h[h]) + 12) % 24, 2)
+                        ),
                         "learned_days": round(self._learned_days(h, t), 1),
                     },
                 )
@@ -471,8 +580,15 @@ class LearnedDetector:
         home = self._homes[h]
         if col in (T_WATER, T_POWER) and int(self.ctx[h]) == OUT:
             return None  # nobody home: no use expected
+        quiet = self.rules.rooms.out_of_bed_quiet_s
+        if col == T_BED and not home.bed_elsewhere:
+            return None  # a mat that went to rest with nothing after: still in bed, asleep
+        if col == T_BED and t - float(self.last_act[h]) < quiet:
+            self.due[h, col] = float(self.last_act[h]) + quiet  # up and about: not lying still
+            return None
         if col == T_BATH:
             since = home.bath_since
+            home.bath_fired = True
         elif col == T_BED:
             since = home.bed_left
         elif col == T_WANDER:
@@ -516,6 +632,7 @@ class LearnedDetector:
                 maxima=self.maxima[h].tolist(),
                 daily_mean=float(self.daily_mean[h]),
                 daily_days=int(self.daily_days[h]),
+                wake_h=float(self.wake_h[h]),
             )
             for h, home in enumerate(self._homes)
         ]
@@ -529,6 +646,7 @@ class LearnedDetector:
             self.maxima[h] = np.asarray(b.maxima, dtype=np.float64)
             self.daily_mean[h] = b.daily_mean
             self.daily_days[h] = b.daily_days
+            self.wake_h[h] = b.wake_h
             self._refresh(h, _ts(now))
 
     def threshold(self, home_id: str, context: int, hour: int) -> float:
@@ -550,4 +668,5 @@ _ARRAYS = (
     "last_use",
     "daily_mean",
     "daily_days",
+    "wake_h",
 )

@@ -50,6 +50,8 @@ class Dataset:
     readings: tuple[Reading, ...]
     timezone: str
     out_intervals: tuple[tuple[datetime, datetime], ...] = ()
+    annotated: tuple[datetime, datetime] | None = None  # span activities.csv covers
+    sleep_intervals: tuple[tuple[datetime, datetime], ...] = ()  # annotated "go to bed"
 
 
 class DatasetError(ValueError):
@@ -99,16 +101,35 @@ def load_dataset(events: Path, sensors: Path, home_id: str | None = None) -> Dat
         raise DatasetError(f"{events}: unreadable ({exc!r})") from exc
     readings.sort(key=lambda r: r.ts)
     outs: list[tuple[datetime, datetime]] = []
+    sleeps: list[tuple[datetime, datetime]] = []
+    spans: list[tuple[datetime, datetime]] = []
     activities = events.parent / "activities.csv"
     if activities.exists():
-        with activities.open(newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                if "leav" in row["activity"].lower():
+        try:
+            with activities.open(newline="", encoding="utf-8") as fh:
+                for row in csv.DictReader(fh):
                     start = datetime.fromisoformat(row["start"]).replace(tzinfo=tz)
                     end = datetime.fromisoformat(row["end"]).replace(tzinfo=tz)
-                    outs.append((start.astimezone(UTC), end.astimezone(UTC)))
+                    span = (start.astimezone(UTC), end.astimezone(UTC))
+                    spans.append(span)
+                    if "leav" in row["activity"].lower():
+                        outs.append(span)
+                    elif "bed" in row["activity"].lower():
+                        sleeps.append(span)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DatasetError(f"{activities}: unreadable ({exc!r})") from exc
+    annotated = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
     layout = Layout(devices.values(), {home: tz_name})
-    return Dataset(home, layout, tuple(devices.values()), tuple(readings), tz_name, tuple(outs))
+    return Dataset(
+        home,
+        layout,
+        tuple(devices.values()),
+        tuple(readings),
+        tz_name,
+        tuple(outs),
+        annotated,
+        tuple(sleeps),
+    )
 
 
 def run_offline(
@@ -169,6 +190,8 @@ class RealHomeReport:
     injected: int = 0
     detected: int = 0
     ttd_s: list[float] = field(default_factory=list)
+    ttd_asleep_s: list[float] = field(default_factory=list)  # instants in an annotated sleep
+    injected_asleep: int = 0
 
     @property
     def non_technical(self) -> int:
@@ -191,7 +214,21 @@ class RealHomeReport:
             "ttd_mean_h": round(statistics.fmean(ttd) / 3600, 2) if ttd else None,
             "ttd_median_h": round(statistics.median(ttd) / 3600, 2) if ttd else None,
             "ttd_p90_h": round(ttd[int(0.9 * (len(ttd) - 1))] / 3600, 2) if ttd else None,
+            "injected_asleep": self.injected_asleep,
+            "ttd_mean_asleep_h": _mean_h(self.ttd_asleep_s),
+            "ttd_mean_awake_h": _mean_h(_without(self.ttd_s, self.ttd_asleep_s)),
         }
+
+
+def _mean_h(values: list[float]) -> float | None:
+    return round(statistics.fmean(values) / 3600, 2) if values else None
+
+
+def _without(values: list[float], some: list[float]) -> list[float]:
+    rest = list(values)
+    for v in some:
+        rest.remove(v)
+    return rest
 
 
 def false_alarms(signals: Iterable[Signal]) -> tuple[dict[str, int], int]:
@@ -211,10 +248,13 @@ def _at_home(ds: Dataset, t: datetime) -> bool:
 
 
 def collapse_instants(ds: Dataset, count: int, seed: int, skip_days: float) -> list[datetime]:
-    """Random instants (sorted) after `skip_days`, when the resident was at home."""
+    """Random instants (sorted) after `skip_days`, within the span the resident's own
+    annotations cover, at times they do not mark as out of the house."""
     rng = random.Random(seed)
     first, last = ds.readings[0].ts, ds.readings[-1].ts
     lo = first + timedelta(days=skip_days)
+    if ds.annotated is not None:
+        lo, last = max(lo, ds.annotated[0]), min(last, ds.annotated[1])
     span = (last - lo).total_seconds()
     picked: list[datetime] = []
     while len(picked) < count and span > 0:
@@ -254,6 +294,8 @@ def evaluate_real_home(
             pending = next(it, None)
         fork = copy.deepcopy(detector)
         report.injected += 1
+        asleep = any(a <= instant < b for a, b in ds.sleep_intervals)
+        report.injected_asleep += asleep
         hits = [
             s
             for s in _run_clock(fork, clock, instant + tail, step)
@@ -262,4 +304,6 @@ def evaluate_real_home(
         if hits:
             report.detected += 1
             report.ttd_s.append((hits[0].event_at - instant).total_seconds())
+            if asleep:
+                report.ttd_asleep_s.append(report.ttd_s[-1])
     return report

@@ -21,10 +21,10 @@ class InactivityRule:
     `margin_s`, the maximum taken over `smear_slots` neighbouring hours.
     """
 
-    factor: float = 1.1
-    margin_s: float = 30 * MINUTE
+    factor: float = 1.2
+    margin_s: float = 1 * HOUR
     smear_slots: int = 1
-    floor_home_s: float = 1.5 * HOUR
+    floor_home_s: float = 2 * HOUR
     floor_asleep_s: float = 3 * HOUR
     default_home_s: float = 6 * HOUR
     default_asleep_s: float = 12 * HOUR
@@ -36,7 +36,12 @@ class InactivityRule:
     night_end_hour: int = 6
     morning_end_hour: int = 14
     door_episode_s: float = 2 * MINUTE
-    return_events: int = 3
+    return_window_s: float = 15 * MINUTE
+    return_events: int = 10
+    wake_margin_s: float = 0.5 * HOUR
+    wake_warmup_days: float = 7.0
+    presume_asleep_from_hour: int = 23
+    presume_asleep_to_hour: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,7 @@ class RoomRule:
     bathroom_floor_s: float = 40 * MINUTE
     out_of_bed_default_s: float = 90 * MINUTE
     out_of_bed_floor_s: float = 45 * MINUTE
+    out_of_bed_quiet_s: float = 30 * MINUTE
     wander_default_s: float = 45 * MINUTE
     wander_floor_s: float = 30 * MINUTE
     factor: float = 1.5

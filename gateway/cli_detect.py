@@ -26,6 +26,10 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _mean_h(values: list[float]) -> float | None:
+    return round(statistics.fmean(values) / 3600, 2) if values else None
+
+
 def replay(
     events: Annotated[Path, typer.Argument(help="events.csv (timestamp,sensor_id,value)")],
     sensors: Annotated[Path, typer.Option(help="sensors.json beside the events")],
@@ -105,6 +109,11 @@ def evaluate_homes(
         "detected": sum(r.detected for r in reports),
         "ttd_mean_h": round(statistics.fmean(ttd) / 3600, 2) if ttd else None,
         "ttd_median_h": round(statistics.median(ttd) / 3600, 2) if ttd else None,
+        "injected_asleep": sum(r.injected_asleep for r in reports),
+        "ttd_mean_asleep_h": _mean_h([t for r in reports for t in r.ttd_asleep_s]),
+        "ttd_mean_awake_h": _mean_h(
+            [t for r in reports for t in r.ttd_s if t not in set(r.ttd_asleep_s)]
+        ),
     }
     if as_json:
         print(json.dumps({"homes": rows, "total": total}, indent=2))
