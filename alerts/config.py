@@ -38,6 +38,13 @@ class AlertSettings(BaseModel):
         default=2.0, gt=0, description="wait this long for the database before the fallback"
     )
     fallback_refresh_s: float = Field(default=60.0, gt=0)
+    watchdog_s: float = Field(default=30.0, gt=0, description="how often the self-check runs")
+    no_readings_after_s: float = Field(
+        default=600.0, gt=0, description="no reading from any home this long: technical alert"
+    )
+    ingest_stale_after_s: float = Field(
+        default=180.0, gt=0, description="no ingest heartbeat this long: technical alert"
+    )
     send_timeout_s: float = Field(default=10.0, gt=0)
     webhook_secret: SecretStr = SecretStr("development-webhook-secret")
     smtp: SmtpSettings = SmtpSettings()

@@ -75,7 +75,7 @@ class Alert:
     """An alert as stored."""
 
     id: int
-    home_id: str
+    home_id: str | None  # None: an alert about the service itself
     kind: str
     category: Category
     severity: Severity

@@ -69,6 +69,7 @@ class AlertService:
         mutes: MuteChain | None = None,
     ) -> None:
         self._settings = settings
+        self.last_reading_at = clock()  # wall time of the last reading on the full stream
         self._urgent = urgent
         self._urgent_topics: frozenset[str] = frozenset()
         self._immediate = immediate or immediate_detectors()
@@ -193,6 +194,8 @@ class AlertService:
         sub = self._urgent if urgent and self._urgent is not None else self._sub
         started = asyncio.get_running_loop().time()
         now = self._clock()
+        if not urgent:
+            self.last_reading_at = now
         result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
         if (
             isinstance(result, Rejection)

@@ -35,8 +35,8 @@ SELECT a.id, a.home_id, a.kind, a.category, a.severity, a.status, a.event_at, a.
        u.display_name AS acknowledged_by_name, a.resolved_at, a.outcome,
        e.full_name AS elder_name, v.name AS village
 FROM alerts a
-JOIN homes h ON h.id = a.home_id
-JOIN regions v ON v.id = h.village_id
+LEFT JOIN homes h ON h.id = a.home_id
+LEFT JOIN regions v ON v.id = h.village_id
 LEFT JOIN elders e ON e.home_id = a.home_id
 LEFT JOIN users u ON u.id = a.acknowledged_by
 """
@@ -96,7 +96,7 @@ class Routing:
 
 
 async def resolve_policy(
-    conn: Conn, home_id: str, severity: Severity, category: Category
+    conn: Conn, home_id: str | None, severity: Severity, category: Category
 ) -> Policy:
     """The escalation policy for an alert of this home: the most specific row of
     `escalation_policies` (nearest region, then category), else the built-in default."""
@@ -206,11 +206,95 @@ async def raise_signal(
     return Raised(alert_id, created, new_evidence)
 
 
-async def on_duty(conn: Conn, home_id: str, at: datetime) -> dict[str, list[tuple[int, str]]]:
+SYSTEM_LOCK = 0x53595354  # "SYST": serialises opening alerts about the service itself
+
+
+async def raise_system(
+    conn: Conn,
+    kind: str,
+    summary: str,
+    evidence: dict[str, Any],
+    now: datetime,
+    routing: Routing,
+    severity: Severity = Severity.CRITICAL,
+) -> Raised:
+    """Open a technical alert about the service itself (no home), or add evidence to the
+    open one of this kind. It escalates by the technical policy: the operator on duty at
+    once, then the district centre."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYSTEM_LOCK,))
+        cur = await conn.execute(
+            "SELECT id FROM alerts WHERE home_id IS NULL AND kind = %s AND status <> 'resolved'",
+            (kind,),
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            alert_id = int(row[0])
+            await conn.execute(
+                "UPDATE alerts SET last_evidence_at = %s, evidence_count = evidence_count + 1"
+                " WHERE id = %s",
+                (now, alert_id),
+            )
+            await _event(conn, alert_id, "evidence", None, evidence)
+            await _notify_change(conn, alert_id)
+            return Raised(alert_id, False, True)
+        policy = (await resolve_policy(conn, None, severity, Category.TECHNICAL)).scaled(
+            routing.speed
+        )
+        cur = await conn.execute(
+            "INSERT INTO alerts (home_id, kind, category, severity, event_at, summary,"
+            " last_evidence_at, opened_at, policy) VALUES (NULL, %s, 'technical', %s, %s, %s,"
+            " %s, %s, %s) RETURNING id",
+            (kind, severity.value, now, summary, now, now, json.dumps(policy.to_json())),
+        )
+        created = await cur.fetchone()
+        assert created is not None
+        alert_id = int(created[0])
+        await conn.execute(
+            "INSERT INTO alert_evidence (alert_id, at, detail) VALUES (%s, %s, %s)",
+            (alert_id, now, json.dumps(evidence, default=str)),
+        )
+        await _event(conn, alert_id, "opened", None, {"summary": summary, **evidence})
+        await plan_round(conn, alert_id, 0, now, routing)
+        await _notify_change(conn, alert_id)
+    return Raised(alert_id, True, True)
+
+
+async def clear_system(conn: Conn, kind: str, reason: str, at: datetime) -> int | None:
+    """The service is well again: resolve its open alert of this kind, reason recorded."""
+    cur = await conn.execute(
+        "SELECT id FROM alerts WHERE home_id IS NULL AND kind = %s AND status <> 'resolved'",
+        (kind,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    ok = await resolve(conn, int(row[0]), None, Outcome.CLEARED_BY_DATA, reason, at)
+    return int(row[0]) if ok else None
+
+
+async def on_duty(
+    conn: Conn, home_id: str | None, at: datetime
+) -> dict[str, list[tuple[int, str]]]:
     """Who is on duty for a home at `at`, per tier: (user id, display name), in user id order.
 
     The tier of a shift is its region's tier (the role must match it), or `operator` for an
-    operator's shift at any region above the home."""
+    operator's shift at any region above the home. For an alert about the service itself
+    (no home), the operators and the district staff on duty anywhere."""
+    if home_id is None:
+        cur = await conn.execute(
+            "SELECT DISTINCT CASE WHEN u.role = 'operator' THEN 'operator' ELSE 'district' END,"
+            " u.id, u.display_name FROM duty_shifts d JOIN users u ON u.id = d.user_id"
+            " JOIN regions r ON r.id = d.region_id"
+            " WHERE d.starts_at <= %(at)s AND d.ends_at > %(at)s"
+            " AND (u.role = 'operator' OR (r.tier = 'district' AND u.role = 'district_staff'))"
+            " ORDER BY 1, 2",
+            {"at": at},
+        )
+        system: dict[str, list[tuple[int, str]]] = {}
+        for tier, uid, name in await cur.fetchall():
+            system.setdefault(str(tier), []).append((int(uid), str(name)))
+        return system
     cur = await conn.execute(
         """
         WITH RECURSIVE anc(id, tier, parent_id) AS (
@@ -268,11 +352,14 @@ async def recipients(
     cur = await conn.execute("SELECT home_id FROM alerts WHERE id = %s", (alert_id,))
     row = await cur.fetchone()
     assert row is not None
-    home_id = str(row[0])
+    home_id = None if row[0] is None else str(row[0])
     duty = await on_duty(conn, home_id, at)
     people: dict[str, list[tuple[int, str]]] = {}
     for tier in tiers:
-        people[tier] = await _family(conn, home_id) if tier == "family" else duty.get(tier, [])
+        if tier == "family":
+            people[tier] = [] if home_id is None else await _family(conn, home_id)
+        else:
+            people[tier] = duty.get(tier, [])
     ids = sorted({uid for members in people.values() for uid, _ in members})
     channels = await _channels_of(conn, ids)
     found: list[Recipient] = []

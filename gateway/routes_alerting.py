@@ -64,7 +64,7 @@ async def ack_page(token: str, request: Request) -> HTMLResponse:
         alert = await store.get_alert(conn, Scope(everything=True), grant.alert_id)
     if alert is None:
         return _page("No such alert", "<p>The alert does not exist.</p>", 404)
-    who = html.escape(alert.elder_name or alert.home_id)
+    who = html.escape(alert.elder_name or alert.home_id or "the service")
     info = (
         f"<p><strong>{html.escape(alert.summary)}</strong> — {who}, "
         f"{html.escape(alert.village or '')}<br>since {alert.opened_at:%Y-%m-%d %H:%M} UTC</p>"

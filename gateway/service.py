@@ -36,6 +36,7 @@ from alerts.fallback import EmergencyFallback
 from alerts.learned import LearnedDetector
 from alerts.rota import RotaWatch
 from alerts.service import AlertService, urgent_filters
+from alerts.watchdog import PipelineWatchdog
 from gateway.app import AppContext, create_app
 from gateway.care import CareMetrics, CareTask
 from gateway.live import Broadcaster
@@ -161,7 +162,11 @@ async def serve(
                 RegistryCache(load_registry, settings.ingest.registry_refresh_s),
                 IngestMetrics(metrics),
             )
-            tasks += [("ingest", worker.run()), ("ingest-maintenance", worker.maintain())]
+            tasks += [
+                ("ingest", worker.run()),
+                ("ingest-maintenance", worker.maintain()),
+                ("ingest-heartbeat", worker.heartbeat(settings.ingest.heartbeat_s)),
+            ]
 
         if "alerts" in components:
             alert_metrics = AlertMetrics(metrics)
@@ -227,6 +232,17 @@ async def serve(
                 ("alerts-tick", service.tick()),
                 ("dispatcher", dispatcher.run()),
                 ("rota-watch", RotaWatch(settings.alerts, pool, alert_metrics).run()),
+                (
+                    "watchdog",
+                    PipelineWatchdog(
+                        settings.alerts,
+                        pool,
+                        dispatcher.routing,
+                        lambda: service.last_reading_at,
+                        lambda: len(alerts_cache.current),
+                        dispatcher.wake,
+                    ).run(),
+                ),
             ]
 
         if "gateway" in components:

@@ -40,6 +40,7 @@ class IngestSettings(BaseModel):
     max_future_s: int = Field(default=300, ge=0)
     max_age_days: int = Field(default=7, ge=1)
     partitions_ahead_days: int = Field(default=7, ge=1)
+    heartbeat_s: float = Field(default=30.0, gt=0, description="progress record for the watchdog")
 
     def filters(self) -> list[str]:
         """The subscription filters for readings."""
@@ -142,6 +143,8 @@ class IngestWorker:
             max_age=timedelta(days=settings.max_age_days),
         )
         self.committed_batches = 0
+        self.received = 0
+        self.committed = 0
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
@@ -191,6 +194,7 @@ class IngestWorker:
     async def process(self, batch: list[Message]) -> None:
         """Decode, write and acknowledge one batch."""
         self._metrics.messages.inc(len(batch))
+        self.received += len(batch)
         now = self._clock()
         readings, dead = decode_batch(batch, self._cache, now, self._limits)
         if any(d.rejection.reason is Reason.UNKNOWN_DEVICE for d in dead) and (
@@ -202,6 +206,7 @@ class IngestWorker:
         for msg in batch:
             self._sub.ack(msg)
         self.committed_batches += 1
+        self.committed += len(batch)
         self._metrics.readings.inc(inserted)
         self._metrics.duplicates.inc(len(readings) - inserted)
         self._metrics.seq_gaps.inc(len(gaps))
@@ -219,6 +224,23 @@ class IngestWorker:
         finally:
             if self._conn is not None:
                 await self._conn.close()
+
+    async def heartbeat(self, interval_s: float = 30.0) -> None:
+        """Record this worker's progress every `interval_s`, for the alerts watchdog."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn) as conn:
+                    await store.heartbeat(
+                        conn,
+                        self._settings.client_id,
+                        self._clock(),
+                        self.received,
+                        self.committed,
+                        self._sub.messages.qsize(),
+                    )
+            except psycopg.Error as exc:
+                log.warning("heartbeat not recorded: %s", exc)
+            await asyncio.sleep(interval_s)
 
     async def maintain(self, interval_s: float = 3600.0) -> None:
         """Periodic housekeeping: partitions ahead of time, dead-letter trimming."""

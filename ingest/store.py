@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
@@ -130,3 +130,24 @@ async def ensure_partitions(conn: Conn, first: date, last: date) -> int:
         cur = await conn.execute("SELECT eldercare_ensure_partitions(%s, %s)", (first, last))
         row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def heartbeat(
+    conn: Conn, worker: str, at: datetime, received: int, committed: int, pending: int
+) -> None:
+    """Record an ingest worker's progress."""
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO ingest_heartbeats (worker, at, received, committed, pending)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (worker) DO UPDATE SET at = EXCLUDED.at,"
+            " received = EXCLUDED.received, committed = EXCLUDED.committed,"
+            " pending = EXCLUDED.pending",
+            (worker, at, received, committed, pending),
+        )
+
+
+async def latest_heartbeat(conn: Conn) -> datetime | None:
+    """When any ingest worker last recorded progress (None: none ever did)."""
+    cur = await conn.execute("SELECT max(at) FROM ingest_heartbeats")
+    row = await cur.fetchone()
+    return None if row is None else row[0]
