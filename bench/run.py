@@ -440,12 +440,159 @@ async def _press(broker: EmbeddedBroker, presses: int, sent: dict[int, float]) -
             await asyncio.sleep(0.2)
 
 
+def detector_tick(homes: int = 10_000) -> Figure:
+    """One vectorised detector tick over `homes` homes."""
+    from bench.detector_tick import measure
+
+    ms, devices = measure(homes, 200)
+    p99 = ms[int(0.99 * (len(ms) - 1))]
+    return Figure(
+        f"detector tick, {homes} homes ({devices} devices), median",
+        statistics.median(ms),
+        "ms",
+        target="<= 10 ms",
+        ok=statistics.median(ms) <= 10,
+        detail={"p99_ms": round(p99, 2), "max_ms": round(ms[-1], 2)},
+    )
+
+
+def _bulk_homes(dsn: str, homes: int) -> int:
+    """`homes` homes with an elder and the demo's 7 devices each, by COPY; returns devices."""
+    from gateway.seed import DEVICE_KINDS
+
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO regions (id, name, tier, parent_id) VALUES ('bd', 'Bench', 'district',"
+            " NULL), ('bt', 'Bench town', 'town', 'bd'), ('bv', 'Bench village', 'village', 'bt')"
+            " ON CONFLICT DO NOTHING"
+        )
+        with conn.cursor() as cur:
+            with cur.copy("COPY homes (id, village_id) FROM STDIN") as copy:
+                for i in range(homes):
+                    copy.write_row((f"b{i:05d}", "bv"))
+            with cur.copy("COPY elders (id, home_id, full_name) FROM STDIN") as copy:
+                for i in range(homes):
+                    copy.write_row((f"be{i:05d}", f"b{i:05d}", f"Elder {i}"))
+            with cur.copy("COPY devices (id, home_id, kind, room) FROM STDIN") as copy:
+                for i in range(homes):
+                    for suffix, kind, room in DEVICE_KINDS:
+                        copy.write_row((f"b{i:05d}-{suffix}", f"b{i:05d}", kind, room))
+        conn.commit()
+    return homes * len(DEVICE_KINDS)
+
+
+def service_rss(
+    pg: EmbeddedPostgres,
+    broker: EmbeddedBroker,
+    homes: int,
+    seconds: float,
+    rate: float,
+    logdir: Path,
+) -> Figure:
+    """RSS of one ingest+alerts process while `homes` homes publish live."""
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS bench_homes")
+        conn.execute("CREATE DATABASE bench_homes")
+    dsn = pg.url_for("bench_homes")
+    asyncio.run(migrate(dsn))
+    devices = _bulk_homes(dsn, homes)
+    env = _service_env(
+        dsn,
+        broker,
+        {
+            "ELDERCARE_INGEST__CLIENT_ID": "bench-homes-ingest",
+            "ELDERCARE_ALERTS__CLIENT_ID": "bench-homes-alerts",
+        },
+    )
+    with (logdir / "homes.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from gateway.cli import main; main()",
+                "run",
+                "--components",
+                "ingest,alerts",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    peak = 0
+    sent = 0
+    try:
+        time.sleep(5.0)
+        sent = asyncio.run(_live_homes(broker, homes, seconds, rate))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _count(dsn) < sent:
+            peak = max(peak, psutil.Process(proc.pid).memory_info().rss)
+            time.sleep(0.5)
+        peak = max(peak, psutil.Process(proc.pid).memory_info().rss)
+        stored = _count(dsn)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    return Figure(
+        f"service RSS (ingest + alerts, one process), {homes} homes live",
+        peak / 2**20,
+        "MiB",
+        target="< 1024 MiB",
+        ok=peak < 2**30,
+        detail={
+            "devices": devices,
+            "readings_sent": sent,
+            "readings_stored": stored,
+            "seconds": seconds,
+        },
+    )
+
+
+async def _live_homes(broker: EmbeddedBroker, homes: int, seconds: float, rate: float) -> int:
+    """Readings from random devices of `homes` homes at `rate` per second."""
+    import random
+
+    from devices.payload import Reading
+    from simulators.publisher import MqttPublisher
+
+    rng = random.Random(5)
+    seqs: dict[str, int] = {}
+    sent = 0
+    async with MqttPublisher(broker.url, "bench-homes", broker.protocol) as pub:
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            tick = time.monotonic()
+            batch = []
+            for _ in range(max(1, int(rate / 10))):
+                i = rng.randrange(homes)
+                suffix, kind, metric, value = rng.choice(
+                    (
+                        ("pir-living", "pir_motion", "motion", 1.0),
+                        ("pir-kitchen", "pir_motion", "motion", 0.0),
+                        ("door-entry", "door_contact", "open", 1.0),
+                        ("bed", "bed_mat", "occupied", 1.0),
+                        ("temp", "temperature", "temperature", 21.0),
+                    )
+                )
+                device = f"b{i:05d}-{suffix}"
+                seqs[device] = seqs.get(device, 0) + 1
+                batch.append(
+                    Reading(
+                        f"b{i:05d}", device, kind, 1, seqs[device], datetime.now(UTC), metric, value
+                    )
+                )
+            await asyncio.gather(*(pub.publish_readings([r]) for r in batch))
+            sent += len(batch)
+            await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - tick)))
+    return sent
+
+
 def main() -> None:
     """Run the benchmarks and print/write the report."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--readings", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
     parser.add_argument("--sos", type=int, default=40, help="SOS presses (distinct homes)")
+    parser.add_argument("--homes", type=int, default=10_000, help="homes for the RSS figure")
     parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args()
     per_publisher = min(args.readings // PUBLISHERS, 60_000)
@@ -477,6 +624,8 @@ def main() -> None:
             ours.detail["ratio_to_copy"] = round(ours.value / raw_pg.value, 3)
             figures.append(ours)
             figures += sos_latency(dsn, broker, args.workers, ours.value, args.sos, logdir)
+            figures.append(service_rss(pg, broker, args.homes, 30.0, 400.0, logdir))
+    figures.append(detector_tick(10_000))
     _print(figures)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(

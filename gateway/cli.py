@@ -282,6 +282,18 @@ from gateway import cli_detect  # noqa: E402
 cli_detect.register(app)
 
 
+@app.command(
+    "bench",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench_cmd(ctx: typer.Context) -> None:
+    """Run the benchmarks (same as `python -m bench`; options after `--`, e.g. `-- --help`)."""
+    from bench.run import main as bench_main
+
+    sys.argv = ["eldercare bench", *ctx.args]
+    bench_main()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
