@@ -38,6 +38,11 @@ class AlertSettings(BaseModel):
         default=2.0, gt=0, description="wait this long for the database before the fallback"
     )
     fallback_refresh_s: float = Field(default=60.0, gt=0)
+    urgent_separate: bool = Field(
+        default=False,
+        description="the urgent path runs in its own process (`--components urgent`); the "
+        "full-stream alerts component then leaves urgent devices' emergencies to it",
+    )
     watchdog_s: float = Field(default=30.0, gt=0, description="how often the self-check runs")
     no_readings_after_s: float = Field(
         default=600.0, gt=0, description="no reading from any home this long: technical alert"

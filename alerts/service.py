@@ -57,7 +57,7 @@ class AlertService:
         self,
         settings: AlertSettings,
         pool: AsyncConnectionPool[Any],
-        subscriber: Subscriber,
+        subscriber: Subscriber | None,
         cache: RegistryCache,
         detectors: DetectorSet,
         dispatcher: Dispatcher,
@@ -191,7 +191,8 @@ class AlertService:
 
         On the urgent path only the immediate detectors run; on the full stream, immediate
         signals (and SOS cancels) from devices that the urgent path covers are left to it."""
-        sub = self._urgent if urgent and self._urgent is not None else self._sub
+        sub = self._urgent if urgent else self._sub
+        assert sub is not None
         started = asyncio.get_running_loop().time()
         now = self._clock()
         if not urgent:
@@ -222,6 +223,8 @@ class AlertService:
 
     async def run(self) -> None:
         """Handle messages until cancelled."""
+        if self._sub is None:
+            return
         await self._cache.maybe_refresh()
         self.refresh_urgent()
         while True:
@@ -237,21 +240,28 @@ class AlertService:
 
     def refresh_urgent(self) -> None:
         """Point the urgent subscription at the urgent devices of the current registry."""
-        if self._urgent is None:
-            return
         wanted = urgent_filters(self._cache.current)
         if frozenset(wanted) != self._urgent_topics:
-            added, removed = self._urgent.set_filters(wanted)
-            log.info("urgent path: %d topics (+%d, -%d)", len(wanted), added, removed)
+            if self._urgent is not None:
+                added, removed = self._urgent.set_filters(wanted)
+                log.info("urgent path: %d topics (+%d, -%d)", len(wanted), added, removed)
             self._urgent_topics = frozenset(wanted)
 
     async def run_urgent(self) -> None:
         """Handle urgent devices' messages until cancelled."""
         if self._urgent is None:
             return
+        self.refresh_urgent()
         while True:
-            msg = await self._urgent.messages.get()
             try:
+                msg = await asyncio.wait_for(self._urgent.messages.get(), self._settings.poll_s * 5)
+            except TimeoutError:
+                if await self._cache.maybe_refresh():
+                    self.refresh_urgent()
+                continue
+            try:
+                if await self._cache.maybe_refresh():
+                    self.refresh_urgent()
                 await self.handle(msg, urgent=True)
             except Exception:
                 log.exception("urgent handling failed for %s; left unacknowledged", msg.topic)

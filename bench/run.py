@@ -361,22 +361,31 @@ def sos_latency(
     env = _service_env(
         dsn,
         broker,
-        {"ELDERCARE_ALERTS__POLL_S": "0.5", "ELDERCARE_ALERTS__CLIENT_ID": "bench-alerts"},
+        {
+            "ELDERCARE_ALERTS__POLL_S": "0.5",
+            "ELDERCARE_ALERTS__CLIENT_ID": "bench-alerts",
+            "ELDERCARE_ALERTS__URGENT_SEPARATE": "true",
+        },
     )
-    with (logdir / "alerts.log").open("ab") as out:
-        alerts = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from gateway.cli import main; main()",
-                "run",
-                "--components",
-                "alerts",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    procs = []
+    # Detection over the full stream in one process, the urgent path in another.
+    for component in ("alerts", "urgent"):
+        with (logdir / f"{component}.log").open("ab") as out:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "from gateway.cli import main; main()",
+                        "run",
+                        "--components",
+                        component,
+                    ],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     stop = threading.Event()
     sent: dict[int, float] = {}
     try:
@@ -388,8 +397,10 @@ def sos_latency(
             stop.set()
             load.join(120)
     finally:
-        alerts.terminate()
-        alerts.wait(15)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(15)
         server.shutdown()
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(

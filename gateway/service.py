@@ -49,6 +49,12 @@ from ingest.service import IngestMetrics, IngestWorker
 
 log = logging.getLogger(__name__)
 COMPONENTS = ("ingest", "alerts", "gateway")
+"""What `serve` runs by default. `alerts` includes the urgent path (SOS, smoke, gas...) unless
+`urgent` is named too: then that path runs on its own (give it its own process with
+`--components urgent` and the rest with `--components ingest,alerts,gateway` plus
+ELDERCARE_ALERTS__URGENT_SEPARATE=true), so an emergency never shares a CPU-bound event loop
+with detection over the full stream."""
+ALL_COMPONENTS = ("ingest", "alerts", "urgent", "gateway")
 
 
 class _Shutdown(Exception):
@@ -118,9 +124,9 @@ async def serve(
     handle_signals: bool = True,
 ) -> None:
     """Run the chosen components until `stop` is set (or SIGINT/SIGTERM arrives)."""
-    unknown = set(components) - set(COMPONENTS)
+    unknown = set(components) - set(ALL_COMPONENTS)
     if unknown:
-        raise ValueError(f"unknown components {sorted(unknown)}; choose from {COMPONENTS}")
+        raise ValueError(f"unknown components {sorted(unknown)}; choose from {ALL_COMPONENTS}")
     dsn = settings.database.dsn()
     applied = await migrate(dsn, settings.database.timescale)
     if applied:
@@ -168,7 +174,9 @@ async def serve(
                 ("ingest-heartbeat", worker.heartbeat(settings.ingest.heartbeat_s)),
             ]
 
-        if "alerts" in components:
+        full = "alerts" in components
+        urgent_here = "urgent" in components or (full and not settings.alerts.urgent_separate)
+        if full or urgent_here:
             alert_metrics = AlertMetrics(metrics)
             commands = await stack.enter_async_context(
                 MqttCommandPublisher(settings.mqtt, settings.alerts.client_id + "-commands")
@@ -182,20 +190,24 @@ async def serve(
                 commands=commands,
                 links_base=settings.gateway.base_url(),
             )
-            sub = await stack.enter_async_context(
-                Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
-            )
-            running.subscribers["alerts"] = sub
+            stream: Subscriber | None = None
+            if full:
+                stream = await stack.enter_async_context(
+                    Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
+                )
+                running.subscribers["alerts"] = stream
             alerts_cache = RegistryCache(load_registry, settings.ingest.registry_refresh_s)
             await alerts_cache.refresh()
-            urgent = await stack.enter_async_context(
-                Subscriber(
-                    settings.mqtt,
-                    settings.alerts.client_id + "-urgent",
-                    urgent_filters(alerts_cache.current),
+            urgent: Subscriber | None = None
+            if urgent_here:
+                urgent = await stack.enter_async_context(
+                    Subscriber(
+                        settings.mqtt,
+                        settings.alerts.client_id + "-urgent",
+                        urgent_filters(alerts_cache.current),
+                    )
                 )
-            )
-            running.subscribers["alerts_urgent"] = urgent
+                running.subscribers["alerts_urgent"] = urgent
             try:  # rooms and learned baselines; detection runs without them if unreachable
                 async with pool.connection() as conn:
                     detectors = default_detectors(await baselines.load_layout(conn))
@@ -206,7 +218,7 @@ async def serve(
                 log.exception("could not load device rooms / baselines; starting without them")
                 detectors = default_detectors()
                 learned = detectors.find(LearnedDetector)
-            if learned is not None:
+            if learned is not None and full:
                 tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
             fallback = EmergencyFallback(
                 pool,
@@ -217,7 +229,7 @@ async def serve(
             service = AlertService(
                 settings.alerts,
                 pool,
-                sub,
+                stream,
                 alerts_cache,
                 detectors,
                 dispatcher,
@@ -225,12 +237,13 @@ async def serve(
                 fallback=fallback,
                 urgent=urgent,
             )
+            tasks += [("alerts-fallback", fallback.run()), ("dispatcher", dispatcher.run())]
+            if urgent_here:
+                tasks.append(("alerts-urgent", service.run_urgent()))
+        if full:
             tasks += [
-                ("alerts-fallback", fallback.run()),
                 ("alerts", service.run()),
-                ("alerts-urgent", service.run_urgent()),
                 ("alerts-tick", service.tick()),
-                ("dispatcher", dispatcher.run()),
                 ("rota-watch", RotaWatch(settings.alerts, pool, alert_metrics).run()),
                 (
                     "watchdog",

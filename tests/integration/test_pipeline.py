@@ -246,3 +246,35 @@ async def test_bad_input_is_dead_lettered_and_the_loop_keeps_going(
     assert await scalar(db_url, "SELECT sum(count) FROM reject_counts WHERE source = 'ingest'") == 7
     # The spoofed SOS opened no alert.
     assert await scalar(db_url, "SELECT count(*) FROM alerts") == 0
+
+
+async def test_the_urgent_path_in_its_own_process_raises_each_sos_once(
+    db_url: str, mosquitto: EmbeddedBroker, http_receiver: HttpReceiver
+) -> None:
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await conn.execute(
+            "INSERT INTO contact_channels (user_id, channel, target, position)"
+            " SELECT id, 'webhook', %s, -1 FROM users WHERE username = 'worker-v1'",
+            (http_receiver.url + "/worker-v1",),
+        )
+        await conn.commit()
+    rest = make_settings(db_url, mosquitto, alerts={"urgent_separate": True})
+    async with (
+        running_service(rest, ("ingest", "alerts")) as main_svc,
+        running_service(make_settings(db_url, mosquitto), ("urgent",)) as urgent_svc,
+    ):
+        assert "alerts_urgent" not in main_svc.subscribers
+        assert set(urgent_svc.subscribers) == {"alerts_urgent"}
+        async with MqttPublisher(mosquitto.url, "dev-h01-sos-2") as pub:
+            await pub.publish_readings([reading("h01-sos", "h01", "sos_button", "press", 3, 1)])
+        alert_id = await eventually(
+            lambda: scalar(db_url, "SELECT id FROM alerts WHERE home_id = 'h01' AND kind = 'sos'"),
+            what="the SOS alert from the urgent process",
+        )
+        hooks = await http_receiver.wait_for(1)
+        assert hooks[0].json()["alert"]["id"] == alert_id
+        await asyncio.sleep(0.5)  # the full stream saw the same reading: no second alert
+        assert await scalar(db_url, "SELECT count(*) FROM alerts") == 1
+        assert (
+            await scalar(db_url, "SELECT evidence_count FROM alerts WHERE id = %s", alert_id) == 1
+        )
