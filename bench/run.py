@@ -234,6 +234,10 @@ def ingest_workers(
                     stderr=subprocess.STDOUT,
                 )
             )
+    if os.geteuid() == 0:
+        # As an operator would (systemd CPUWeight / nice): the emergency path first.
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(procs[1].pid).nice(-10)
     try:
         time.sleep(3.0)  # connected and subscribed
         yield procs
@@ -344,9 +348,18 @@ def _paced_load(port: int, rate: float, stop: threading.Event) -> threading.Thre
 
 
 def sos_latency(
-    dsn: str, broker: EmbeddedBroker, workers: int, sustained: float, presses: int, logdir: Path
+    dsn: str,
+    broker: EmbeddedBroker,
+    workers: int,
+    sustained: float,
+    presses: int,
+    logdir: Path,
+    load: float = 0.8,
+    first_home: int = 1,
 ) -> list[Figure]:
-    """SOS publish -> alert committed -> first notification handed over, under 80 % load."""
+    """SOS publish -> alert committed -> first notification handed over, while background
+    readings run at `load` x our sustained ingest rate."""
+    _Receiver.arrivals = {}
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
@@ -390,12 +403,17 @@ def sos_latency(
     sent: dict[int, float] = {}
     try:
         with ingest_workers(dsn, broker, workers, logdir):
-            load = _paced_load(broker.port, 0.8 * sustained, stop)
+            background = _paced_load(broker.port, load * sustained, stop) if load else None
             time.sleep(2.0)
-            asyncio.run(_press(broker, presses, sent))
-            time.sleep(3.0)
+            asyncio.run(_press(broker, presses, sent, first_home))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (
+                len(_Receiver.arrivals) < presses or _sos_count(dsn, first_home) < presses
+            ):
+                time.sleep(0.2)
             stop.set()
-            load.join(120)
+            if background is not None:
+                background.join(120)
     finally:
         for proc in procs:
             proc.terminate()
@@ -417,14 +435,15 @@ def sos_latency(
         ("SOS publish -> first notification received", to_notify),
     ):
         if len(values) < presses:
-            console.print(f"[red]{name}: only {len(values)} of {presses} arrived[/red]")
+            console.print(f"[red]{name}: only {len(values)} of {presses} within 60 s[/red]")
         if not values:
             continue
         q = statistics.quantiles(values, n=100, method="inclusive")
-        figures.append(Figure(f"{name}, p50 (80 % load)", statistics.median(values), "ms"))
+        label = f"{load:.0%} load" if load else "no load"
+        figures.append(Figure(f"{name}, p50 ({label})", statistics.median(values), "ms"))
         figures.append(
             Figure(
-                f"{name}, p99 (80 % load)",
+                f"{name}, p99 ({label})",
                 q[98],
                 "ms",
                 target="<= 50 ms",
@@ -435,13 +454,24 @@ def sos_latency(
     return figures
 
 
-async def _press(broker: EmbeddedBroker, presses: int, sent: dict[int, float]) -> None:
+def _sos_count(dsn: str, first_home: int) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM alerts WHERE kind = 'sos' AND substr(home_id, 2)::int >= %s",
+            (first_home,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+async def _press(
+    broker: EmbeddedBroker, presses: int, sent: dict[int, float], first_home: int = 1
+) -> None:
     from devices.payload import Reading
     from simulators.publisher import MqttPublisher
 
     async with MqttPublisher(broker.url, "bench-sos", broker.protocol) as pub:
         for i in range(presses):
-            home = i % HOMES + 1
+            home = first_home + i
             now = datetime.now(UTC)
             reading = Reading(
                 f"h{home:02d}", f"h{home:02d}-sos", "sos_button", 7, i, now, "press", 1.0
@@ -634,7 +664,9 @@ def main() -> None:
             ours.target, ours.ok = ">= 40 % of raw broker QoS 1", ours.ratio >= 0.4
             ours.detail["ratio_to_copy"] = round(ours.value / raw_pg.value, 3)
             figures.append(ours)
-            figures += sos_latency(dsn, broker, args.workers, ours.value, args.sos, logdir)
+            n = min(args.sos, HOMES // 2)
+            figures += sos_latency(dsn, broker, args.workers, ours.value, n, logdir, 0.0, 1)
+            figures += sos_latency(dsn, broker, args.workers, ours.value, n, logdir, 0.8, 1 + n)
             figures.append(service_rss(pg, broker, args.homes, 30.0, 400.0, logdir))
     figures.append(detector_tick(10_000))
     _print(figures)
