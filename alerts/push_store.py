@@ -16,8 +16,11 @@ async def subscribe(conn: Conn, user_id: int, sub: Subscription) -> int:
     first; their other channels stay as fallbacks). A browser subscription belongs to one
     person: the same endpoint held by anyone else is moved. Returns the channel id."""
     async with conn.transaction():
-        await conn.execute("DELETE FROM contact_channels"
-            " WHERE channel = 'webpush' AND target::jsonb->>'endpoint' = %s", (sub.endpoint,))
+        await conn.execute(
+            "DELETE FROM contact_channels"
+            " WHERE channel = 'webpush' AND target::jsonb->>'endpoint' = %s",
+            (sub.endpoint,),
+        )
         cur = await conn.execute(
             "INSERT INTO contact_channels (user_id, channel, target, position)"
             " SELECT %s, 'webpush', %s,"

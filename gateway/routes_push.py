@@ -46,7 +46,7 @@ class PushSubscriptionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     endpoint: str = Field(min_length=1, max_length=MAX_ENDPOINT_LENGTH)
     keys: PushKeys
-    expirationTime: float | None = None  # noqa: N815 - the browser's field name
+    expirationTime: float | None = None
 
 
 @router.get("/api/v1/push/key", tags=["push"])

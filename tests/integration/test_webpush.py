@@ -69,7 +69,7 @@ async def test_subscribed_worker_gets_decryptable_push_and_ack_stops_repeats(
                 return [browser.decrypt(r.body) for r in http_receiver.requests]
 
             async def two_rounds() -> bool:
-                return sum(p["notice"] == "alert" for p in pushes()) >= 2
+                return sum(bool(p["notice"] == "alert") for p in pushes()) >= 2
 
             await eventually(two_rounds, timeout=20, what="two pushed rounds")
             first = pushes()[0]
@@ -79,9 +79,7 @@ async def test_subscribed_worker_gets_decryptable_push_and_ack_stops_repeats(
             assert first["severity"] == "critical"
             assert first["ack_url"].startswith(settings.gateway.base_url() + "/ack/")
             request = http_receiver.requests[0]
-            assert vapid_claims(request.headers["authorization"], key)["aud"] == (
-                http_receiver.url
-            )
+            assert vapid_claims(request.headers["authorization"], key)["aud"] == (http_receiver.url)
             # The worker's e-mail stays a fallback: push came first and worked.
             assert not any(m.rcpt_tos == ["worker-v1@example.org"] for m in smtp_server.messages)
 

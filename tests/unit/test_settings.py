@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings, SettingsError, load_settings
 from alerts.webpush import generate_private_key, public_key_of
+from gateway.settings import Settings, SettingsError, load_settings
 from ingest.db import DatabaseSettings
 
 REAL_WEBHOOK_SECRET = "wh-6f1c0e9a7b3d4e21a9c8"
