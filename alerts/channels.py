@@ -19,12 +19,17 @@ import aiosmtplib
 import httpx
 
 from alerts.model import Alert
+from alerts.webpush import VapidKeys, parse_target
 
 SIGNATURE_HEADER = "X-Eldercare-Signature"
 
 
 class DeliveryError(Exception):
     """A message could not be delivered over a channel."""
+
+
+class SubscriptionGone(DeliveryError):
+    """The push service says the subscription no longer exists (HTTP 404/410)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -246,3 +251,100 @@ class ConsoleChannel:
             await self._notify(notice.alert.id)
         except Exception as exc:
             raise DeliveryError(f"console stream: {exc!r}") from exc
+
+
+def push_payload(notice: Notice) -> dict[str, Any]:
+    """The short JSON notice a browser's service worker receives (kept well under the 4 KB
+    push payload limit)."""
+    a = notice.alert
+    return {
+        "v": 1,
+        "notice": notice.notice,
+        "title": headline(notice)[:200],
+        "alert_id": a.id,
+        "kind": a.kind,
+        "severity": a.severity.value,
+        "elder": (a.elder_name or "")[:100],
+        "village": (a.village or "")[:100],
+        "summary": a.summary[:300],
+        "round": notice.round,
+        "console_url": notice.console_url,
+        "ack_url": notice.ack_url,
+    }
+
+
+class WebPushChannel:
+    """Web push (RFC 8030/8291/8292) to a browser subscription: the payload is encrypted for
+    the subscriber with pywebpush (aes128gcm), signed with the server's VAPID key, and POSTed to
+    the subscription's push service. The target is the stored subscription JSON.
+
+    A push service answering 404/410 means the subscription is gone: `on_gone(target)` is
+    awaited (the caller deletes the contact channel) and SubscriptionGone is raised, so the
+    person's next channel is used."""
+
+    name = "webpush"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        keys: VapidKeys,
+        on_gone: Callable[[str], Awaitable[None]],
+        ttl_s: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from py_vapid import Vapid02
+
+        self._client = client
+        self._keys = keys
+        self._vapid = Vapid02.from_raw(keys.private_key.encode())
+        self._on_gone = on_gone
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    def vapid_headers(self, endpoint: str) -> dict[str, str]:
+        """The VAPID Authorization header for one push service (12 h token)."""
+        parts = httpx.URL(endpoint)
+        port = "" if parts.port is None else f":{parts.port}"
+        claims = {
+            "aud": f"{parts.scheme}://{parts.host}{port}",
+            "sub": self._keys.subject,
+            "exp": int(self._clock()) + 12 * 3600,
+        }
+        signed: dict[str, str] = self._vapid.sign(claims)
+        return {"Authorization": signed["Authorization"]}
+
+    async def send(self, target: str, notice: Notice) -> None:
+        """Encrypt, sign and POST; 404/410 removes the subscription; any other non-2xx answer
+        or transport error is a DeliveryError."""
+        from pywebpush import WebPusher, WebPushException
+
+        try:
+            sub = parse_target(target)
+        except ValueError as exc:
+            raise DeliveryError(f"webpush: stored subscription unusable: {exc}") from exc
+        data = json.dumps(push_payload(notice), separators=(",", ":")).encode()
+        try:
+            body: bytes = WebPusher(sub.info()).encode(data, "aes128gcm")["body"]
+            auth = self.vapid_headers(sub.endpoint)
+        except (WebPushException, ValueError) as exc:
+            raise DeliveryError(f"webpush: could not encrypt or sign: {exc!r}") from exc
+        headers = {
+            **auth,
+            "Content-Encoding": "aes128gcm",
+            "Content-Type": "application/octet-stream",
+            "TTL": str(self._ttl_s),
+            "Urgency": "high" if notice.alert.severity.value == "critical" else "normal",
+            "Topic": f"alert-{notice.alert.id}",
+        }
+        host = httpx.URL(sub.endpoint).host
+        try:
+            response = await self._client.post(sub.endpoint, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DeliveryError(f"webpush to {host}: {exc!r}") from exc
+        if response.status_code in (404, 410):
+            await self._on_gone(target)
+            raise SubscriptionGone(
+                f"webpush to {host}: HTTP {response.status_code}, subscription gone (removed)"
+            )
+        if not 200 <= response.status_code < 300:
+            raise DeliveryError(f"webpush to {host}: HTTP {response.status_code}")

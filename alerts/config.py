@@ -6,7 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from alerts.webpush import DEFAULT_SUBJECT, check_subject, load_keys
 
 Clock = Callable[[], datetime]
 
@@ -68,6 +70,40 @@ class AlertSettings(BaseModel):
         default=24.0, gt=0, description="warn about uncovered duty hours this far ahead"
     )
     rota_check_s: float = Field(default=600.0, gt=0)
+    vapid_private_key: SecretStr | None = Field(
+        default=None,
+        description="web push VAPID private key (base64url raw or PEM); development creates one",
+    )
+    vapid_public_key: str | None = Field(
+        default=None, description="must match the private key when given"
+    )
+    vapid_subject: str = Field(
+        default=DEFAULT_SUBJECT, description="mailto: or https: contact for push services"
+    )
+    webpush_ttl_s: int = Field(
+        default=3600, ge=0, le=28 * 86400, description="push services keep a message this long"
+    )
+    webpush_allow_loopback: bool = Field(
+        default=False, description="accept http://127.0.0.1 push endpoints (tests only)"
+    )
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        return check_subject(value)
+
+    @model_validator(mode="after")
+    def _vapid_pair(self) -> AlertSettings:
+        if self.vapid_private_key is not None:
+            load_keys(
+                self.vapid_private_key.get_secret_value(),
+                self.vapid_public_key,
+                self.vapid_subject,
+                None,
+            )
+        elif self.vapid_public_key is not None:
+            raise ValueError("ELDERCARE_ALERTS__VAPID_PUBLIC_KEY needs the private key too")
+        return self
 
 
 class AlertMetrics:

@@ -123,7 +123,7 @@ async def resolve_policy(
     return Policy.from_json({"steps": row[0], "repeat_s": row[1]})
 
 
-ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console"})
+ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console", "webpush"})
 
 
 async def raise_signal(

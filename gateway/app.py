@@ -293,6 +293,9 @@ def create_app(ctx: AppContext) -> FastAPI:
     from gateway.routes_alerting import router as alerting_router
 
     app.include_router(alerting_router)
+    from gateway.routes_push import router as push_router
+
+    app.include_router(push_router)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
     app.add_middleware(_Observe, metrics=metrics)
 

@@ -18,7 +18,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from alerts import baselines
+from alerts import baselines, push_store
 from alerts import store as alert_store
 from alerts.channels import (
     AppriseChannel,
@@ -27,6 +27,7 @@ from alerts.channels import (
     EmailChannel,
     SmtpConfig,
     WebhookChannel,
+    WebPushChannel,
 )
 from alerts.commands import MqttCommandPublisher
 from alerts.config import AlertMetrics
@@ -37,6 +38,7 @@ from alerts.learned import LearnedDetector
 from alerts.rota import RotaWatch
 from alerts.service import AlertService, urgent_filters
 from alerts.watchdog import PipelineWatchdog
+from alerts.webpush import VapidKeys, load_keys
 from gateway.app import AppContext, create_app
 from gateway.care import CareMetrics, CareTask
 from gateway.live import Broadcaster
@@ -86,10 +88,30 @@ class Running:
 ExtraTask = Callable[[Running], Awaitable[None]]
 
 
+def vapid_keys(settings: Settings) -> VapidKeys:
+    """The web push VAPID keys: from settings, or (development) created once in the state
+    directory. Production settings cannot load without them (see gateway.settings)."""
+    a = settings.alerts
+    return load_keys(
+        None if a.vapid_private_key is None else a.vapid_private_key.get_secret_value(),
+        a.vapid_public_key,
+        a.vapid_subject,
+        settings.state_dir / "vapid_private_key",
+    )
+
+
 def _channels(
-    settings: Settings, http: httpx.AsyncClient, pool: AsyncConnectionPool[Any]
+    settings: Settings,
+    http: httpx.AsyncClient,
+    pool: AsyncConnectionPool[Any],
+    vapid: VapidKeys,
 ) -> dict[str, Channel]:
     smtp = settings.alerts.smtp
+
+    async def subscription_gone(target: str) -> None:
+        async with pool.connection() as conn:
+            removed = await push_store.forget_target(conn, target)
+        log.warning("web push subscription gone; %d contact channel(s) removed", removed)
 
     async def to_console(alert_id: int) -> None:
         async with pool.connection() as conn:
@@ -101,6 +123,7 @@ def _channels(
         "apprise": AppriseChannel(),
         "console": ConsoleChannel(to_console),
         "webhook": WebhookChannel(http, settings.alerts.webhook_secret.get_secret_value().encode()),
+        "webpush": WebPushChannel(http, vapid, subscription_gone, settings.alerts.webpush_ttl_s),
         "email": EmailChannel(
             SmtpConfig(
                 host=smtp.host,
@@ -137,6 +160,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     metrics = CollectorRegistry()
+    vapid = vapid_keys(settings)
     async with AsyncExitStack() as stack:
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             dsn,
@@ -184,7 +208,7 @@ async def serve(
             dispatcher = Dispatcher(
                 settings.alerts,
                 pool,
-                _channels(settings, http, pool),
+                _channels(settings, http, pool, vapid),
                 alert_metrics,
                 settings.gateway.base_url() + "/console",
                 commands=commands,
@@ -222,7 +246,7 @@ async def serve(
                 tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
             fallback = EmergencyFallback(
                 pool,
-                _channels(settings, http, pool),
+                _channels(settings, http, pool, vapid),
                 settings.gateway.base_url() + "/console",
                 refresh_s=settings.alerts.fallback_refresh_s,
             )
@@ -271,6 +295,7 @@ async def serve(
             for router in routers:
                 app.include_router(router)
             app.state.alert_settings = settings.alerts
+            app.state.vapid_public_key = vapid.public_key
             running.app = app
             config = uvicorn.Config(
                 app,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.config import AlertSettings
+from alerts.webpush import DEFAULT_SUBJECT
 from ingest.db import DatabaseSettings
 from ingest.mqtt import MqttSettings
 from ingest.service import IngestSettings
@@ -91,6 +92,18 @@ class Settings(BaseSettings):
                     + ", ".join(bad)
                     + " to random values of at least 16 characters"
                 )
+            if self.alerts.vapid_private_key is None:
+                raise ValueError(
+                    "production needs web push keys: set ELDERCARE_ALERTS__VAPID_PRIVATE_KEY and"
+                    " ELDERCARE_ALERTS__VAPID_PUBLIC_KEY (see docs/alerting.md)"
+                )
+            if self.alerts.vapid_subject == DEFAULT_SUBJECT:
+                raise ValueError(
+                    "production needs ELDERCARE_ALERTS__VAPID_SUBJECT: a mailto: or https:"
+                    " contact of the operator"
+                )
+            if self.alerts.webpush_allow_loopback:
+                raise ValueError("production refuses ELDERCARE_ALERTS__WEBPUSH_ALLOW_LOOPBACK")
             if not self.gateway.cookie_secure:
                 raise ValueError(
                     "production needs ELDERCARE_GATEWAY__COOKIE_SECURE=true (HTTPS only cookies)"

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from alerts.webpush import generate_private_key
 from gateway.embedded import EmbeddedBroker
 from gateway.service import Running, serve
 from gateway.settings import Settings
@@ -21,7 +22,12 @@ def make_settings(db_url: str, broker: EmbeddedBroker, **overrides: Any) -> Sett
         "database": {"url": db_url, "pool_max": 5},
         "mqtt": {"url": broker.url, "protocol": broker.protocol},
         "ingest": {"batch_max_delay_ms": 10, "registry_refresh_s": 0.5},
-        "alerts": {"poll_s": 0.1, "retry_base_s": 0.1},
+        "alerts": {
+            "poll_s": 0.1,
+            "retry_base_s": 0.1,
+            "vapid_private_key": generate_private_key(),
+            "webpush_allow_loopback": True,
+        },
         "gateway": {"port": 0},
     }
     for key, value in overrides.items():

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from alerts.webpush import generate_private_key, public_key_of
 from gateway.settings import Settings, SettingsError, load_settings
 from ingest.db import DatabaseSettings
 
 REAL_WEBHOOK_SECRET = "wh-6f1c0e9a7b3d4e21a9c8"
 REAL_SESSION_SECRET = "ss-0b7e5d2c9a4f4c3e8d11"
+VAPID_PRIVATE = generate_private_key()
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +30,9 @@ def set_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ELDERCARE_GATEWAY__SESSION_SECRET", REAL_SESSION_SECRET)
     monkeypatch.setenv("ELDERCARE_ALERTS__ACK_LINK_SECRET", "ack-link-secret-" + "9" * 20)
     monkeypatch.setenv("ELDERCARE_GATEWAY__COOKIE_SECURE", "true")
+    monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_PRIVATE_KEY", VAPID_PRIVATE)
+    monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_PUBLIC_KEY", public_key_of(VAPID_PRIVATE))
+    monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_SUBJECT", "mailto:ops@example.org")
 
 
 def test_defaults_are_a_working_development_setup() -> None:
@@ -159,6 +164,37 @@ def test_production_with_real_secrets_and_secure_cookies_loads(
     assert s.gateway.cookie_secure is True
     assert s.alerts.webhook_secret.get_secret_value() == REAL_WEBHOOK_SECRET
     assert s.gateway.session_secret.get_secret_value() == REAL_SESSION_SECRET
+
+
+def test_production_needs_vapid_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_production(monkeypatch)
+    monkeypatch.delenv("ELDERCARE_ALERTS__VAPID_PRIVATE_KEY")
+    monkeypatch.delenv("ELDERCARE_ALERTS__VAPID_PUBLIC_KEY")
+    with pytest.raises(SettingsError, match="ELDERCARE_ALERTS__VAPID_PRIVATE_KEY"):
+        load_settings()
+
+
+def test_production_needs_a_vapid_contact(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_production(monkeypatch)
+    monkeypatch.delenv("ELDERCARE_ALERTS__VAPID_SUBJECT")
+    with pytest.raises(SettingsError, match="ELDERCARE_ALERTS__VAPID_SUBJECT"):
+        load_settings()
+
+
+def test_vapid_public_key_must_match_the_private_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_PRIVATE_KEY", VAPID_PRIVATE)
+    monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_PUBLIC_KEY", public_key_of(generate_private_key()))
+    with pytest.raises(SettingsError, match="does not belong"):
+        load_settings()
+    monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_PRIVATE_KEY", "not-a-key")
+    with pytest.raises(SettingsError, match="VAPID private key not usable"):
+        load_settings()
+
+
+def test_vapid_subject_must_be_mailto_or_https(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_SUBJECT", "ops@example.org")
+    with pytest.raises(SettingsError, match="VAPID subject"):
+        load_settings()
 
 
 def test_development_accepts_placeholder_secrets() -> None:
