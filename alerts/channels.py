@@ -27,9 +27,14 @@ SIGNATURE_HEADER = "X-Eldercare-Signature"
 class DeliveryError(Exception):
     """A message could not be delivered over a channel."""
 
+    final = False
+    """True when retrying the same target cannot help (the fallback channel still runs)."""
+
 
 class SubscriptionGone(DeliveryError):
     """The push service says the subscription no longer exists (HTTP 404/410)."""
+
+    final = True
 
 
 @dataclass(slots=True, frozen=True)

@@ -50,6 +50,7 @@ class Dispatcher:
         self._clock = clock
         self._commands = commands
         self._links_base = (links_base or console_url.rsplit("/console", 1)[0]).rstrip("/")
+        self._final: set[int] = set()  # notifications whose target is gone for good
         self._wake = asyncio.Event()
         self.routing = store.Routing(frozenset(channels), settings.demo_speed)
 
@@ -64,6 +65,8 @@ class Dispatcher:
         try:
             await asyncio.wait_for(channel.send(note.target, notice), self._settings.send_timeout_s)
         except DeliveryError as exc:
+            if exc.final:
+                self._final.add(note.id)
             return str(exc)
         except TimeoutError:
             return f"{note.channel} timed out after {self._settings.send_timeout_s:g} s"
@@ -132,7 +135,13 @@ class Dispatcher:
             )
             for note, error in zip(sendable, results, strict=True):
                 retry_at = None
-                if error is not None and note.attempts + 1 < self._settings.max_attempts:
+                final = note.id in self._final
+                self._final.discard(note.id)
+                if (
+                    error is not None
+                    and not final
+                    and note.attempts + 1 < self._settings.max_attempts
+                ):
                     retry_at = now + timedelta(
                         seconds=self._settings.retry_base_s * 2**note.attempts
                     )

@@ -143,3 +143,13 @@ async def test_gone_subscription_is_removed_and_email_fallback_used(
             " ON n.id = a.notification_id WHERE n.channel = 'webpush' ORDER BY a.id LIMIT 1",
         )
         assert "HTTP 410, subscription gone" in error
+        # Gone is final: the same subscription is not retried.
+        await asyncio.sleep(1.0)
+        assert (
+            await scalar(
+                db_url,
+                "SELECT count(*) FROM notification_attempts a JOIN notifications n"
+                " ON n.id = a.notification_id WHERE n.channel = 'webpush' AND n.round = 0",
+            )
+            == 1
+        )
