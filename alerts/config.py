@@ -45,6 +45,12 @@ class AlertSettings(BaseModel):
         description="the urgent path runs in its own process (`--components urgent`); the "
         "full-stream alerts component then leaves urgent devices' emergencies to it",
     )
+    backup_dispatch_after_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="with the urgent path in its own process (which dispatches at once), the "
+        "full-stream process only sends what has been due this long",
+    )
     watchdog_s: float = Field(default=30.0, gt=0, description="how often the self-check runs")
     no_readings_after_s: float = Field(
         default=600.0, gt=0, description="no reading from any home this long: technical alert"

@@ -41,8 +41,13 @@ class Dispatcher:
         clock: Clock = utc_now,
         commands: CommandSink | None = None,
         links_base: str | None = None,
+        backup_after_s: float = 0.0,
     ) -> None:
         self._settings = settings
+        # A backup dispatcher (beside a primary one in the urgent process) only takes what
+        # has been due for this long, so the busy process does not take work from the idle
+        # one, and nothing is left undone if the primary is gone.
+        self._backup = timedelta(seconds=backup_after_s)
         self._pool = pool
         self._channels = channels
         self._metrics = metrics
@@ -87,7 +92,8 @@ class Dispatcher:
         late_after = timedelta(seconds=self._settings.late_after_s)
         planned = 0
         async with conn.transaction():
-            for alert_id, next_round, status, due_at in await store.due_timers(conn, now):
+            due = await store.due_timers(conn, now - self._backup)
+            for alert_id, next_round, status, due_at in due:
                 if status != "open":
                     await store.drop_timer(conn, alert_id)
                     continue
@@ -103,7 +109,7 @@ class Dispatcher:
     async def _notifications(self, conn: store.Conn) -> int:
         now = self._clock()
         async with conn.transaction():
-            notes = await store.due_notifications(conn, now)
+            notes = await store.due_notifications(conn, now - self._backup)
             if not notes:
                 return 0
             alerts = {
@@ -160,7 +166,7 @@ class Dispatcher:
             return 0
         now = self._clock()
         async with conn.transaction():
-            due = await store.due_commands(conn, now)
+            due = await store.due_commands(conn, now - self._backup)
             for command_id, home_id, device_id, command, attempts in due:
                 error: str | None = None
                 try:

@@ -535,8 +535,8 @@ async def record_attempt(
     person's next usable channel is queued at once as a fallback (once per notification)."""
     if ok:
         await conn.execute(
-            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = now(),"
-            " last_error = NULL WHERE id = %s",
+            "UPDATE notifications SET status = 'sent', attempts = attempts + 1,"
+            " sent_at = clock_timestamp(), last_error = NULL WHERE id = %s",
             (note.id,),
         )
     elif retry_at is not None:

@@ -213,6 +213,8 @@ async def serve(
                 settings.gateway.base_url() + "/console",
                 commands=commands,
                 links_base=settings.gateway.base_url(),
+                # With the urgent path elsewhere, its process dispatches; this one backs it up.
+                backup_after_s=0.0 if urgent_here else settings.alerts.backup_dispatch_after_s,
             )
             stream: Subscriber | None = None
             if full:
