@@ -142,11 +142,11 @@ def evaluate_cohort(
         else:
             parts.append((inc.kind, inc.expected_alerts))
         daytime = day_hours[0] <= local_hour(inc.home_id, inc.start) < day_hours[1]
-        for name, kinds in parts:
+        for name, wanted in parts:
             row = rows.setdefault(name, _Row())
             row.injected += 1
             row.day_injected += daytime
-            hits = [s for s in home_signals if s.kind in kinds and inc.start <= s.event_at <= stop]
+            hits = [s for s in home_signals if s.kind in wanted and inc.start <= s.event_at <= stop]
             if not hits:
                 continue
             first = min(hits, key=lambda s: s.event_at)

@@ -22,13 +22,8 @@ from alerts.model import Category, Severity, Signal
 from alerts.rules import HOUR, Rules
 from devices.payload import Reading
 
-HOME, ASLEEP, OUT, SEATED = 0, 1, 2, 3
-CONTEXTS = ("home", "asleep", "out", "seated")
-# The catalogue's chair mat: the elder's own armchair, as installed by the service. (The
-# van Kasteren "chair" sensors are a piano stool and a study chair: the armchair is not
-# seen there, so "not seated" does not mean "up and about"; see docs/detection.md.)
-_CHAIR_KINDS = frozenset({"chair_mat"})
-_RELEASE_KINDS = frozenset({"pir_motion", "radar", "chair_mat"})
+HOME, ASLEEP, OUT = 0, 1, 2
+CONTEXTS = ("home", "asleep", "out")
 SLOTS = 24
 DAY = 86400.0
 # Not a sign of the elder moving: housekeeping, and a radar's breathing rate (a person lying
@@ -70,7 +65,6 @@ class Baseline:
     home_id: str
     first_seen: float
     records: list[list[float]]  # [context][local hour] longest normal silence, seconds
-    # (3 contexts in baselines saved before `seated`: restored with seated = home)
     maxima: list[float]  # learned maxima for the timer rules, seconds (nan: none yet)
     daily_mean: float
     daily_days: int
@@ -91,7 +85,6 @@ class _Home:
         "has_bath_motion",
         "has_bed",
         "home_id",
-        "seat_room",
         "out_count",
         "out_device",
         "out_since",
@@ -112,7 +105,6 @@ class _Home:
         self.wander_exit = math.nan
         self.has_bed = False
         self.has_bath_motion = False
-        self.seat_room = ""
         self.day = -1
         self.day_count = 0
         self.day_out_s = 0.0
@@ -144,10 +136,8 @@ class LearnedDetector:
         self.offset: F64 = np.zeros(n)
         self.first_seen: F64 = np.full(n, np.nan)
         self.last_door: F64 = np.full(n, -np.inf)
-        self.records: F64 = np.zeros((n, len(CONTEXTS), SLOTS))
-        self.thresholds: F64 = np.full((n, len(CONTEXTS), SLOTS), np.inf)
-        self.has_chair = np.zeros(n, bool)
-        self.seated = np.zeros(n, bool)
+        self.records: F64 = np.zeros((n, 3, SLOTS))
+        self.thresholds: F64 = np.full((n, 3, SLOTS), np.inf)
         self.due: F64 = np.full((n, N_TIMERS), np.inf)
         self.maxima: F64 = np.full((n, N_TIMERS), np.nan)
         self.last_use: F64 = np.full((n, 2), np.nan)
@@ -189,13 +179,10 @@ class LearnedDetector:
             smeared = np.maximum(smeared, np.roll(rec, -k, axis=1))
         thr = smeared * r.factor + r.margin_s
         thr[HOME] = np.maximum(thr[HOME], r.floor_home_s)
-        if self.has_chair[h]:  # sitting is seen: "home" is up and about
-            thr[HOME] = np.maximum(smeared[HOME] * r.factor + r.margin_moving_s, r.floor_moving_s)
-        thr[SEATED] = np.maximum(thr[SEATED], r.floor_home_s)
         thr[ASLEEP] = np.maximum(thr[ASLEEP], r.floor_asleep_s)
         warm = now is not None and self._learned_days(h, now) >= r.warmup_days
         if not warm:
-            thr[[HOME, SEATED]] = np.maximum(thr[[HOME, SEATED]], r.default_home_s)
+            thr[HOME] = np.maximum(thr[HOME], r.default_home_s)
             thr[ASLEEP] = np.maximum(thr[ASLEEP], r.default_asleep_s)
         thr[OUT] = np.inf  # out of home: no inactivity alert (night wandering covers it)
         self.thresholds[h] = thr
@@ -259,9 +246,7 @@ class LearnedDetector:
         if not math.isnan(start) and ts > start:
             ctx = int(self.ctx[h])
             length = ts - start
-            cap = (r.learn_cap_home_s, r.learn_cap_asleep_s, r.learn_cap_out_s, r.learn_cap_home_s)[
-                ctx
-            ]
+            cap = (r.learn_cap_home_s, r.learn_cap_asleep_s, r.learn_cap_out_s)[ctx]
             home = self._homes[h]
             if ctx == OUT:
                 home.day_out_s += length
@@ -331,11 +316,6 @@ class LearnedDetector:
         if ctx == OUT:
             # Back only when activity inside confirms it: two devices, or a burst of one,
             # within `return_window_s` (a stray event from a pet or a sensor is not a return).
-            # A catalogued PIR re-arming (motion 0), radar emptied or chair mat released comes
-            # after the elder left through the door: it confirms nothing. (Not applied to the
-            # replay datasets' kinds: measured, it delayed returns there; docs/detection.md.)
-            if reading.value == 0.0 and reading.kind in _RELEASE_KINDS:
-                return
             if ts - home.out_since > r.return_window_s or not home.out_device:
                 home.out_since = ts
                 home.out_device = reading.device_id
@@ -345,7 +325,6 @@ class LearnedDetector:
                 return
             home.out_device = ""
             self._back(h, ts)
-        self._seat(h, info, reading)
         hour = self._local_hour(h, ts)
         presumed = hour >= r.presume_asleep_from_hour or hour < r.presume_asleep_to_hour
         if (
@@ -355,19 +334,7 @@ class LearnedDetector:
         ):
             self.ctx[h] = ASLEEP
         else:
-            self.ctx[h] = SEATED if self.seated[h] else HOME
-
-    def _seat(self, h: int, info: DeviceInfo, reading: Reading) -> None:
-        """A chair mat says whether the elder sits; activity in another room ends it."""
-        home = self._homes[h]
-        if reading.kind in _CHAIR_KINDS:
-            if not self.has_chair[h]:
-                self.has_chair[h] = True
-                self._refresh(h, _ts(reading.ts))
-            self.seated[h] = reading.value != 0.0
-            home.seat_room = info.room
-        elif self.seated[h] and info.room != home.seat_room:
-            self.seated[h] = False
+            self.ctx[h] = HOME
 
     def _rooms(self, h: int, info: DeviceInfo, reading: Reading, ts: float) -> None:
         rr = self.rules.rooms
@@ -682,10 +649,7 @@ class LearnedDetector:
         for b in baselines:
             h = self.home(b.home_id)
             self.first_seen[h] = b.first_seen
-            rec = np.asarray(b.records, dtype=np.float64).reshape(-1, SLOTS)
-            if len(rec) < len(CONTEXTS):  # saved before `seated`: seated starts as home
-                rec = np.vstack([rec, rec[HOME : HOME + 1]])
-            self.records[h] = rec
+            self.records[h] = np.asarray(b.records, dtype=np.float64).reshape(3, SLOTS)
             self.maxima[h] = np.asarray(b.maxima, dtype=np.float64)
             self.daily_mean[h] = b.daily_mean
             self.daily_days[h] = b.daily_days
@@ -712,6 +676,4 @@ _ARRAYS = (
     "daily_mean",
     "daily_days",
     "wake_h",
-    "has_chair",
-    "seated",
 )

@@ -28,11 +28,6 @@ class InactivityRule:
     smear_slots: int = 1
     floor_home_s: float = 2 * HOUR
     floor_asleep_s: float = 3 * HOUR
-    # In a home with a chair mat, sitting is seen (context `seated`, learned apart, with the
-    # home floor and margin): a silence while not seated, not in bed and not out is one of
-    # someone up and about, judged with a tighter floor and margin.
-    floor_moving_s: float = 45 * MINUTE
-    margin_moving_s: float = 30 * MINUTE
     default_home_s: float = 6 * HOUR
     default_asleep_s: float = 12 * HOUR
     warmup_days: float = 4.0

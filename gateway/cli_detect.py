@@ -154,7 +154,9 @@ def evaluate(
         raise typer.Exit(2)
     cohort = Cohort(homes, days, seed, incidents_per_home_day=incidents)
     layout = Layout(
-        PlacedDevice(d.device_id, h.home_id, d.kind, d.room) for h in cohort.homes for d in h.devices
+        PlacedDevice(d.device_id, h.home_id, d.kind, d.room)
+        for h in cohort.homes
+        for d in h.devices
     )
     report = evaluate_cohort(
         default_detectors(layout),

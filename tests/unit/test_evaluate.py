@@ -32,7 +32,8 @@ def test_p90_is_never_below_the_median() -> None:
     # Two values: the old index-truncating quantile gave the smaller one as p90.
     values = [158.0 * 60, 177.2 * 60]
     median, p90 = quantile_min(values, 0.5), quantile_min(values, 0.9)
-    assert median is not None and p90 is not None
+    assert median is not None
+    assert p90 is not None
     assert p90 >= median
     assert (median, p90) == (167.6, 175.3)
     assert quantile_min([], 0.9) is None
@@ -95,14 +96,19 @@ def test_scoring_by_incident_with_alternatives_and_false_alarms() -> None:
     end = T0 + 48 * h
     report = evaluate_cohort(DetectorSet([_Fixed(signals)]), ping, truth, 3, T0, end)
     k = report["kinds"]
-    assert (k["fall"]["detected"], k["fall"]["injected"], k["fall"]["ttd_median_min"]) == (1, 1, 0.0)
+    assert (k["fall"]["detected"], k["fall"]["injected"], k["fall"]["ttd_median_min"]) == (
+        1,
+        1,
+        0.0,
+    )
     lying = k["lying after fall"]
     assert (lying["detected"], lying["ttd_median_min"]) == (1, 90.0)
     assert lying["detected_by"] == {"bathroom_too_long": 1}
     assert (k["collapse"]["detected"], k["collapse"]["ttd_median_min"]) == (1, 60.0)
     assert (k["not_up"]["detected"], k["not_up"]["injected"]) == (0, 1)
     assert report["false_alarms"] == 2  # c's late not_up and its inactivity
-    assert k["inactivity"]["false_alarms"] == 1 and k["not_up"]["false_alarms"] == 1
+    assert k["inactivity"]["false_alarms"] == 1
+    assert k["not_up"]["false_alarms"] == 1
     assert report["technical_unexplained"] == {"device_silent": 1}
     free_days = (3 * 48 - 3 - 5 - 3) / 24
     assert report["incident_free_elder_days"] == round(free_days, 1)
@@ -112,7 +118,9 @@ def test_scoring_by_incident_with_alternatives_and_false_alarms() -> None:
 def test_simulated_immediate_incidents_are_alerted_on_their_reading() -> None:
     cohort = Cohort(6, 8, 5, incidents_per_home_day=0.3)
     layout = Layout(
-        PlacedDevice(d.device_id, h.home_id, d.kind, d.room) for h in cohort.homes for d in h.devices
+        PlacedDevice(d.device_id, h.home_id, d.kind, d.room)
+        for h in cohort.homes
+        for d in h.devices
     )
     report = evaluate_cohort(
         default_detectors(layout),
