@@ -341,8 +341,14 @@ class LearnedDetector:
         home = self._homes[h]
         hour = self._local_hour(h, ts)
         night = hour >= rr.night_from_hour or hour < rr.night_to_hour
-        # Too long in the bathroom: only where a motion sensor shows presence there.
-        if info.bathroom and reading.kind in ("pir_motion", "motion", "radar"):
+        # Too long in the bathroom: only where a motion sensor shows presence there. A PIR
+        # re-arming (motion 0) or a radar's presence 0 comes after the elder left: it neither
+        # starts nor ends a stay (nor does the bathroom door).
+        if (
+            info.bathroom
+            and reading.kind in ("pir_motion", "motion", "radar")
+            and reading.value != 0.0
+        ):
             home.has_bath_motion = True
             # A stray event while out is nobody in the bathroom; one alert per stay.
             if int(self.ctx[h]) != OUT:
@@ -361,7 +367,8 @@ class LearnedDetector:
                     )
                     self.due[h, T_BATH] = home.bath_since + limit
         elif not info.bathroom and not math.isnan(home.bath_since):
-            self._learn_max(h, L_BATH, ts - home.bath_since)
+            if not home.bath_fired:  # a flagged stay is not learned
+                self._learn_max(h, L_BATH, ts - home.bath_since)
             home.bath_since = math.nan
             home.bath_fired = False
             self.due[h, T_BATH] = np.inf
@@ -415,7 +422,7 @@ class LearnedDetector:
 
     def _wander_end(self, h: int, ts: float) -> None:
         home = self._homes[h]
-        if not math.isnan(home.wander_exit):
+        if not math.isnan(home.wander_exit) and self.due[h, T_WANDER] < np.inf:
             self._learn_max(h, L_WANDER, ts - home.wander_exit)
         home.wander_exit = math.nan
         self.due[h, T_WANDER] = np.inf

@@ -139,25 +139,28 @@ def run_offline(
     step: timedelta = timedelta(minutes=1),
     until: datetime | None = None,
 ) -> list[Signal]:
-    """Feed readings in event-time order, advancing the clock every `step` between them and
-    for `tail` past the last one (or up to `until`); return every signal raised."""
+    """Feed readings in event-time order, advancing the clock on a grid of `step` from the
+    first reading (however dense the readings: many homes together send several a second),
+    and for `tail` past the last one (or up to `until`); return every signal raised."""
     out: list[Signal] = []
-    clock: datetime | None = None
+    tick: datetime | None = None
+    last: datetime | None = None
     for reading in readings:
-        if clock is None:
-            clock = reading.ts
-        while clock + step <= reading.ts:
-            clock += step
-            out += detector.advance(clock)
+        if tick is None:
+            tick = reading.ts + step
+        while tick <= reading.ts:
+            out += detector.advance(tick)
+            tick += step
         out += detector.observe(reading)
-        clock = max(clock, reading.ts)
-    if clock is not None:
-        end = until if until is not None else clock + tail
-        out += _run_clock(detector, clock, end, step)
+        last = reading.ts
+    if tick is not None and last is not None:
+        end = until if until is not None else last + tail
+        out += _run_clock(detector, tick - step, end, step)
     return out
 
 
 def _run_clock(detector: Detector, clock: datetime, end: datetime, step: timedelta) -> list[Signal]:
+    """Advance from the tick after `clock` up to `end`, one `step` at a time."""
     out: list[Signal] = []
     while clock + step <= end:
         clock += step
@@ -281,8 +284,8 @@ def evaluate_real_home(
     detector = make(ds)
     it: Iterator[Reading] = iter(ds.readings)
     pending: Reading | None = next(it, None)
-    clock = first
     step = timedelta(minutes=1)
+    clock = first  # the last tick the shared detector was advanced to (a grid from `first`)
     for instant in collapse_instants(ds, instants, seed, skip_days):
         # Bring the shared detector up to the instant, then run a copy with no more events.
         while pending is not None and pending.ts <= instant:
@@ -290,7 +293,6 @@ def evaluate_real_home(
                 clock += step
                 detector.advance(clock)
             detector.observe(pending)
-            clock = max(clock, pending.ts)
             pending = next(it, None)
         fork = copy.deepcopy(detector)
         report.injected += 1

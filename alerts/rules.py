@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from devices.catalogue import LOW_BATTERY_PERCENT
+
 HOUR = 3600.0
 MINUTE = 60.0
 
@@ -109,7 +111,7 @@ class TechnicalRule:
     """Device silent past its heartbeat, low battery, hub offline."""
 
     heartbeat_grace: float = 2.5
-    battery_low_pct: float = 20.0
+    battery_low_pct: float = LOW_BATTERY_PERCENT  # the catalogue's "low": 15 %
     battery_ok_pct: float = 30.0
 
 

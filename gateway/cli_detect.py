@@ -140,35 +140,59 @@ def evaluate(
     homes: Annotated[int, typer.Option(help="simulated homes")] = 50,
     days: Annotated[int, typer.Option(help="simulated days")] = 14,
     seed: Annotated[int, typer.Option()] = 1,
+    incidents: Annotated[float, typer.Option(help="incidents per home and day")] = 0.15,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON report")] = False,
 ) -> None:
     """A simulated cohort with injected incidents through the detectors, scored per kind."""
-    try:
-        from simulators.cohort import Cohort  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        console.print(
-            "[red]the simulated cohort (simulators/cohort.py) is not in this build yet[/red]:"
-            " use `eldercare evaluate-homes` on recorded homes meanwhile"
-        )
-        raise typer.Exit(2) from None
+    from alerts.detect import default_detectors
     from alerts.evaluate import evaluate_cohort
+    from alerts.layout import Layout, PlacedDevice
+    from simulators.cohort import Cohort
 
-    report = evaluate_cohort(Cohort(homes, days, seed))
+    if homes < 1 or days < 1 or incidents < 0:
+        console.print("[red]--homes and --days must be at least 1, --incidents >= 0[/red]")
+        raise typer.Exit(2)
+    cohort = Cohort(homes, days, seed, incidents_per_home_day=incidents)
+    layout = Layout(
+        PlacedDevice(d.device_id, h.home_id, d.kind, d.room)
+        for h in cohort.homes
+        for d in h.devices
+    )
+    report = evaluate_cohort(
+        default_detectors(layout),
+        cohort.readings(),
+        cohort.ground_truth(),
+        homes,
+        cohort.start,
+        cohort.end,
+        tz_hour=lambda _home, at: at.astimezone(cohort.tz).hour,
+    )
+    report.update(seed=seed, incidents_per_home_day=incidents)
     if as_json:
         print(json.dumps(report, indent=2))
         return
     table = Table(title=f"Simulated cohort: {homes} homes x {days} days, seed {seed}")
-    for col in ("kind", "detected/injected", "median TTD min", "p90 TTD min", "FA/elder-day"):
+    for col in ("kind", "detected/injected", "on reading", "median TTD min", "p90 TTD min",
+                "daytime median min", "false alarms", "FA/elder-day"):  # fmt: skip
         table.add_column(col)
-    for kind, x in sorted(report["kinds"].items()):
+    for kind, x in report["kinds"].items():
         table.add_row(
             kind,
             f"{x['detected']}/{x['injected']}",
-            str(x["ttd_median_min"]),
-            str(x["ttd_p90_min"]),
+            str(x.get("on_reading", "")),
+            str(x.get("ttd_median_min", "")),
+            str(x.get("ttd_p90_min", "")),
+            str(x.get("daytime_ttd_median_min", "")),
+            str(x["false_alarms"]),
             str(x["false_alarms_per_elder_day"]),
         )
-    Console().print(table)
+    Console(width=160).print(table)
+    console.print(
+        f"{report['incidents']} incidents, {report['signals']} alerts; non-technical false"
+        f" alarms {report['false_alarms']} in {report['incident_free_elder_days']} incident-free"
+        f" elder-days = {report['false_alarms_per_elder_day']}/elder-day; technical alerts"
+        f" outside incidents: {report['technical_unexplained']}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -314,7 +314,7 @@ def test_vitals_use_the_elders_own_limits() -> None:
 
 def test_low_battery_once_until_recharged() -> None:
     w = DeviceWatch()
-    bat = [r("p", "pir_motion", "battery", v, T0) for v in (15.0, 14.0, 50.0, 10.0)]
+    bat = [r("p", "pir_motion", "battery", v, T0) for v in (14.9, 14.0, 50.0, 10.0)]
     assert [len(w.observe(x)) for x in bat] == [1, 0, 0, 1]
 
 
