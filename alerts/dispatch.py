@@ -106,10 +106,16 @@ class Dispatcher:
                 planned += 1
         return planned
 
-    async def _notifications(self, conn: store.Conn) -> int:
+    async def send_now(self, alert_id: int) -> int:
+        """Send a just-opened alert's due notifications at once, without waiting for the
+        dispatcher's next step (the urgent path calls this right after the commit)."""
+        async with self._pool.connection() as conn:
+            return await self._notifications(conn, alert_id)
+
+    async def _notifications(self, conn: store.Conn, alert_id: int | None = None) -> int:
         now = self._clock()
         async with conn.transaction():
-            notes = await store.due_notifications(conn, now - self._backup)
+            notes = await store.due_notifications(conn, now - self._backup, alert_id=alert_id)
             if not notes:
                 return 0
             alerts = {

@@ -145,15 +145,29 @@ class AlertService:
         straight away from the fallback's cached contacts, so one outage does not hold up
         the next emergency."""
         failed: list[Signal] = []
+        opened: list[int] = []
         for signal in signals:
             if failed:
                 failed.append(signal)
                 continue
             try:
-                self._opened(signal, await self._store_once(signal))
+                raised = await self._store_once(signal)
+                self._opened(signal, raised)
+                if raised is not None and raised.created and signal.severity is Severity.CRITICAL:
+                    opened.append(raised.alert_id)
             except (psycopg.OperationalError, TimeoutError) as exc:
                 log.error("alert store unavailable (%r)", exc)
                 failed.append(signal)
+        if sub is self._urgent:
+            # An emergency's first notifications go out now, not at the dispatcher's next
+            # turn; whatever this misses, the dispatcher (already woken) sends.
+            for alert_id in opened:
+                try:
+                    await self._dispatcher.send_now(alert_id)
+                except (psycopg.Error, TimeoutError) as exc:
+                    log.error(
+                        "immediate send for alert %d failed (%r); dispatcher retries", alert_id, exc
+                    )
         if not failed:
             return True
         if self._fallback is not None:

@@ -493,17 +493,21 @@ async def drop_timer(conn: Conn, alert_id: int) -> None:
     await conn.execute("DELETE FROM alert_timers WHERE alert_id = %s", (alert_id,))
 
 
-async def due_notifications(conn: Conn, now: datetime, limit: int = 50) -> list[Outgoing]:
+async def due_notifications(
+    conn: Conn, now: datetime, limit: int = 50, alert_id: int | None = None
+) -> list[Outgoing]:
     """Claim (row-lock) notifications that are due (alert notices only while the alert is
-    open; follow-up notices always); inside a transaction."""
+    open; follow-up notices always), of one alert when `alert_id` is given; inside a
+    transaction."""
     cur = await conn.execute(
         "SELECT n.id, n.alert_id, n.round, n.user_id, n.channel, n.target, n.attempts,"
         " n.notice, n.position, n.fallback_queued"
         " FROM notifications n JOIN alerts a ON a.id = n.alert_id"
         " WHERE n.status = 'pending' AND n.due_at <= %s"
         "   AND (a.status = 'open' OR n.notice <> 'alert')"
+        "   AND (%s::bigint IS NULL OR n.alert_id = %s)"
         " ORDER BY n.due_at LIMIT %s FOR UPDATE OF n SKIP LOCKED",
-        (now, limit),
+        (now, alert_id, alert_id, limit),
     )
     return [
         Outgoing(

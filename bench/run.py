@@ -305,10 +305,25 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def _receive(port: int, out: Path) -> None:
+def _receive(port: int, out: Path, dsn: str, commits: Path) -> None:
     """Run the receiver (in its own process: the benchmark's load generator must not slow
-    it down, as an external system would not be)."""
+    it down, as an external system would not be), and note when each alert's commit became
+    visible (the store's pg_notify is delivered at commit)."""
     _Receiver.out = out
+
+    def listen() -> None:
+        from alerts.store import NOTIFY_CHANNEL
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}".encode())
+            seen: set[str] = set()
+            for note in conn.notifies():
+                if note.payload not in seen:
+                    seen.add(note.payload)
+                    with commits.open("a") as f:
+                        f.write(f"{note.payload} {time.time()}\n")
+
+    threading.Thread(target=listen, daemon=True).start()
     ThreadingHTTPServer(("127.0.0.1", port), _Receiver).serve_forever()
 
 
@@ -384,8 +399,9 @@ def sos_latency(
     readings run at `load` x our sustained ingest rate."""
     receiver_port = free_port()
     arrivals_file = logdir / f"arrivals-{first_home}.txt"
+    commits_file = logdir / f"commits-{first_home}.txt"
     receiver = multiprocessing.get_context("fork").Process(
-        target=_receive, args=(receiver_port, arrivals_file), daemon=True
+        target=_receive, args=(receiver_port, arrivals_file, dsn, commits_file), daemon=True
     )
     receiver.start()
     hook = f"http://127.0.0.1:{receiver_port}/hook"
@@ -448,15 +464,19 @@ def sos_latency(
         receiver.terminate()
         receiver.join(10)
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT home_id, extract(epoch FROM opened_at) FROM alerts WHERE kind = 'sos'"
-        ).fetchall()
+        ids = conn.execute("SELECT id, home_id FROM alerts WHERE kind = 'sos'").fetchall()
         handed = conn.execute(
             "SELECT a.home_id, extract(epoch FROM min(n.sent_at)) FROM alerts a"
             " JOIN notifications n ON n.alert_id = a.id WHERE a.kind = 'sos'"
             " AND n.status = 'sent' GROUP BY a.home_id"
         ).fetchall()
-    committed = {int(h[1:]): float(t) for h, t in rows}
+    home_of = {str(i): int(h[1:]) for i, h in ids}
+    committed: dict[int, float] = {}
+    if commits_file.exists():
+        for line in commits_file.read_text().splitlines():
+            alert, at = line.split()
+            if alert in home_of:
+                committed.setdefault(home_of[alert], float(at))
     sent_at = {int(h[1:]): float(t) for h, t in handed}
     to_commit = [1000 * (committed[h] - t) for h, t in sent.items() if h in committed]
     to_hand = [1000 * (sent_at[h] - t) for h, t in sent.items() if h in sent_at]
@@ -464,7 +484,7 @@ def sos_latency(
     to_notify = [1000 * (arrived[h] - t) for h, t in sent.items() if h in arrived]
     figures = []
     for name, values in (
-        ("SOS publish -> alert row written", to_commit),
+        ("SOS publish -> alert committed (seen by a listener)", to_commit),
         ("SOS publish -> first notification handed to its channel", to_hand),
         ("SOS publish -> first notification at the receiver", to_notify),
     ):
