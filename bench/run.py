@@ -34,6 +34,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli import run_argv
 from gateway.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from gateway.seed import seed_demo
 from ingest.migrate import migrate
@@ -78,13 +79,11 @@ def _devices() -> list[tuple[str, str]]:
     return [(f"h{i:02d}", f"h{i:02d}-pir-living") for i in range(1, PUBLISHERS + 1)]
 
 
-def _publish_all(port: int, per_publisher: int, start: datetime, seq0: int = 0) -> float:
-    """Publish `per_publisher` readings per device with mosquitto_pub -l; returns seconds."""
+def _publishers(port: int, name: str) -> list[subprocess.Popen[bytes]]:
+    """One `mosquitto_pub -l` (QoS 1) per bench device, reading payload lines on stdin."""
     pub = _require("mosquitto_pub")
-    procs = []
-    t0 = time.perf_counter()
-    for home, device in _devices():
-        proc = subprocess.Popen(
+    return [
+        subprocess.Popen(
             [
                 pub,
                 "-h",
@@ -95,13 +94,20 @@ def _publish_all(port: int, per_publisher: int, start: datetime, seq0: int = 0) 
                 "1",
                 "-l",
                 "-i",
-                f"bench-pub-{device}",
+                f"bench-{name}-{device}",
                 "-t",
                 f"eldercare/{home}/{device}/readings",
             ],
             stdin=subprocess.PIPE,
         )
-        procs.append(proc)
+        for home, device in _devices()
+    ]
+
+
+def _publish_all(port: int, per_publisher: int, start: datetime, seq0: int = 0) -> float:
+    """Publish `per_publisher` readings per device with mosquitto_pub -l; returns seconds."""
+    t0 = time.perf_counter()
+    procs = _publishers(port, "pub")
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write(b"".join(_payload_lines(seq0, per_publisher, start)))
@@ -222,14 +228,7 @@ def ingest_workers(
         with (logdir / f"ingest-{i}.log").open("ab") as out:
             procs.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        "from gateway.cli import main; main()",
-                        "run",
-                        "--components",
-                        "ingest",
-                    ],
+                    run_argv("ingest"),
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -339,30 +338,10 @@ def _arrivals(out: Path) -> dict[int, float]:
 
 def _paced_load(port: int, rate: float, stop: threading.Event) -> threading.Thread:
     """Background readings at `rate` per second through mosquitto_pub -l, paced by writing."""
-    pub = _require("mosquitto_pub")
+    _require("mosquitto_pub")
 
     def run() -> None:
-        procs = []
-        for home, device in _devices():
-            procs.append(
-                subprocess.Popen(
-                    [
-                        pub,
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(port),
-                        "-q",
-                        "1",
-                        "-l",
-                        "-i",
-                        f"bench-load-{device}",
-                        "-t",
-                        f"eldercare/{home}/{device}/readings",
-                    ],
-                    stdin=subprocess.PIPE,
-                )
-            )
+        procs = _publishers(port, "load")
         start = datetime.now(UTC) - timedelta(hours=3)
         per_tick = max(1, int(rate * 0.01 / len(procs)))
         seq = 2_000_000
@@ -428,14 +407,7 @@ def sos_latency(
         with (logdir / f"{component}.log").open("ab") as out:
             procs.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-c",
-                        "from gateway.cli import main; main()",
-                        "run",
-                        "--components",
-                        component,
-                    ],
+                    run_argv(component),
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -601,14 +573,7 @@ def service_rss(
     )
     with (logdir / "homes.log").open("ab") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from gateway.cli import main; main()",
-                "run",
-                "--components",
-                "ingest,alerts",
-            ],
+            run_argv("ingest,alerts"),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

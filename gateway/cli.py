@@ -294,6 +294,19 @@ def bench_cmd(ctx: typer.Context) -> None:
     bench_main()
 
 
+def run_argv(components: str) -> list[str]:
+    """The command line of `eldercare run --components ...` with this interpreter (used to
+    start service processes from tests and benchmarks)."""
+    return [
+        sys.executable,
+        "-c",
+        "from gateway.cli import main; main()",
+        "run",
+        "--components",
+        components,
+    ]
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Err
 
+from gateway.cli import run_argv
 from gateway.embedded import EmbeddedPostgres, free_port
 from gateway.seed import DEMO_PASSWORD
 
@@ -51,14 +51,7 @@ def live_gateway(
     }
     with Path(log).open("wb") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from gateway.cli import main; main()",
-                "run",
-                "--components",
-                "gateway",
-            ],
+            run_argv("gateway"),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -7,13 +7,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from devices.payload import Reading
+from gateway.cli import run_argv
 from gateway.embedded import EmbeddedBroker
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, scalar
@@ -43,14 +43,7 @@ def start_ingester(db_url: str, broker: EmbeddedBroker, log: Path) -> subprocess
     }
     with log.open("ab") as out:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from gateway.cli import main; main()",
-                "run",
-                "--components",
-                "ingest",
-            ],
+            run_argv("ingest"),
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
