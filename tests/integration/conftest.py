@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.app import AppContext, create_app
 from gateway.embedded import EmbeddedPostgres
+from gateway.live import Broadcaster
 from gateway.seed import seed_demo
+from gateway.settings import GatewaySettings
 from ingest.migrate import migrate
 
 if TYPE_CHECKING:
@@ -63,3 +70,47 @@ async def pool(db_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
     """A connection pool on the test's database."""
     async with AsyncConnectionPool(db_url, min_size=1, max_size=5, open=False) as p:
         yield p
+
+
+# ---------------------------------------------------------------- the gateway app, in-process
+
+
+@pytest.fixture
+async def broadcaster(db_url: str) -> AsyncIterator[Broadcaster]:
+    """A running Broadcaster listening on the test database."""
+    b = Broadcaster(db_url, min_backoff_s=0.1)
+    task = asyncio.create_task(b.run(), name="broadcaster")
+    try:
+        async with asyncio.timeout(10):
+            await b.wait_listening()
+        yield b
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.fixture
+def ctx(pool: AsyncConnectionPool[Any], broadcaster: Broadcaster) -> AppContext:
+    """The app's context on the test database, with a low login limit."""
+    return AppContext(
+        settings=GatewaySettings(login_attempts_per_minute=3),
+        pool=pool,
+        broadcaster=broadcaster,
+        metrics=CollectorRegistry(),
+        health=lambda: {"alert_stream": broadcaster.connected},
+    )
+
+
+@pytest.fixture
+def app(ctx: AppContext) -> FastAPI:
+    """The gateway app."""
+    return create_app(ctx)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client driving the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c

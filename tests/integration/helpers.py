@@ -6,12 +6,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 
+from alerts import store
+from alerts.model import Category, Severity, Signal
 from alerts.webpush import generate_private_key
 from gateway.embedded import EmbeddedBroker
+from gateway.seed import DEMO_PASSWORD
 from gateway.service import Running, serve
 from gateway.settings import Settings
 
@@ -77,3 +83,52 @@ async def scalar(db_url: str, query: str, *params: Any) -> Any:
         cur = await conn.execute(query.encode(), params or None)
         row = await cur.fetchone()
         return None if row is None else row[0]
+
+
+# ---------------------------------------------------------------- the gateway API, in-process
+
+Pool = AsyncConnectionPool[Any]
+
+
+def sos(home: str, seq: int = 1) -> Signal:
+    """An SOS button press in `home`."""
+    return Signal(
+        home_id=home,
+        kind="sos",
+        category=Category.EMERGENCY,
+        severity=Severity.CRITICAL,
+        event_at=datetime.now(UTC),
+        summary=f"SOS button pressed in {home}",
+        device_id=f"{home}-sos",
+        boot=1,
+        seq=seq,
+    )
+
+
+async def raise_sos(pool: Pool, home: str) -> int:
+    """Open an SOS alert for `home`; returns its id."""
+    async with pool.connection() as conn:
+        raised = await store.raise_signal(conn, sos(home), datetime.now(UTC), timedelta(minutes=5))
+    return raised.alert_id
+
+
+async def login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    """Sign in through the API; returns bearer headers (and forgets the cookie)."""
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    client.cookies.clear()
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Check the one error body shape; returns the error object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error: dict[str, Any] = body["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    return error

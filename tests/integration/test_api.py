@@ -6,76 +6,28 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from psycopg_pool import AsyncConnectionPool
 
-from alerts import store
-from alerts.model import Category, Severity, Signal
 from gateway.app import COOKIE_NAME, AppContext, create_app
 from gateway.embedded import free_port
 from gateway.live import Broadcaster
 from gateway.seed import DEMO_PASSWORD
 from gateway.settings import GatewaySettings
+from tests.integration.helpers import Pool, assert_error, login, raise_sos
 
 pytestmark = pytest.mark.integration
 
-Pool = AsyncConnectionPool[Any]
 SEES_H01 = ("worker-v1", "town-t1", "district", "family-h01")
 BLIND_TO_H01 = ("worker-v2", "town-t2", "family-h02", "operator")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def sos(home: str, seq: int = 1) -> Signal:
-    """An SOS button press in `home`."""
-    return Signal(
-        home_id=home,
-        kind="sos",
-        category=Category.EMERGENCY,
-        severity=Severity.CRITICAL,
-        event_at=datetime.now(UTC),
-        summary=f"SOS button pressed in {home}",
-        device_id=f"{home}-sos",
-        boot=1,
-        seq=seq,
-    )
-
-
-async def raise_sos(pool: Pool, home: str) -> int:
-    """Open an SOS alert for `home`; returns its id."""
-    async with pool.connection() as conn:
-        raised = await store.raise_signal(conn, sos(home), datetime.now(UTC), timedelta(minutes=5))
-    return raised.alert_id
-
-
-async def login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
-    """Sign in through the API; returns bearer headers (and forgets the cookie)."""
-    response = await client.post(
-        "/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    client.cookies.clear()
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """Check the one error body shape; returns the error object."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error: dict[str, Any] = body["error"]
-    assert error["code"] == code
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    return error
 
 
 async def next_event(lines: AsyncIterator[str]) -> dict[str, str]:
@@ -91,50 +43,6 @@ async def next_event(lines: AsyncIterator[str]) -> dict[str, str]:
         name, _, value = line.partition(":")
         event[name] = value.removeprefix(" ")
     raise AssertionError(f"stream ended; partial event {event}")
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-async def broadcaster(db_url: str) -> AsyncIterator[Broadcaster]:
-    """A running Broadcaster listening on the test database."""
-    b = Broadcaster(db_url, min_backoff_s=0.1)
-    task = asyncio.create_task(b.run(), name="broadcaster")
-    try:
-        async with asyncio.timeout(10):
-            await b.wait_listening()
-        yield b
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-@pytest.fixture
-def ctx(pool: Pool, broadcaster: Broadcaster) -> AppContext:
-    """The app's context on the test database, with a low login limit."""
-    return AppContext(
-        settings=GatewaySettings(login_attempts_per_minute=3),
-        pool=pool,
-        broadcaster=broadcaster,
-        metrics=CollectorRegistry(),
-        health=lambda: {"alert_stream": broadcaster.connected},
-    )
-
-
-@pytest.fixture
-def app(ctx: AppContext) -> FastAPI:
-    """The gateway app."""
-    return create_app(ctx)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client driving the app in-process."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 # --------------------------------------------------------------------------- auth

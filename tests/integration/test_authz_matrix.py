@@ -4,7 +4,6 @@
 Expected answers come from this file's own description of the demo region (which village
 each home is in, which region each user has), not from the code under test."""
 
-# ruff: noqa: F811 - the fixtures imported from test_api are used as parameters
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -14,16 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.integration.test_api import (  # noqa: F401 - fixtures used by name
-    Pool,
-    app,
-    assert_error,
-    broadcaster,
-    client,
-    ctx,
-    login,
-    raise_sos,
-)
+from tests.integration.helpers import Pool, assert_error, login, raise_sos
 
 pytestmark = pytest.mark.integration
 

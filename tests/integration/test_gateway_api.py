@@ -1,7 +1,6 @@
 """The elder's file, readings, status, visits, care weeks, resolve and languages, against a
 real PostgreSQL with the demo region."""
 
-# ruff: noqa: F811 - the fixtures imported from test_api are used as parameters
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -13,16 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.care import CareMetrics, CareTask, close_weeks, import_tag_visits, week_start
-from tests.integration.test_api import (  # noqa: F401 - fixtures used by name
-    Pool,
-    app,
-    assert_error,
-    broadcaster,
-    client,
-    ctx,
-    login,
-    raise_sos,
-)
+from tests.integration.helpers import Pool, assert_error, login, raise_sos
 
 pytestmark = pytest.mark.integration
 SHANGHAI = ZoneInfo("Asia/Shanghai")
