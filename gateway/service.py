@@ -197,6 +197,8 @@ async def serve(
                 ("ingest-maintenance", worker.maintain()),
                 ("ingest-heartbeat", worker.heartbeat(settings.ingest.heartbeat_s)),
             ]
+            if settings.ingest.shared_group is not None:
+                tasks.append(("ingest-gap-scan", worker.scan_gaps()))
 
         full = "alerts" in components
         urgent_here = "urgent" in components or (full and not settings.alerts.urgent_separate)

@@ -41,6 +41,18 @@ class IngestSettings(BaseModel):
     max_age_days: int = Field(default=7, ge=1)
     partitions_ahead_days: int = Field(default=7, ge=1)
     heartbeat_s: float = Field(default=30.0, gt=0, description="progress record for the watchdog")
+    gap_scan_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="behind a shared subscription: how often the database is scanned for seq "
+        "gaps (no worker sees all of a device's messages)",
+    )
+    gap_scan_window_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="how far back (device time) each gap scan looks; a gap whose two sides are "
+        "further apart than this is not seen by the scan",
+    )
 
     def filters(self) -> list[str]:
         """The subscription filters for readings."""
@@ -136,7 +148,9 @@ class IngestWorker:
         self._cache = cache
         self._metrics = metrics
         self._clock = clock
-        self._seq = SeqTracker()
+        # Behind a shared subscription each worker sees only some of a device's messages, so
+        # a seq jump here is no gap: then gaps are found in the database (`scan_gaps`).
+        self._seq = SeqTracker() if settings.shared_group is None else None
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._limits = Limits(
             max_future=timedelta(seconds=settings.max_future_s),
@@ -157,12 +171,12 @@ class IngestWorker:
         batch = [first]
         deadline = time.monotonic() + self._settings.batch_max_delay_ms / 1000
         queue = self._sub.messages
-        while len(batch) < self._settings.batch_max_rows:
-            try:
+        limit = self._settings.batch_max_rows
+        while len(batch) < limit:
+            for _ in range(min(queue.qsize(), limit - len(batch))):
                 batch.append(queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
+            if len(batch) >= limit:
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -201,10 +215,11 @@ class IngestWorker:
             await self._cache.maybe_refresh(miss=True)
         ):
             readings, dead = decode_batch(batch, self._cache, now, self._limits)
-        gaps = [g for g in map(self._seq.observe, readings) if g is not None]
+        gaps: list[store.Gap] = []
+        if self._seq is not None:
+            gaps = [g for g in map(self._seq.observe, readings) if g is not None]
         inserted = await self._write(readings, dead, gaps)
-        for msg in batch:
-            self._sub.ack(msg)
+        self._sub.ack_many(batch)
         self.committed_batches += 1
         self.committed += len(batch)
         self._metrics.readings.inc(inserted)
@@ -241,6 +256,29 @@ class IngestWorker:
             except psycopg.Error as exc:
                 log.warning("heartbeat not recorded: %s", exc)
             await asyncio.sleep(interval_s)
+
+    async def scan_gaps(self) -> None:
+        """Behind a shared subscription: find seq gaps in the stored readings, periodically.
+
+        Scans device time [now - window, now - 10 s): the last 10 s are left for messages
+        still in flight to another worker.
+        """
+        if self._seq is not None:
+            return  # this worker sees every message and tracks gaps as they arrive
+        interval = self._settings.gap_scan_s
+        while True:
+            await asyncio.sleep(interval)
+            now = self._clock()
+            since = now - timedelta(seconds=self._settings.gap_scan_window_s)
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn) as conn:
+                    found = await store.scan_gaps(conn, since, now - timedelta(seconds=10))
+            except psycopg.Error as exc:
+                log.warning("gap scan failed: %s", exc)
+                continue
+            if found:
+                self._metrics.seq_gaps.inc(found)
+                log.info("gap scan: %d new seq gaps", found)
 
     async def maintain(self, interval_s: float = 3600.0) -> None:
         """Periodic housekeeping: partitions ahead of time, dead-letter trimming."""

@@ -114,6 +114,36 @@ async def write_batch(
     return inserted
 
 
+_SCAN_GAPS = """
+WITH seen AS (
+    SELECT device_id, boot, seq,
+           lag(seq) OVER (PARTITION BY device_id, boot ORDER BY seq) AS prev
+    FROM (SELECT DISTINCT device_id, boot, seq FROM readings
+          WHERE ts >= %(since)s AND ts < %(until)s) r
+)
+INSERT INTO seq_gaps (device_id, boot, after_seq, before_seq)
+SELECT device_id, boot, prev, seq FROM seen WHERE seq > prev + 1
+ON CONFLICT DO NOTHING
+"""
+
+
+async def scan_gaps(conn: Conn, since: datetime, until: datetime) -> int | None:
+    """Record the seq gaps among readings with device time in [since, until); returns how
+    many new gaps were stored, or None when another worker holds the scan lock.
+
+    For workers behind a shared subscription, where no single worker sees every message of
+    a device. One scan at a time (a transaction-level advisory lock); re-scanning a window
+    stores nothing twice (the gap's key is device, boot, seq before it).
+    """
+    async with conn.transaction():
+        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('eldercare.gaps'))")
+        row = await cur.fetchone()
+        if row is None or not row[0]:
+            return None
+        cur = await conn.execute(_SCAN_GAPS, {"since": since, "until": until})
+        return max(cur.rowcount, 0)
+
+
 async def trim_dead_letters(conn: Conn, keep: int) -> int:
     """Keep only the newest `keep` dead letters; returns how many were removed."""
     async with conn.transaction():

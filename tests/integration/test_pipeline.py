@@ -17,6 +17,7 @@ from devices import topics
 from devices.payload import Reading, encode
 from gateway.embedded import EmbeddedBroker
 from gateway.seed import DEMO_PASSWORD
+from gateway.settings import Settings
 from simulators.home import SimDevice, SimulatedHome
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
@@ -278,3 +279,65 @@ async def test_the_urgent_path_in_its_own_process_raises_each_sos_once(
         assert (
             await scalar(db_url, "SELECT evidence_count FROM alerts WHERE id = %s", alert_id) == 1
         )
+
+
+async def test_shared_workers_find_the_real_seq_gaps_and_no_others(
+    db_url: str, mosquitto: EmbeddedBroker
+) -> None:
+    """Two workers behind $share each see every other message of a device: only the
+    database scan over what both stored can tell a lost seq from one the other worker took."""
+    missing = {50, 51, 120}
+    now = datetime.now(UTC)
+    sent = [
+        reading("h01-temp", "h01", "temperature", "temperature", seq, 21.0)
+        for seq in range(1, 201)
+        if seq not in missing
+    ]
+    for i, r in enumerate(sent):  # device time one second apart, ending a minute ago
+        sent[i] = Reading(
+            r.home_id, r.device_id, r.kind, r.boot, r.seq,
+            now - timedelta(seconds=60 + len(sent) - i), r.metric, r.value,
+        )  # fmt: skip
+
+    def worker(name: str) -> Settings:
+        return make_settings(
+            db_url,
+            mosquitto,
+            ingest={
+                "shared_group": "gaps",
+                "client_id": name,
+                "gap_scan_s": 0.3,
+                "heartbeat_s": 0.2,
+                "batch_max_delay_ms": 10,
+                "registry_refresh_s": 0.5,
+            },
+        )
+
+    async with (
+        running_service(worker("ingest-a"), ("ingest",)),
+        running_service(worker("ingest-b"), ("ingest",)),
+    ):
+        async with MqttPublisher(mosquitto.url, "dev-h01-temp") as pub:
+            for r in sent:
+                await pub.publish_readings([r])
+        await eventually(
+            lambda: scalar(db_url, "SELECT count(*) = %s FROM readings", len(sent)),
+            what="readings stored",
+        )
+        await eventually(
+            lambda: scalar(db_url, "SELECT count(*) >= 2 FROM seq_gaps"), what="gaps found"
+        )
+        await asyncio.sleep(1.0)  # further scans must add nothing
+        took = await scalar(
+            db_url,
+            "SELECT count(*) FROM ingest_heartbeats WHERE worker IN ('ingest-a', 'ingest-b')"
+            " AND received > 0",
+        )
+    assert took == 2, "both workers took part (each saw only some of the device's seqs)"
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(
+            "SELECT after_seq, before_seq FROM seq_gaps WHERE device_id = 'h01-temp'"
+            " ORDER BY after_seq"
+        )
+        gaps = await cur.fetchall()
+    assert gaps == [(49, 52), (119, 121)]

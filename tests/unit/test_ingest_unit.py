@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -264,3 +265,93 @@ def test_plans_share_the_common_steps() -> None:
     assert ts[1].sql != native[1].sql
     assert "CREATE TABLE regions" in ts[0].sql
     assert "CREATE TABLE alerts" in ts[2].sql
+
+
+# --------------------------------------------------------------------------- the MQTT client
+
+
+def _mqtt_client() -> Any:
+    from ingest.mqtt import MqttSettings, _client
+
+    return _client(MqttSettings(), "unit")
+
+
+def test_reads_are_served_from_one_large_recv(monkeypatch: pytest.MonkeyPatch) -> None:
+    import paho.mqtt.client as paho
+
+    chunks = [b"\x30\x05hello\x30\x02", b"ok"]
+    asked: list[int] = []
+
+    def recv(self: Any, bufsize: int) -> bytes:
+        asked.append(bufsize)
+        if not chunks:
+            raise BlockingIOError
+        return chunks.pop(0)
+
+    monkeypatch.setattr(paho.Client, "_sock_recv", recv)
+    client = _mqtt_client()
+    got = [client._sock_recv(n) for n in (1, 1, 5, 1, 1, 5)]
+    # the last read asks for 5 and gets the 2 bytes that exist, as a socket would
+    assert got == [b"\x30", b"\x05", b"hello", b"\x30", b"\x02", b"ok"]
+    assert len(asked) == 2, "one recv per chunk, not one per field"
+    assert client.buffered == 0
+    with pytest.raises(BlockingIOError):
+        client._sock_recv(1)
+
+
+def test_a_new_connection_never_parses_bytes_left_from_the_old_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import paho.mqtt.client as paho
+
+    monkeypatch.setattr(paho.Client, "_sock_recv", lambda self, n: b"\x30\x05hel")
+    monkeypatch.setattr(paho.Client, "_create_socket", lambda self: object())
+    client = _mqtt_client()
+    client._sock_recv(1)
+    assert client.buffered == 4
+    client._create_socket()
+    assert client.buffered == 0
+
+
+def test_ack_many_queues_every_puback_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = _mqtt_client()
+    queued: list[tuple[int, bytes]] = []
+    monkeypatch.setattr(
+        client, "_packet_queue", lambda command, data, mid, qos: queued.append((command, data))
+    )
+    client.ack_many([1, 2, 65535])
+    assert queued == [(0x40, b"\x40\x02\x00\x01\x40\x02\x00\x02\x40\x02\xff\xff")]
+    client.ack_many([])
+    assert len(queued) == 1
+
+
+async def test_messages_reach_the_event_loop_in_order_with_one_wakeup_per_burst() -> None:
+    import asyncio
+
+    from ingest.mqtt import MqttSettings, Subscriber
+
+    sub = Subscriber(MqttSettings(), "unit", [])
+    loop = asyncio.get_running_loop()
+    sub._loop = loop
+    woken: list[int] = []
+    original = sub._hand_over
+
+    def hand_over() -> None:
+        woken.append(len(sub._pending))
+        original()
+
+    sub._hand_over = hand_over  # type: ignore[method-assign]
+
+    class Msg:
+        def __init__(self, mid: int) -> None:
+            self.topic, self.payload, self.qos, self.retain, self.mid = "t", b"", 1, False, mid
+
+    def network_thread() -> None:
+        for mid in range(1, 101):
+            sub._on_message(None, None, Msg(mid))  # type: ignore[arg-type]
+
+    await asyncio.to_thread(network_thread)
+    await asyncio.sleep(0)
+    mids = [sub.messages.get_nowait().mid for _ in range(sub.messages.qsize())]
+    assert mids == list(range(1, 101))
+    assert 1 <= len(woken) < 100
