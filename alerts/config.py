@@ -40,6 +40,12 @@ class AlertSettings(BaseModel):
         default=2.0, gt=0, description="wait this long for the database before the fallback"
     )
     fallback_refresh_s: float = Field(default=60.0, gt=0)
+    fast_path: bool = Field(
+        default=True,
+        description="the urgent path sends an emergency's first round from memory while the "
+        "alert is stored, instead of after (alerts/fastpath.py)",
+    )
+    fast_path_refresh_s: float = Field(default=2.0, gt=0)
     urgent_separate: bool = Field(
         default=False,
         description="the urgent path runs in its own process (`--components urgent`); the "

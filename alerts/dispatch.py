@@ -81,11 +81,17 @@ class Dispatcher:
         return None
 
     def _ack_url(self, note: Outgoing, role: str | None) -> str | None:
-        if note.notice != "alert" or note.user_id is None or role not in ACK_ROLES:
+        if note.notice != "alert" or note.user_id is None:
+            return None
+        return self.ack_url(note.alert_id, note.user_id, role)
+
+    def ack_url(self, alert_id: int, user_id: int, role: str | None) -> str | None:
+        """A signed one-click acknowledge link for a staff member (None for anyone else)."""
+        if role not in ACK_ROLES:
             return None
         expires = self._clock() + timedelta(hours=self._settings.ack_link_hours)
         secret = self._settings.ack_link_secret.get_secret_value().encode()
-        return f"{self._links_base}/ack/{ack_token(secret, note.alert_id, note.user_id, expires)}"
+        return f"{self._links_base}/ack/{ack_token(secret, alert_id, user_id, expires)}"
 
     async def _rounds(self, conn: store.Conn) -> int:
         now = self._clock()
@@ -114,7 +120,7 @@ class Dispatcher:
 
     async def _notifications(self, conn: store.Conn, alert_id: int | None = None) -> int:
         now = self._clock()
-        async with conn.transaction():
+        async with conn.transaction(), conn.pipeline():
             notes = await store.due_notifications(conn, now - self._backup, alert_id=alert_id)
             if not notes:
                 return 0

@@ -35,8 +35,9 @@ WITH people AS (
     FROM family_links f JOIN elders e ON e.id = f.elder_id
     WHERE f.first_contact
 )
-SELECT p.home_id, p.user_id, c.channel, c.target, e.full_name, v.name
+SELECT p.home_id, p.user_id, c.channel, c.target, e.full_name, v.name, u.role
 FROM people p
+JOIN users u ON u.id = p.user_id
 JOIN contact_channels c ON c.user_id = p.user_id
 JOIN homes h ON h.id = p.home_id
 JOIN regions v ON v.id = h.village_id
@@ -52,6 +53,7 @@ class Contact:
     user_id: int
     channel: str
     target: str
+    role: str = ""
 
 
 @dataclass(slots=True, frozen=True)
@@ -88,9 +90,9 @@ class EmergencyFallback:
             cur = await conn.execute(_QUERY, {"at": self._clock()})
             rows = await cur.fetchall()
         collected: dict[str, tuple[str | None, str | None, list[Contact]]] = {}
-        for home_id, user_id, channel, target, elder, village in rows:
+        for home_id, user_id, channel, target, elder, village, role in rows:
             entry = collected.setdefault(home_id, (elder, village, []))
-            entry[2].append(Contact(int(user_id), str(channel), str(target)))
+            entry[2].append(Contact(int(user_id), str(channel), str(target), str(role)))
         self._homes = {h: HomeContacts(e, v, tuple(c)) for h, (e, v, c) in collected.items()}
         self.refreshed_at = self._clock()
         return len(self._homes)

@@ -15,6 +15,7 @@ from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
 from alerts.detect import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
+from alerts.fastpath import Delivered, FastPath, Prepared
 from alerts.model import Raised, Severity, Signal
 from alerts.mutes import MuteChain, default_mutes
 from devices import payload, topics
@@ -67,14 +68,18 @@ class AlertService:
         urgent: Subscriber | None = None,
         immediate: DetectorSet | None = None,
         mutes: MuteChain | None = None,
+        fast: FastPath | None = None,
     ) -> None:
         self._settings = settings
+        self._fast = fast
         self.last_reading_at = clock()  # wall time of the last reading on the full stream
         self._urgent = urgent
         self._urgent_topics: frozenset[str] = frozenset()
         self._immediate = immediate or immediate_detectors()
         self._fallback = fallback
         self._pending: set[asyncio.Task[None]] = set()
+        self._device_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._urgent_slots = asyncio.Semaphore(64)
         self._mutes = mutes if mutes is not None else default_mutes()
         self._pool = pool
         self._sub = subscriber
@@ -89,9 +94,11 @@ class AlertService:
         """Every reading of every home."""
         return [topics.subscription(topics.Channel.READINGS)]
 
-    async def _store_once(self, signal: Signal) -> Raised | None:
+    async def _store_once(
+        self, signal: Signal, alert_id: int | None = None, hold_s: float = 0.0
+    ) -> Raised | None:
         """Store a signal once, unless a mute holds it back (then it is recorded as
-        suppressed and None is returned)."""
+        suppressed and None is returned). `alert_id` / `hold_s`: see `store.raise_signal`."""
         async with self._pool.connection(timeout=self._settings.store_timeout_s) as conn:
             now = self._clock()
             muted = await self._mutes.check(conn, signal, now)
@@ -107,14 +114,18 @@ class AlertService:
                 )
                 return None
             await conn.commit()
-            return await store.raise_signal(conn, signal, now, self._dispatcher.routing)
+            return await store.raise_signal(
+                conn, signal, now, self._dispatcher.routing, alert_id, hold_s
+            )
 
-    async def raise_signal(self, signal: Signal) -> Raised | None:
+    async def raise_signal(
+        self, signal: Signal, alert_id: int | None = None, hold_s: float = 0.0
+    ) -> Raised | None:
         """Store a signal (None when muted), retrying while the database is unreachable."""
         delay = 0.1
         while True:
             try:
-                raised = await self._store_once(signal)
+                raised = await self._store_once(signal, alert_id, hold_s)
                 break
             except (psycopg.OperationalError, TimeoutError) as exc:
                 log.error(
@@ -134,30 +145,91 @@ class AlertService:
             log.warning("alert %d opened: %s at %s", raised.alert_id, signal.kind, signal.home_id)
         self._dispatcher.wake()
 
-    async def _store_later(self, signals: list[Signal], msg: Message, sub: Subscriber) -> None:
-        for signal in signals:
-            await self.raise_signal(signal)
+    async def _store_later(
+        self,
+        signals: list[tuple[Signal, Prepared | None, list[Delivered]]],
+        msg: Message,
+        sub: Subscriber,
+    ) -> None:
+        for signal, prepared, delivered in signals:
+            if prepared is None:
+                await self.raise_signal(signal)
+                continue
+            raised = await self.raise_signal(signal, prepared.alert.id, self._hold_s())
+            await self._told_ahead(signal, prepared, delivered, raised)
         sub.ack(msg)
+
+    def _hold_s(self) -> float:
+        return 0.0 if self._fast is None else self._fast.hold_s
+
+    async def _told_ahead(
+        self,
+        signal: Signal,
+        prepared: Prepared,
+        delivered: list[Delivered],
+        raised: Raised | None,
+    ) -> None:
+        """After the fast path: record what it delivered against the stored first round."""
+        assert self._fast is not None
+        if raised is None or raised.alert_id != prepared.alert.id:
+            # Muted after all, or an unresolved alert of this kind existed: the fast path's
+            # notice named an alert that was not stored under that id.
+            log.warning(
+                "fast path told %d people of %s at %s as alert %d, stored as %s",
+                len(delivered),
+                signal.kind,
+                signal.home_id,
+                prepared.alert.id,
+                "muted" if raised is None else f"alert {raised.alert_id}",
+            )
+            if raised is not None:
+                self._fast.opened(signal.home_id, signal.kind, raised.alert_id)
+            return
+        for attempt in range(5):
+            try:
+                recorded = await self._fast.record(raised.alert_id, delivered)
+                break
+            except (psycopg.OperationalError, TimeoutError) as exc:
+                log.error("fast-path sends not recorded (%r); retrying", exc)
+                await asyncio.sleep(0.2 * 2**attempt)
+        else:
+            return  # the hold runs out and the dispatcher sends the round again
+        self._metrics.notifications.labels("fast_path", "sent").inc(recorded)
+        self._dispatcher.wake()
 
     async def _raise_all(self, signals: list[Signal], msg: Message, sub: Subscriber) -> bool:
         """Store `signals`; True when all are committed. What cannot be stored now is
         retried in the background (acknowledging `msg` after), and a critical one is sent
         straight away from the fallback's cached contacts, so one outage does not hold up
         the next emergency."""
-        failed: list[Signal] = []
+        failed: list[tuple[Signal, Prepared | None, list[Delivered]]] = []
         opened: list[int] = []
         for signal in signals:
+            prepared = None
+            if sub is self._urgent and self._fast is not None:
+                prepared = self._fast.take(signal)
+            sending = (
+                None
+                if prepared is None
+                else asyncio.create_task(self._fast_send(prepared), name="alerts-fast-path")
+            )
             if failed:
-                failed.append(signal)
+                failed.append((signal, prepared, [] if sending is None else await sending))
                 continue
             try:
-                raised = await self._store_once(signal)
+                raised = (
+                    await self._store_once(signal)
+                    if prepared is None
+                    else await self._store_once(signal, prepared.alert.id, self._hold_s())
+                )
                 self._opened(signal, raised)
-                if raised is not None and raised.created and signal.severity is Severity.CRITICAL:
+                if sending is not None and prepared is not None:
+                    await self._told_ahead(signal, prepared, await sending, raised)
+                elif raised is not None and raised.created and signal.severity is Severity.CRITICAL:
                     opened.append(raised.alert_id)
             except (psycopg.OperationalError, TimeoutError) as exc:
                 log.error("alert store unavailable (%r)", exc)
-                failed.append(signal)
+                failed.append((signal, prepared, [] if sending is None else await sending))
         if sub is self._urgent:
             # An emergency's first notifications go out now, not at the dispatcher's next
             # turn; whatever this misses, the dispatcher (already woken) sends.
@@ -171,13 +243,26 @@ class AlertService:
         if not failed:
             return True
         if self._fallback is not None:
-            for signal in failed:
-                if signal.severity is Severity.CRITICAL:
+            for signal, _prepared, delivered in failed:
+                if signal.severity is Severity.CRITICAL and not delivered:
                     self._metrics.fallback.inc(await self._fallback.notify(signal))
         task = asyncio.create_task(self._store_later(failed, msg, sub), name="alerts-store-later")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return False
+
+    async def _fast_send(self, prepared: Prepared) -> list[Delivered]:
+        assert self._fast is not None
+        delivered = await self._fast.send(prepared)
+        log.warning(
+            "alert %d (%s at %s): fast path delivered %d of %d first notifications",
+            prepared.alert.id,
+            prepared.alert.kind,
+            prepared.alert.home_id,
+            len(delivered),
+            len(prepared.contacts),
+        )
+        return delivered
 
     async def clear(self, home_id: str, kind: str, reason: str) -> int | None:
         """The data shows the condition is over: resolve the home's alert of this kind with
@@ -276,9 +361,29 @@ class AlertService:
             try:
                 if await self._cache.maybe_refresh():
                     self.refresh_urgent()
-                await self.handle(msg, urgent=True)
             except Exception:
-                log.exception("urgent handling failed for %s; left unacknowledged", msg.topic)
+                log.exception("registry refresh failed on the urgent path")
+            # Each device's messages in order (a cancel after its press), devices side by
+            # side: one home's alert waiting on a slow store does not hold up another's.
+            await self._urgent_slots.acquire()
+            task = asyncio.create_task(self._handle_urgent(msg), name="alerts-urgent-message")
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _handle_urgent(self, msg: Message) -> None:
+        entry = self._device_locks.setdefault(msg.topic, (asyncio.Lock(), [0]))
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                await self.handle(msg, urgent=True)
+        except Exception:
+            log.exception("urgent handling failed for %s; left unacknowledged", msg.topic)
+        finally:
+            self._urgent_slots.release()
+            users[0] -= 1
+            if users[0] == 0:
+                del self._device_locks[msg.topic]
 
     async def tick(self, interval_s: float = 1.0) -> None:
         """Advance detection time with the wall clock (live mode)."""

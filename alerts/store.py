@@ -126,8 +126,33 @@ async def resolve_policy(
 ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console", "webpush"})
 
 
+async def reserve_alert_ids(conn: Conn, count: int) -> list[int]:
+    """Take `count` alert ids from the alerts' sequence (for alerts told of before they are
+    stored: see alerts/fastpath.py)."""
+    cur = await conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, %s)",
+        (count,),
+    )
+    return [int(r[0]) for r in await cur.fetchall()]
+
+
+async def open_alerts_of(conn: Conn, kinds: list[str]) -> dict[tuple[str, str], int]:
+    """The unresolved alerts of `kinds`: (home, kind) -> alert id."""
+    cur = await conn.execute(
+        "SELECT home_id, kind, id FROM alerts WHERE status <> 'resolved' AND kind = ANY(%s)"
+        " AND home_id IS NOT NULL",
+        (kinds,),
+    )
+    return {(str(h), str(k)): int(i) for h, k, i in await cur.fetchall()}
+
+
 async def raise_signal(
-    conn: Conn, signal: Signal, now: datetime, routing: Routing | timedelta
+    conn: Conn,
+    signal: Signal,
+    now: datetime,
+    routing: Routing | timedelta,
+    alert_id: int | None = None,
+    hold_first_round_s: float = 0.0,
 ) -> Raised:
     """Open an alert for `signal`, or add it as evidence to the open one of its home and kind.
 
@@ -135,18 +160,28 @@ async def raise_signal(
     round of notifications (due `now`) and a timer for the next round; a redelivered signal
     (same device, boot, seq) adds nothing. (A `timedelta` for `routing` is the Foundation's
     signature, kept for callers not yet updated: every channel kind, real-time policy.)
+
+    `alert_id` is a reserved id for a new alert (whose first notifications were already
+    sent by the fast path); `hold_first_round_s` makes the first round due that much later,
+    so no dispatcher sends it again before the fast path has recorded what it sent.
     """
     if isinstance(routing, timedelta):
         routing = Routing(ALL_CHANNELS)
-    async with conn.transaction():
+    # Pipeline mode: statements whose results are not read (audit rows, updates, the timer)
+    # go out without waiting for each answer; on the emergency path every round trip to a
+    # busy database counts.
+    async with conn.transaction(), conn.pipeline():
         cur = await conn.execute(
-            "INSERT INTO alerts (home_id, kind, category, severity, event_at, summary,"
-            " last_evidence_at, opened_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO alerts (id, home_id, kind, category, severity, event_at, summary,"
+            " last_evidence_at, opened_at)"
+            " VALUES (coalesce(%s, nextval(pg_get_serial_sequence('alerts', 'id'))),"
+            " %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (home_id, kind) WHERE status <> 'resolved'"
             " DO UPDATE SET last_evidence_at = greatest(alerts.last_evidence_at,"
             "   EXCLUDED.last_evidence_at)"
             " RETURNING id, (xmax = 0) AS created",
             (
+                alert_id,
                 signal.home_id,
                 signal.kind,
                 signal.category.value,
@@ -188,7 +223,14 @@ async def raise_signal(
                 None,
                 {"summary": signal.summary, "policy": policy.to_json()},
             )
-            await plan_round(conn, alert_id, 0, now, routing)
+            await plan_round(
+                conn,
+                alert_id,
+                0,
+                now,
+                routing,
+                send_at=now + timedelta(seconds=hold_first_round_s) if hold_first_round_s else None,
+            )
         elif new_evidence:
             await conn.execute(
                 "UPDATE alerts SET evidence_count = evidence_count + 1 WHERE id = %s",
@@ -399,7 +441,12 @@ async def _policy_of(conn: Conn, alert_id: int) -> tuple[Policy, datetime, str]:
 
 
 async def plan_round(
-    conn: Conn, alert_id: int, round_no: int, due_at: datetime, routing: Routing
+    conn: Conn,
+    alert_id: int,
+    round_no: int,
+    due_at: datetime,
+    routing: Routing,
+    send_at: datetime | None = None,
 ) -> int:
     """Queue one round of notifications (due `due_at`) by the alert's policy snapshot and set
     the timer for the next round; returns how many notifications were queued.
@@ -444,7 +491,7 @@ async def plan_round(
             "INSERT INTO notifications (alert_id, round, user_id, channel, target, due_at,"
             " position) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [
-                (alert_id, round_no, p.user_id, p.channel, p.target, due_at, p.position)
+                (alert_id, round_no, p.user_id, p.channel, p.target, send_at or due_at, p.position)
                 for p in found
             ],
         )
@@ -612,6 +659,46 @@ async def record_attempt(
         None,
         {"user_id": note.user_id, "from": note.channel, "to": channel, "round": note.round},
     )
+
+
+async def record_sent_ahead(
+    conn: Conn, alert_id: int, sent: list[tuple[int, str, str, datetime]], at: datetime
+) -> int:
+    """Record the first round's notifications that the fast path already delivered
+    ((user, channel, target, when)), and make the rest of that round due now; returns how
+    many were recorded. Inside a transaction."""
+    recorded = 0
+    for user_id, channel, target, when in sent:
+        cur = await conn.execute(
+            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = %s,"
+            " last_error = NULL WHERE alert_id = %s AND round = 0 AND notice = 'alert'"
+            " AND user_id = %s AND channel = %s AND target = %s AND status = 'pending'"
+            " RETURNING id",
+            (when, alert_id, user_id, channel, target),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            continue  # not a recipient of the stored round (the cache was stale)
+        recorded += 1
+        await conn.execute(
+            "INSERT INTO notification_attempts (notification_id, at, ok, error)"
+            " VALUES (%s, %s, true, NULL)",
+            (row[0], when),
+        )
+        await _event(
+            conn,
+            alert_id,
+            "notified",
+            None,
+            {"user_id": user_id, "channel": channel, "notice": "alert", "round": 0,
+             "attempt": 1, "error": None, "will_retry": False, "fast_path": True},
+        )  # fmt: skip
+    await conn.execute(
+        "UPDATE notifications SET due_at = least(due_at, %s) WHERE alert_id = %s AND round = 0"
+        " AND status = 'pending'",
+        (at, alert_id),
+    )
+    return recorded
 
 
 def _scope_filter(scope: Scope) -> tuple[sql.Composable, dict[str, Any]]:

@@ -41,7 +41,7 @@ from ingest.migrate import migrate
 
 console = Console()
 PUBLISHERS = 4  # mosquitto_pub -l misbehaves past ~65k QoS 1 messages per run: split the load
-HOMES = 40
+HOMES = 120
 
 
 @dataclass
@@ -234,12 +234,6 @@ def ingest_workers(
                     stderr=subprocess.STDOUT,
                 )
             )
-    if os.geteuid() == 0:
-        # As an operator would (systemd CPUWeight / nice): the emergency path first.
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(procs[1].pid).nice(-10)
-            if broker.pid is not None:
-                psutil.Process(broker.pid).nice(-5)
     try:
         time.sleep(3.0)  # connected and subscribed
         yield procs
@@ -364,6 +358,104 @@ def _paced_load(port: int, rate: float, stop: threading.Event) -> threading.Thre
     return thread
 
 
+@contextlib.contextmanager
+def alert_processes(
+    dsn: str, broker: EmbeddedBroker, logdir: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Detection over the full stream in one process, the urgent path in another."""
+    env = _service_env(
+        dsn,
+        broker,
+        {
+            "ELDERCARE_ALERTS__POLL_S": "0.5",
+            "ELDERCARE_ALERTS__CLIENT_ID": "bench-alerts",
+            "ELDERCARE_ALERTS__URGENT_SEPARATE": "true",
+        },
+    )
+    procs = []
+    for component in ("alerts", "urgent"):
+        with (logdir / f"{component}.log").open("ab") as out:
+            procs.append(
+                subprocess.Popen(run_argv(component), env=env, stdout=out, stderr=subprocess.STDOUT)
+            )
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(15)
+
+
+class _BrokerStore:
+    """Follows `$SYS/broker/store/messages/count` (the bench broker's `sys_interval` is 1 s):
+    the messages the broker holds, i.e. not yet acknowledged by every subscriber."""
+
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.count: int | None = None
+        self.updated = threading.Event()
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-sys")
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", broker.port)
+        self._client.subscribe("$SYS/broker/store/messages/count")
+        self._client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self.count = int(msg.payload)
+        self.updated.set()
+
+    def next(self, timeout: float = 1.5) -> int:
+        """The count after the next $SYS update (Mosquitto publishes it only when it
+        changes, retained: an unchanged count is the last one)."""
+        self.updated.clear()
+        self.updated.wait(timeout)
+        if self.count is None:
+            raise RuntimeError("the broker publishes no $SYS store count")
+        return self.count
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+def service_sustained(
+    dsn: str, broker: EmbeddedBroker, per_publisher: int, workers: int, logdir: Path
+) -> Figure:
+    """The whole service's sustained rate: published as fast as possible until every reading
+    is stored and the full-stream detection has acknowledged every one (the broker holds no
+    more than before), counted to the first $SYS update that shows it (1 s resolution)."""
+    total = per_publisher * PUBLISHERS
+    before = _count(dsn)
+    store = _BrokerStore(broker)
+    try:
+        with (
+            alert_processes(dsn, broker, logdir),
+            ingest_workers(dsn, broker, workers, logdir),
+        ):
+            baseline = store.next()
+            t0 = time.perf_counter()
+            _publish_all(
+                broker.port, per_publisher, datetime.now(UTC) - timedelta(hours=4), seq0=3_000_000
+            )
+            deadline = time.monotonic() + 900
+            while _count(dsn) - before < total or store.next() > baseline + 100:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not catch up; logs in {logdir}")
+            elapsed = time.perf_counter() - t0
+    finally:
+        store.close()
+    return Figure(
+        "our whole service (ingest + full-stream detection), sustained",
+        total / elapsed,
+        "readings/s",
+        detail={"readings": total, "seconds": round(elapsed, 3), "resolution_s": 1.0},
+    )
+
+
 def sos_latency(
     dsn: str,
     broker: EmbeddedBroker,
@@ -373,6 +465,7 @@ def sos_latency(
     logdir: Path,
     load: float = 0.8,
     first_home: int = 1,
+    label: str = "",
 ) -> list[Figure]:
     """SOS publish -> alert committed -> first notification handed over, while background
     readings run at `load` x our sustained ingest rate."""
@@ -385,41 +478,38 @@ def sos_latency(
     receiver.start()
     hook = f"http://127.0.0.1:{receiver_port}/hook"
     with psycopg.connect(dsn) as conn:
+        # This run's receiver, first in line (an earlier run's receiver is gone: a stale
+        # target would measure the fallback to the next channel instead).
         conn.execute(
-            "INSERT INTO contact_channels (user_id, channel, target)"
-            " SELECT id, 'webhook', %s FROM users WHERE role = 'village_worker'"
-            " ON CONFLICT DO NOTHING",
+            "DELETE FROM contact_channels WHERE channel = 'webhook'"
+            " AND user_id IN (SELECT id FROM users WHERE role = 'village_worker')"
+        )
+        conn.execute(
+            "INSERT INTO contact_channels (user_id, channel, target, position)"
+            " SELECT id, 'webhook', %s, -1 FROM users WHERE role = 'village_worker'",
             (hook,),
         )
         conn.commit()
-    env = _service_env(
-        dsn,
-        broker,
-        {
-            "ELDERCARE_ALERTS__POLL_S": "0.5",
-            "ELDERCARE_ALERTS__CLIENT_ID": "bench-alerts",
-            "ELDERCARE_ALERTS__URGENT_SEPARATE": "true",
-        },
-    )
-    procs = []
-    # Detection over the full stream in one process, the urgent path in another.
-    for component in ("alerts", "urgent"):
-        with (logdir / f"{component}.log").open("ab") as out:
-            procs.append(
-                subprocess.Popen(
-                    run_argv(component),
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
     stop = threading.Event()
     sent: dict[int, float] = {}
     try:
-        with ingest_workers(dsn, broker, workers, logdir):
+        with (
+            alert_processes(dsn, broker, logdir) as procs,
+            ingest_workers(dsn, broker, workers, logdir) as ingest,
+        ):
+            _prioritise(urgent=procs[1], bulk=[*ingest], broker=broker.pid)
             background = _paced_load(broker.port, load * sustained, stop) if load else None
             time.sleep(2.0)
-            asyncio.run(_press(broker, presses, sent, first_home))
+            # The presses come from a process of their own, as a device would: in this one
+            # the load generator's thread holds the GIL much of the time.
+            with multiprocessing.get_context("fork").Manager() as manager:
+                shared = manager.dict()
+                presser = multiprocessing.get_context("fork").Process(
+                    target=_press_process, args=(broker, presses, shared, first_home)
+                )
+                presser.start()
+                presser.join(presses * 2 + 60)
+                sent.update(shared)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and (
                 len(_arrivals(arrivals_file)) < presses or _sos_count(dsn, first_home) < presses
@@ -429,10 +519,6 @@ def sos_latency(
             if background is not None:
                 background.join(120)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(15)
         receiver.terminate()
         receiver.join(10)
     with psycopg.connect(dsn) as conn:
@@ -450,6 +536,26 @@ def sos_latency(
             if alert in home_of:
                 committed.setdefault(home_of[alert], float(at))
     sent_at = {int(h[1:]): float(t) for h, t in handed}
+    with psycopg.connect(dsn) as conn:
+        attempts = conn.execute(
+            "SELECT a.home_id, n.channel, n.round, x.ok, extract(epoch FROM x.at), x.error"
+            " FROM alerts a JOIN notifications n ON n.alert_id = a.id"
+            " JOIN notification_attempts x ON x.notification_id = n.id"
+            " WHERE a.kind = 'sos' AND substr(a.home_id, 2)::int >= %s ORDER BY x.at",
+            (first_home,),
+        ).fetchall()
+    # Per press, for diagnosis: when it was sent, committed, handed over, and every attempt.
+    (logdir / f"sos-presses-{first_home}.json").write_text(
+        json.dumps(
+            {
+                "sent": sent,
+                "committed": committed,
+                "handed": sent_at,
+                "attempts": [[h, c, r, ok, float(at), err] for h, c, r, ok, at, err in attempts],
+            },
+            indent=1,
+        )
+    )
     to_commit = [1000 * (committed[h] - t) for h, t in sent.items() if h in committed]
     to_hand = [1000 * (sent_at[h] - t) for h, t in sent.items() if h in sent_at]
     arrived = _arrivals(arrivals_file)
@@ -465,11 +571,11 @@ def sos_latency(
         if not values:
             continue
         q = statistics.quantiles(values, n=100, method="inclusive")
-        label = f"{load:.0%} load" if load else "no load"
-        figures.append(Figure(f"{name}, p50 ({label})", statistics.median(values), "ms"))
+        what = f"{load:.0%} load {label}".strip() if load else "no load"
+        figures.append(Figure(f"{name}, p50 ({what})", statistics.median(values), "ms"))
         figures.append(
             Figure(
-                f"{name}, p99 ({label})",
+                f"{name}, p99 ({what})",
                 q[98],
                 "ms",
                 target="<= 50 ms",
@@ -480,6 +586,22 @@ def sos_latency(
     return figures
 
 
+def _prioritise(
+    urgent: subprocess.Popen[bytes], bulk: list[subprocess.Popen[bytes]], broker: int | None
+) -> None:
+    """CPU priorities as docs/operations.md tells an operator to set them (systemd `Nice=`):
+    the emergency path first, bulk ingest and full-stream detection last. Needs root."""
+    if os.geteuid() != 0:
+        console.print("[yellow]not root: the emergency path runs without CPU priority[/yellow]")
+        return
+    with contextlib.suppress(psutil.Error):
+        psutil.Process(urgent.pid).nice(-10)
+        if broker is not None:
+            psutil.Process(broker).nice(-5)
+        for proc in bulk:
+            psutil.Process(proc.pid).nice(10)
+
+
 def _sos_count(dsn: str, first_home: int) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
@@ -487,6 +609,13 @@ def _sos_count(dsn: str, first_home: int) -> int:
             (first_home,),
         ).fetchone()
         return int(row[0]) if row else 0
+
+
+def _press_process(broker: EmbeddedBroker, presses: int, sent: Any, first_home: int) -> None:
+    os.nice(-10) if os.geteuid() == 0 else None
+    found: dict[int, float] = {}
+    asyncio.run(_press(broker, presses, found, first_home))
+    sent.update(found)
 
 
 async def _press(
@@ -659,15 +788,19 @@ def main() -> None:
         default="ingest,sos,rss,tick",
         help="comma-separated subset of ingest,sos,rss,tick (the raw limits always run)",
     )
+    parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory")
     args = parser.parse_args()
     only = set(args.only.split(","))
     per_publisher = min(args.readings // PUBLISHERS, 60_000)
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="eldercare-bench-") as tmp:
         root = Path(tmp)
-        logdir = root / "logs"
-        logdir.mkdir()
-        with EmbeddedPostgres(root / "pg") as pg, EmbeddedBroker(root / "mq") as broker:
+        logdir = args.logs or root / "logs"
+        logdir.mkdir(parents=True, exist_ok=True)
+        with (
+            EmbeddedPostgres(root / "pg") as pg,
+            EmbeddedBroker(root / "mq", extra_config="sys_interval 1") as broker,
+        ):
             dsn = pg.url
             asyncio.run(migrate(dsn))
 
@@ -691,9 +824,20 @@ def main() -> None:
             if "ingest" in only:
                 figures.append(ours)
             if "sos" in only:
-                n = min(args.sos, HOMES // 2)
-                figures += sos_latency(dsn, broker, args.workers, ours.value, n, logdir, 0.0, 1)
-                figures += sos_latency(dsn, broker, args.workers, ours.value, n, logdir, 0.8, 1 + n)
+                whole = service_sustained(dsn, broker, per_publisher, args.workers, logdir)
+                whole.baseline, whole.ratio = raw_mq.name, whole.value / raw_mq.value
+                figures.append(whole)
+                n = min(args.sos, HOMES // 3)
+                for load, rate, first, label in (
+                    (0.0, whole.value, 1, ""),
+                    (0.8, whole.value, 1 + n, "of the whole service's rate"),
+                    # The issue's literal load: 80 % of the ingest-only rate. With detection
+                    # running too, that is more than the service sustains on this machine.
+                    (0.8, ours.value, 1 + 2 * n, "of the ingest-only rate"),
+                ):
+                    figures += sos_latency(
+                        dsn, broker, args.workers, rate, n, logdir, load, first, label
+                    )
             if "rss" in only:
                 figures.append(service_rss(pg, broker, args.homes, 30.0, 400.0, logdir))
     if "tick" in only:

@@ -31,9 +31,10 @@ from alerts.channels import (
 )
 from alerts.commands import MqttCommandPublisher
 from alerts.config import AlertMetrics
-from alerts.detect import default_detectors
+from alerts.detect import IMMEDIATE_KINDS, default_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
+from alerts.fastpath import FastPath
 from alerts.learned import LearnedDetector
 from alerts.rota import RotaWatch
 from alerts.service import AlertService, urgent_filters
@@ -254,6 +255,18 @@ async def serve(
                 settings.gateway.base_url() + "/console",
                 refresh_s=settings.alerts.fallback_refresh_s,
             )
+            fast: FastPath | None = None
+            if urgent_here and settings.alerts.fast_path:
+                fast = FastPath(
+                    pool,
+                    fallback,
+                    _channels(settings, http, pool, vapid),
+                    settings.gateway.base_url() + "/console",
+                    dispatcher.ack_url,
+                    IMMEDIATE_KINDS,
+                    send_timeout_s=settings.alerts.send_timeout_s,
+                    refresh_s=settings.alerts.fast_path_refresh_s,
+                )
             service = AlertService(
                 settings.alerts,
                 pool,
@@ -264,10 +277,13 @@ async def serve(
                 alert_metrics,
                 fallback=fallback,
                 urgent=urgent,
+                fast=fast,
             )
             tasks += [("alerts-fallback", fallback.run()), ("dispatcher", dispatcher.run())]
             if urgent_here:
                 tasks.append(("alerts-urgent", service.run_urgent()))
+            if fast is not None:
+                tasks.append(("alerts-fast-path", fast.run()))
         if full:
             tasks += [
                 ("alerts", service.run()),

@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "fallback"])
 async def test_database_outage_under_load(
     db_url: str,
     pg_server: EmbeddedPostgres | ExternalPostgres,
     mosquitto: EmbeddedBroker,
     http_receiver: HttpReceiver,
+    fast_path: bool,
 ) -> None:
+    """With the fast path, the SOS goes out from memory under an alert id reserved before
+    the outage, and is stored under that id afterwards with that delivery recorded (nobody is
+    told twice); without it, the fallback sends from its cached contacts, and the alert is
+    notified the normal way once stored."""
     if not isinstance(pg_server, EmbeddedPostgres):
         pytest.skip("stops and starts the database server: only with the embedded one")
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
@@ -37,7 +43,9 @@ async def test_database_outage_under_load(
         )
         await conn.commit()
     settings = make_settings(
-        db_url, mosquitto, alerts={"fallback_refresh_s": 0.3, "store_timeout_s": 1.0}
+        db_url,
+        mosquitto,
+        alerts={"fallback_refresh_s": 0.3, "store_timeout_s": 1.0, "fast_path": fast_path},
     )
     start = datetime.now(UTC) - timedelta(hours=1)
     sent = 0
@@ -83,13 +91,17 @@ async def test_database_outage_under_load(
             body = hooks[0].json()
             assert body["alert"]["kind"] == "sos"
             assert body["alert"]["home_id"] == "h01"
-            assert "alert store is unavailable" in body["alert"]["summary"]
+            if fast_path:
+                told_id = body["alert"]["id"]
+                assert told_id > 0, "the notice names the alert (its ack link works later)"
+                assert body["alert"]["summary"] == "SOS button pressed"
+            else:
+                assert "alert store is unavailable" in body["alert"]["summary"]
             await asyncio.sleep(1.0)  # the outage goes on under load
             pg_server.start()
             await asyncio.sleep(1.0)
             done.set()
             await load
-            # After the outage: the alert is stored and notified the normal way too.
             await eventually(
                 lambda: scalar(
                     db_url, "SELECT count(*) FROM alerts WHERE home_id = 'h01' AND kind = 'sos'"
@@ -97,7 +109,28 @@ async def test_database_outage_under_load(
                 timeout=30,
                 what="the SOS alert stored after the outage",
             )
-            await http_receiver.wait_for(2, timeout=20)
+            if fast_path:
+                # Stored under the id the notice named, the delivery recorded against it.
+                stored = await scalar(
+                    db_url, "SELECT id FROM alerts WHERE home_id = 'h01' AND kind = 'sos'"
+                )
+                assert stored == told_id
+                await eventually(
+                    lambda: scalar(
+                        db_url,
+                        "SELECT count(*) FROM notifications n JOIN users u ON u.id = n.user_id"
+                        " WHERE n.alert_id = %s AND u.username = 'worker-v1'"
+                        " AND n.status = 'sent' AND n.attempts = 1",
+                        told_id,
+                    ),
+                    timeout=20,
+                    what="the fast path's delivery recorded",
+                )
+                await asyncio.sleep(1.0)
+                assert len(http_receiver.requests) == 1, "worker-v1 was not told twice"
+            else:
+                # The alert is notified the normal way too.
+                await http_receiver.wait_for(2, timeout=20)
             await eventually(
                 lambda: scalar(
                     db_url,

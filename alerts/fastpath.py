@@ -1,0 +1,198 @@
+"""The fast path: an emergency's first notifications go out before the alert is stored.
+
+Storing an alert is a transaction of some twenty statements; on a database busy with ingest
+it took tens to hundreds of milliseconds, and the first notification waited for it. On the
+urgent path a critical signal now takes an alert id reserved ahead from the alerts'
+sequence, and its first round (the on-duty village worker(s) and the family's first contact,
+from the emergency contacts the fallback keeps in memory, each over their first usable
+channel) is sent at once, while the alert is stored under that id. The stored first round is
+held back for `hold_s`; once the sends are done, what they delivered is recorded against it
+as sent and the rest of it is made due, so the dispatcher sends only what the fast path did
+not (someone the cache did not have, a failed send). If this process dies in between, the
+hold runs out and the dispatcher sends the round: a duplicate rather than a silence.
+
+Skipped (the stored path alone then notifies, as before): a signal that is not critical, a
+home with an unresolved alert of the same kind (a second press is evidence, not news; the
+unresolved alerts are re-read every `refresh_s` and updated by every raise), a category that
+a mute could hold back (only emergencies, which are never muted, take the fast path), a home
+with no cached contact, and no reserved id left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from alerts import store
+from alerts.channels import Channel, DeliveryError, Notice
+from alerts.config import Clock, utc_now
+from alerts.fallback import Contact, EmergencyFallback
+from alerts.model import Alert, Severity, Signal, Status
+from alerts.mutes import NEVER_MUTED
+
+log = logging.getLogger(__name__)
+
+FIRST_ROUND_ROLES = frozenset({"village_worker", "family"})
+
+
+@dataclass(slots=True, frozen=True)
+class Prepared:
+    """A critical signal the fast path will tell people about, under a reserved alert id."""
+
+    alert: Alert
+    contacts: tuple[Contact, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Delivered:
+    """One fast-path send that the channel accepted."""
+
+    user_id: int
+    channel: str
+    target: str
+    at: datetime
+
+
+class FastPath:
+    """Sends a new emergency's first round from memory while the alert is being stored."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        fallback: EmergencyFallback,
+        channels: dict[str, Channel],
+        console_url: str,
+        ack_url: Callable[[int, int, str], str | None],
+        kinds: frozenset[str],
+        send_timeout_s: float = 10.0,
+        refresh_s: float = 2.0,
+        reserve: int = 32,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._pool = pool
+        self._fallback = fallback
+        self._channels = channels
+        self._console_url = console_url
+        self._ack_url = ack_url
+        self._kinds = kinds
+        self._send_timeout_s = send_timeout_s
+        self._refresh_s = refresh_s
+        self._reserve = reserve
+        self._clock = clock
+        self._ids: list[int] = []
+        self._open: dict[tuple[str, str], int] = {}
+        self.hold_s = send_timeout_s + 5.0
+
+    async def refresh(self) -> None:
+        """Top up the reserved ids and re-read which homes have an unresolved alert."""
+        async with self._pool.connection(timeout=10) as conn:
+            if len(self._ids) < self._reserve // 2:
+                self._ids += await store.reserve_alert_ids(conn, self._reserve - len(self._ids))
+            self._open = await store.open_alerts_of(conn, sorted(self._kinds))
+            await conn.commit()
+
+    async def run(self) -> None:
+        """Refresh until cancelled; a failed refresh keeps what it had."""
+        while True:
+            try:
+                await self.refresh()
+            except (psycopg.Error, TimeoutError) as exc:
+                log.warning("fast path not refreshed (%r); keeping what it has", exc)
+            await asyncio.sleep(self._refresh_s)
+
+    def take(self, signal: Signal) -> Prepared | None:
+        """Reserve an alert id for `signal` if the fast path applies to it."""
+        key = (signal.home_id, signal.kind)
+        if (
+            signal.severity is not Severity.CRITICAL
+            or signal.kind not in self._kinds
+            or key in self._open
+            or signal.category not in NEVER_MUTED
+            or not self._ids
+        ):
+            return None
+        home = self._fallback.contacts(signal.home_id)
+        if home is None:
+            return None
+        first: dict[int, Contact] = {}
+        for contact in home.contacts:  # in each person's order of preference
+            if contact.role in FIRST_ROUND_ROLES and contact.channel in self._channels:
+                first.setdefault(contact.user_id, contact)
+        if not first:
+            return None
+        alert_id = self._ids.pop(0)
+        self._open[key] = alert_id
+        now = self._clock()
+        alert = Alert(
+            id=alert_id,
+            home_id=signal.home_id,
+            kind=signal.kind,
+            category=signal.category,
+            severity=signal.severity,
+            status=Status.OPEN,
+            event_at=signal.event_at,
+            opened_at=now,
+            summary=signal.summary,
+            evidence_count=1,
+            last_evidence_at=signal.event_at,
+            acknowledged_at=None,
+            acknowledged_by=None,
+            acknowledged_by_name=None,
+            resolved_at=None,
+            outcome=None,
+            elder_name=home.elder_name,
+            village=home.village,
+        )
+        return Prepared(alert, tuple(first.values()))
+
+    def forget(self, home_id: str, kind: str) -> None:
+        """The alert of this home and kind is no longer known to be unresolved."""
+        self._open.pop((home_id, kind), None)
+
+    def opened(self, home_id: str, kind: str, alert_id: int) -> None:
+        """An alert of this home and kind is unresolved (stored by this process)."""
+        self._open[(home_id, kind)] = alert_id
+
+    async def send(self, prepared: Prepared) -> list[Delivered]:
+        """Send the first round; returns what was delivered. Never raises."""
+        alert = prepared.alert
+
+        async def one(contact: Contact) -> Delivered | None:
+            channel = self._channels[contact.channel]
+            notice = Notice(
+                alert,
+                0,
+                contact.user_id,
+                self._console_url,
+                "alert",
+                self._ack_url(alert.id, contact.user_id, contact.role),
+            )
+            try:
+                await asyncio.wait_for(channel.send(contact.target, notice), self._send_timeout_s)
+            except (DeliveryError, TimeoutError) as exc:
+                log.warning("fast path: %s to %s failed: %s", alert.kind, contact.target, exc)
+                return None
+            except Exception:  # a plug-in's bug must not stop the others
+                log.exception("fast path: channel %s raised", contact.channel)
+                return None
+            return Delivered(contact.user_id, contact.channel, contact.target, self._clock())
+
+        results = await asyncio.gather(*(one(c) for c in prepared.contacts))
+        return [r for r in results if r is not None]
+
+    async def record(self, alert_id: int, delivered: list[Delivered]) -> int:
+        """Record the deliveries against the stored first round and release the rest of it."""
+        async with self._pool.connection() as conn, conn.transaction():
+            return await store.record_sent_ahead(
+                conn,
+                alert_id,
+                [(d.user_id, d.channel, d.target, d.at) for d in delivered],
+                self._clock(),
+            )
