@@ -88,6 +88,9 @@ class FastPath:
         self._clock = clock
         self._ids: list[int] = []
         self._open: dict[tuple[str, str], int] = {}
+        # Taken, not yet known to be stored: a refresh that ran before the commit must not
+        # forget them (a second press meanwhile would be told of as news).
+        self._inflight: dict[tuple[str, str], int] = {}
         self.hold_s = send_timeout_s + 5.0
 
     async def refresh(self) -> None:
@@ -95,8 +98,9 @@ class FastPath:
         async with self._pool.connection(timeout=10) as conn:
             if len(self._ids) < self._reserve // 2:
                 self._ids += await store.reserve_alert_ids(conn, self._reserve - len(self._ids))
-            self._open = await store.open_alerts_of(conn, sorted(self._kinds))
+            found = await store.open_alerts_of(conn, sorted(self._kinds))
             await conn.commit()
+        self._open = {**found, **self._inflight}
 
     async def run(self) -> None:
         """Refresh until cancelled; a failed refresh keeps what it had."""
@@ -128,7 +132,7 @@ class FastPath:
         if not first:
             return None
         alert_id = self._ids.pop(0)
-        self._open[key] = alert_id
+        self._open[key] = self._inflight[key] = alert_id
         now = self._clock()
         alert = Alert(
             id=alert_id,
@@ -155,10 +159,17 @@ class FastPath:
     def forget(self, home_id: str, kind: str) -> None:
         """The alert of this home and kind is no longer known to be unresolved."""
         self._open.pop((home_id, kind), None)
+        self._inflight.pop((home_id, kind), None)
 
-    def opened(self, home_id: str, kind: str, alert_id: int) -> None:
-        """An alert of this home and kind is unresolved (stored by this process)."""
-        self._open[(home_id, kind)] = alert_id
+    def stored(self, home_id: str, kind: str, alert_id: int | None) -> None:
+        """What was taken for this home and kind has been stored (as `alert_id`; None: not
+        stored, e.g. muted): from now on the database's list says whether it is open."""
+        key = (home_id, kind)
+        self._inflight.pop(key, None)
+        if alert_id is None:
+            self._open.pop(key, None)
+        else:
+            self._open[key] = alert_id
 
     async def send(self, prepared: Prepared) -> list[Delivered]:
         """Send the first round; returns what was delivered. Never raises."""

@@ -171,6 +171,7 @@ class AlertService:
     ) -> None:
         """After the fast path: record what it delivered against the stored first round."""
         assert self._fast is not None
+        self._fast.stored(signal.home_id, signal.kind, None if raised is None else raised.alert_id)
         if raised is None or raised.alert_id != prepared.alert.id:
             # Muted after all, or an unresolved alert of this kind existed: the fast path's
             # notice named an alert that was not stored under that id.
@@ -182,8 +183,6 @@ class AlertService:
                 prepared.alert.id,
                 "muted" if raised is None else f"alert {raised.alert_id}",
             )
-            if raised is not None:
-                self._fast.opened(signal.home_id, signal.kind, raised.alert_id)
             return
         for attempt in range(5):
             try:

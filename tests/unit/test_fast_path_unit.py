@@ -149,3 +149,45 @@ async def test_urgent_messages_of_one_device_stay_in_order_and_do_not_block_othe
     runner.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await runner
+
+
+async def test_a_refresh_before_the_store_commits_does_not_forget_what_was_taken(
+    monkeypatch: Any,
+) -> None:
+    import contextlib
+
+    from alerts import store
+
+    class Conn:
+        async def commit(self) -> None:
+            return None
+
+    class Pool:
+        @contextlib.asynccontextmanager
+        async def connection(self, timeout: float = 0) -> Any:
+            yield Conn()
+
+    async def reserve(conn: Any, count: int) -> list[int]:
+        return list(range(200, 200 + count))
+
+    in_db: dict[tuple[str, str], int] = {}
+
+    async def open_alerts(conn: Any, kinds: list[str]) -> dict[tuple[str, str], int]:
+        return dict(in_db)
+
+    monkeypatch.setattr(store, "reserve_alert_ids", reserve)
+    monkeypatch.setattr(store, "open_alerts_of", open_alerts)
+    path = fast({"h01": HOME}, [101])
+    path._pool = Pool()  # type: ignore[assignment]
+    assert path.take(signal()) is not None
+    await path.refresh()  # the alert is not committed yet: the database knows nothing
+    assert path.take(signal()) is None, "still taken"
+    path.stored("h01", "sos", 101)
+    in_db[("h01", "sos")] = 101
+    await path.refresh()
+    assert path.take(signal()) is None, "stored and unresolved"
+    in_db.clear()  # resolved by staff
+    await path.refresh()
+    again = path.take(signal())
+    assert again is not None
+    assert again.alert.id == 200, "ids topped up from the sequence"
