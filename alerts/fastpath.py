@@ -6,10 +6,16 @@ urgent path a critical signal now takes an alert id reserved ahead from the aler
 sequence, and its first round (the on-duty village worker(s) and the family's first contact,
 from the emergency contacts the fallback keeps in memory, each over their first usable
 channel) is sent at once, while the alert is stored under that id. The stored first round is
-held back for `hold_s`; once the sends are done, what they delivered is recorded against it
-as sent and the rest of it is made due, so the dispatcher sends only what the fast path did
-not (someone the cache did not have, a failed send). If this process dies in between, the
-hold runs out and the dispatcher sends the round: a duplicate rather than a silence.
+held back for `hold_s`; once the sends are done, each is recorded against it (a delivery as
+sent; a failure as the dispatcher records one: retried later unless final, the person's next
+channel queued at once), the rest of the round is made due, and the dispatcher sends only
+what the fast path did not (someone the cache did not have). A send the stored round did not
+plan (a stale cache; a push subscription that the send itself found gone) is recorded as a
+notification of its own, so every message sent is on record. If this process dies in
+between, the hold runs out and the dispatcher sends the round: a duplicate rather than a
+silence. The cached contacts are the fallback's (refreshed every `fallback_refresh_s`): a
+change of someone's channels reaches the fast path that much later, and until then they may
+be told twice (old channel by the fast path, new one by the stored round).
 
 Skipped (the stored path alone then notifies, as before): a signal that is not critical, a
 home with an unresolved alert of the same kind (a second press is evidence, not news; the
@@ -51,13 +57,21 @@ class Prepared:
 
 
 @dataclass(slots=True, frozen=True)
-class Delivered:
-    """One fast-path send that the channel accepted."""
+class Attempt:
+    """One fast-path send and how it went."""
 
     user_id: int
     channel: str
     target: str
     at: datetime
+    error: str | None = None
+    final: bool = False
+    """The channel says retrying this target cannot help (e.g. a push subscription gone)."""
+
+    @property
+    def ok(self) -> bool:
+        """The channel accepted it."""
+        return self.error is None
 
 
 class FastPath:
@@ -171,11 +185,11 @@ class FastPath:
         else:
             self._open[key] = alert_id
 
-    async def send(self, prepared: Prepared) -> list[Delivered]:
-        """Send the first round; returns what was delivered. Never raises."""
+    async def send(self, prepared: Prepared) -> list[Attempt]:
+        """Send the first round; returns how each send went. Never raises."""
         alert = prepared.alert
 
-        async def one(contact: Contact) -> Delivered | None:
+        async def one(contact: Contact) -> Attempt:
             channel = self._channels[contact.channel]
             notice = Notice(
                 alert,
@@ -185,25 +199,67 @@ class FastPath:
                 "alert",
                 self._ack_url(alert.id, contact.user_id, contact.role),
             )
+            error, final = None, False
             try:
                 await asyncio.wait_for(channel.send(contact.target, notice), self._send_timeout_s)
-            except (DeliveryError, TimeoutError) as exc:
-                log.warning("fast path: %s to %s failed: %s", alert.kind, contact.target, exc)
-                return None
-            except Exception:  # a plug-in's bug must not stop the others
+            except DeliveryError as exc:
+                error, final = str(exc), exc.final
+            except TimeoutError:
+                error = f"{contact.channel} timed out after {self._send_timeout_s:g} s"
+            except Exception as exc:  # a plug-in's bug must not stop the others
                 log.exception("fast path: channel %s raised", contact.channel)
-                return None
-            return Delivered(contact.user_id, contact.channel, contact.target, self._clock())
-
-        results = await asyncio.gather(*(one(c) for c in prepared.contacts))
-        return [r for r in results if r is not None]
-
-    async def record(self, alert_id: int, delivered: list[Delivered]) -> int:
-        """Record the deliveries against the stored first round and release the rest of it."""
-        async with self._pool.connection() as conn, conn.transaction():
-            return await store.record_sent_ahead(
-                conn,
-                alert_id,
-                [(d.user_id, d.channel, d.target, d.at) for d in delivered],
-                self._clock(),
+                error = f"{contact.channel} failed: {exc!r}"
+            if error is not None:
+                log.warning("fast path: %s to %s failed: %s", alert.kind, contact.target, error)
+            return Attempt(
+                contact.user_id, contact.channel, contact.target, self._clock(), error, final
             )
+
+        return list(await asyncio.gather(*(one(c) for c in prepared.contacts)))
+
+    async def record(
+        self,
+        alert_id: int,
+        attempts: list[Attempt],
+        retry_at: Callable[[int], datetime | None],
+        usable: frozenset[str],
+    ) -> int:
+        """Record the attempts against the stored first round (a failure as the dispatcher
+        would: a retry later unless final, the person's next channel queued now) and release
+        the rest of the round; returns how many deliveries were recorded."""
+        async with self._pool.connection() as conn, conn.transaction():
+            pending = {
+                (n.user_id, n.channel, n.target): n
+                for n in await store.first_round_pending(conn, alert_id)
+            }
+            recorded, tried = 0, []
+            for attempt in attempts:
+                note = pending.get((attempt.user_id, attempt.channel, attempt.target))
+                if note is None:
+                    await store.record_unplanned(
+                        conn,
+                        alert_id,
+                        attempt.user_id,
+                        attempt.channel,
+                        attempt.target,
+                        attempt.at,
+                        attempt.error,
+                    )
+                    recorded += attempt.ok
+                    continue
+                tried.append(note.id)
+                if attempt.ok:
+                    await store.record_sent_ahead(conn, note, attempt.at)
+                    recorded += 1
+                else:
+                    await store.record_attempt(
+                        conn,
+                        note,
+                        False,
+                        attempt.error,
+                        None if attempt.final else retry_at(note.attempts),
+                        attempt.at,
+                        usable,
+                    )
+            await store.release_first_round(conn, alert_id, self._clock(), tried)
+            return recorded

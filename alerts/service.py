@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -15,7 +15,7 @@ from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
 from alerts.detect import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
-from alerts.fastpath import Delivered, FastPath, Prepared
+from alerts.fastpath import Attempt, FastPath, Prepared
 from alerts.model import Raised, Severity, Signal
 from alerts.mutes import MuteChain, default_mutes
 from devices import payload, topics
@@ -147,16 +147,16 @@ class AlertService:
 
     async def _store_later(
         self,
-        signals: list[tuple[Signal, Prepared | None, list[Delivered]]],
+        signals: list[tuple[Signal, Prepared | None, list[Attempt]]],
         msg: Message,
         sub: Subscriber,
     ) -> None:
-        for signal, prepared, delivered in signals:
+        for signal, prepared, attempts in signals:
             if prepared is None:
                 await self.raise_signal(signal)
                 continue
             raised = await self.raise_signal(signal, prepared.alert.id, self._hold_s())
-            await self._told_ahead(signal, prepared, delivered, raised)
+            await self._told_ahead(signal, prepared, attempts, raised)
         sub.ack(msg)
 
     def _hold_s(self) -> float:
@@ -166,10 +166,10 @@ class AlertService:
         self,
         signal: Signal,
         prepared: Prepared,
-        delivered: list[Delivered],
+        attempts: list[Attempt],
         raised: Raised | None,
     ) -> None:
-        """After the fast path: record what it delivered against the stored first round."""
+        """After the fast path: record how its sends went against the stored first round."""
         assert self._fast is not None
         self._fast.stored(signal.home_id, signal.kind, None if raised is None else raised.alert_id)
         if raised is None or raised.alert_id != prepared.alert.id:
@@ -177,7 +177,7 @@ class AlertService:
             # notice named an alert that was not stored under that id.
             log.warning(
                 "fast path told %d people of %s at %s as alert %d, stored as %s",
-                len(delivered),
+                sum(a.ok for a in attempts),
                 signal.kind,
                 signal.home_id,
                 prepared.alert.id,
@@ -186,7 +186,9 @@ class AlertService:
             return
         for attempt in range(5):
             try:
-                recorded = await self._fast.record(raised.alert_id, delivered)
+                recorded = await self._fast.record(
+                    raised.alert_id, attempts, self._retry_at, self._dispatcher.routing.channels
+                )
                 break
             except (psycopg.OperationalError, TimeoutError) as exc:
                 log.error("fast-path sends not recorded (%r); retrying", exc)
@@ -201,7 +203,7 @@ class AlertService:
         retried in the background (acknowledging `msg` after), and a critical one is sent
         straight away from the fallback's cached contacts, so one outage does not hold up
         the next emergency."""
-        failed: list[tuple[Signal, Prepared | None, list[Delivered]]] = []
+        failed: list[tuple[Signal, Prepared | None, list[Attempt]]] = []
         opened: list[int] = []
         for signal in signals:
             prepared = None
@@ -242,26 +244,32 @@ class AlertService:
         if not failed:
             return True
         if self._fallback is not None:
-            for signal, _prepared, delivered in failed:
-                if signal.severity is Severity.CRITICAL and not delivered:
+            for signal, _prepared, attempts in failed:
+                if signal.severity is Severity.CRITICAL and not any(a.ok for a in attempts):
                     self._metrics.fallback.inc(await self._fallback.notify(signal))
         task = asyncio.create_task(self._store_later(failed, msg, sub), name="alerts-store-later")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return False
 
-    async def _fast_send(self, prepared: Prepared) -> list[Delivered]:
+    async def _fast_send(self, prepared: Prepared) -> list[Attempt]:
         assert self._fast is not None
-        delivered = await self._fast.send(prepared)
+        attempts = await self._fast.send(prepared)
         log.warning(
             "alert %d (%s at %s): fast path delivered %d of %d first notifications",
             prepared.alert.id,
             prepared.alert.kind,
             prepared.alert.home_id,
-            len(delivered),
-            len(prepared.contacts),
+            sum(a.ok for a in attempts),
+            len(attempts),
         )
-        return delivered
+        return attempts
+
+    def _retry_at(self, attempts: int) -> datetime | None:
+        """When a failed first-round send is tried again (as the dispatcher would)."""
+        if attempts + 1 >= self._settings.max_attempts:
+            return None
+        return self._clock() + timedelta(seconds=self._settings.retry_base_s * 2**attempts)
 
     async def clear(self, home_id: str, kind: str, reason: str) -> int | None:
         """The data shows the condition is over: resolve the home's alert of this kind with

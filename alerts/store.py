@@ -661,44 +661,93 @@ async def record_attempt(
     )
 
 
-async def record_sent_ahead(
-    conn: Conn, alert_id: int, sent: list[tuple[int, str, str, datetime]], at: datetime
-) -> int:
-    """Record the first round's notifications that the fast path already delivered
-    ((user, channel, target, when)), and make the rest of that round due now; returns how
-    many were recorded. Inside a transaction."""
-    recorded = 0
-    for user_id, channel, target, when in sent:
-        cur = await conn.execute(
-            "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = %s,"
-            " last_error = NULL WHERE alert_id = %s AND round = 0 AND notice = 'alert'"
-            " AND user_id = %s AND channel = %s AND target = %s AND status = 'pending'"
-            " RETURNING id",
-            (when, alert_id, user_id, channel, target),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            continue  # not a recipient of the stored round (the cache was stale)
-        recorded += 1
-        await conn.execute(
-            "INSERT INTO notification_attempts (notification_id, at, ok, error)"
-            " VALUES (%s, %s, true, NULL)",
-            (row[0], when),
-        )
-        await _event(
-            conn,
-            alert_id,
-            "notified",
-            None,
-            {"user_id": user_id, "channel": channel, "notice": "alert", "round": 0,
-             "attempt": 1, "error": None, "will_retry": False, "fast_path": True},
-        )  # fmt: skip
+async def first_round_pending(conn: Conn, alert_id: int) -> list[Outgoing]:
+    """Claim (row-lock) the pending notifications of an alert's first round; inside a
+    transaction."""
+    cur = await conn.execute(
+        "SELECT id, alert_id, round, user_id, channel, target, attempts, notice, position,"
+        " fallback_queued FROM notifications WHERE alert_id = %s AND round = 0"
+        " AND notice = 'alert' AND status = 'pending' ORDER BY id FOR UPDATE",
+        (alert_id,),
+    )
+    return [
+        Outgoing(int(i), int(a), int(r), None if u is None else int(u), str(c), str(t), int(n),
+                 str(kind), int(pos), bool(fb))
+        for i, a, r, u, c, t, n, kind, pos, fb in await cur.fetchall()
+    ]  # fmt: skip
+
+
+async def record_sent_ahead(conn: Conn, note: Outgoing, when: datetime) -> None:
+    """Record that the fast path delivered `note` at `when` (inside a transaction)."""
+    await conn.execute(
+        "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = %s,"
+        " last_error = NULL WHERE id = %s",
+        (when, note.id),
+    )
+    await conn.execute(
+        "INSERT INTO notification_attempts (notification_id, at, ok, error)"
+        " VALUES (%s, %s, true, NULL)",
+        (note.id, when),
+    )
+    await _event(
+        conn,
+        note.alert_id,
+        "notified",
+        None,
+        {"user_id": note.user_id, "channel": note.channel, "notice": note.notice,
+         "round": note.round, "attempt": note.attempts + 1, "error": None,
+         "will_retry": False, "fast_path": True},
+    )  # fmt: skip
+
+
+async def record_unplanned(
+    conn: Conn,
+    alert_id: int,
+    user_id: int,
+    channel: str,
+    target: str,
+    at: datetime,
+    error: str | None,
+) -> None:
+    """Record a fast-path send that the stored first round did not plan (the cache was
+    stale, or the send itself removed a gone push subscription before the round was
+    planned), so that every message sent is on record; its person is not fallen back from
+    here (the stored round has them, or they are not in it)."""
+    cur = await conn.execute(
+        "INSERT INTO notifications (alert_id, round, notice, user_id, channel, target, due_at,"
+        " status, attempts, sent_at, last_error, fallback_queued)"
+        " VALUES (%s, 0, 'alert', %s, %s, %s, %s, %s, 1, %s, %s, true)"
+        " ON CONFLICT DO NOTHING RETURNING id",
+        (alert_id, user_id, channel, target, at, "sent" if error is None else "failed",
+         at if error is None else None, error),
+    )  # fmt: skip
+    row = await cur.fetchone()
+    if row is None:
+        return
+    await conn.execute(
+        "INSERT INTO notification_attempts (notification_id, at, ok, error)"
+        " VALUES (%s, %s, %s, %s)",
+        (row[0], at, error is None, error),
+    )
+    await _event(
+        conn,
+        alert_id,
+        "notified" if error is None else "notify_failed",
+        None,
+        {"user_id": user_id, "channel": channel, "notice": "alert", "round": 0,
+         "attempt": 1, "error": error, "will_retry": False, "fast_path": True,
+         "planned": False},
+    )  # fmt: skip
+
+
+async def release_first_round(conn: Conn, alert_id: int, at: datetime, keep: list[int]) -> None:
+    """Make the first round's pending notifications due at `at`, except `keep` (their due
+    time was set by a failed attempt's retry)."""
     await conn.execute(
         "UPDATE notifications SET due_at = least(due_at, %s) WHERE alert_id = %s AND round = 0"
-        " AND status = 'pending'",
-        (at, alert_id),
+        " AND status = 'pending' AND NOT (id = ANY(%s))",
+        (at, alert_id, keep),
     )
-    return recorded
 
 
 def _scope_filter(scope: Scope) -> tuple[sql.Composable, dict[str, Any]]:

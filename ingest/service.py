@@ -277,8 +277,9 @@ class IngestWorker:
                 log.warning("gap scan failed: %s", exc)
                 continue
             if found:
+                log.info("gap scan: %+d seq gaps", found)
+            if found and found > 0:
                 self._metrics.seq_gaps.inc(found)
-                log.info("gap scan: %d new seq gaps", found)
 
     async def maintain(self, interval_s: float = 3600.0) -> None:
         """Periodic housekeeping: partitions ahead of time, dead-letter trimming."""

@@ -114,6 +114,13 @@ async def write_batch(
     return inserted
 
 
+_FILLED_GAPS = """
+DELETE FROM seq_gaps g WHERE EXISTS (
+    SELECT 1 FROM readings r
+    WHERE r.device_id = g.device_id AND r.boot = g.boot
+      AND r.seq > g.after_seq AND r.seq < g.before_seq
+      AND r.ts >= %(since)s AND r.ts < %(until)s)
+"""
 _SCAN_GAPS = """
 WITH seen AS (
     SELECT device_id, boot, seq,
@@ -128,20 +135,25 @@ ON CONFLICT DO NOTHING
 
 
 async def scan_gaps(conn: Conn, since: datetime, until: datetime) -> int | None:
-    """Record the seq gaps among readings with device time in [since, until); returns how
-    many new gaps were stored, or None when another worker holds the scan lock.
+    """Record the seq gaps among readings with device time in [since, until); returns the
+    net change in recorded gaps, or None when another worker holds the scan lock.
 
     For workers behind a shared subscription, where no single worker sees every message of
     a device. One scan at a time (a transaction-level advisory lock); re-scanning a window
-    stores nothing twice (the gap's key is device, boot, seq before it).
+    stores nothing twice (the gap's key is device, boot, seq before it). A gap recorded while
+    another worker had not yet committed its part of it is corrected by the next scan: gaps
+    that readings in the window now fill are removed, and what is still missing recorded.
     """
     async with conn.transaction():
         cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('eldercare.gaps'))")
         row = await cur.fetchone()
         if row is None or not row[0]:
             return None
-        cur = await conn.execute(_SCAN_GAPS, {"since": since, "until": until})
-        return max(cur.rowcount, 0)
+        window = {"since": since, "until": until}
+        cur = await conn.execute(_FILLED_GAPS, window)
+        filled = max(cur.rowcount, 0)
+        cur = await conn.execute(_SCAN_GAPS, window)
+        return max(cur.rowcount, 0) - filled
 
 
 async def trim_dead_letters(conn: Conn, keep: int) -> int:

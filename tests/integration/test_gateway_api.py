@@ -147,7 +147,14 @@ async def test_status_timeline_and_audit(client: httpx.AsyncClient, pool: Pool) 
     assert online["h01-temp"] is True
     assert online["h01-bed"] is False  # never reported
 
-    svg = await client.get("/api/v1/elders/e01/timeline.svg", headers=headers)
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT timezone FROM homes WHERE id = 'h01'")
+        row = await cur.fetchone()
+    assert row is not None
+    # The home's day of the motion reading (just after local midnight, "today" has not
+    # seen it yet).
+    day = (now - timedelta(minutes=50)).astimezone(ZoneInfo(row[0])).date().isoformat()
+    svg = await client.get("/api/v1/elders/e01/timeline.svg", params={"day": day}, headers=headers)
     assert svg.status_code == 200
     assert svg.headers["content-type"].startswith("image/svg+xml")
     assert svg.text.startswith("<svg")

@@ -40,6 +40,7 @@ async def test_subscribed_worker_gets_decryptable_push_and_ack_stops_repeats(
         alerts={
             "demo_speed": 150,  # repeat every 2 s
             "smtp": {"host": smtp_server.host, "port": smtp_server.port},
+            "fallback_refresh_s": 0.2,
         },
     )
     browser = Browser(http_receiver.url + "/push/worker-v1")
@@ -63,6 +64,9 @@ async def test_subscribed_worker_gets_decryptable_push_and_ack_stops_repeats(
             assert worker_sw.status_code == 200
             assert "showNotification" in worker_sw.text
 
+            # The fast path's cached contacts (refreshed every fallback_refresh_s) know the
+            # new subscription; until they do it would use the worker's previous first channel.
+            await asyncio.sleep(0.6)
             await _sos(mosquitto)
 
             def pushes() -> list[dict[str, Any]]:
@@ -115,7 +119,12 @@ async def test_gone_subscription_is_removed_and_email_fallback_used(
     db_url: str, mosquitto: EmbeddedBroker, http_receiver: HttpReceiver, smtp_server: SmtpServer
 ) -> None:
     settings = make_settings(
-        db_url, mosquitto, alerts={"smtp": {"host": smtp_server.host, "port": smtp_server.port}}
+        db_url,
+        mosquitto,
+        alerts={
+            "smtp": {"host": smtp_server.host, "port": smtp_server.port},
+            "fallback_refresh_s": 0.2,
+        },
     )
     http_receiver.status = 410
     browser = Browser(http_receiver.url + "/push/expired")
@@ -126,6 +135,7 @@ async def test_gone_subscription_is_removed_and_email_fallback_used(
                 "/api/v1/push/subscriptions", json=browser.subscription(), headers=auth
             )
             assert made.status_code == 201, made.text
+            await asyncio.sleep(0.6)  # the fast path's cached contacts know it (see above)
         await _sos(mosquitto)
 
         async def mailed() -> bool:
