@@ -794,6 +794,11 @@ def main() -> None:
         help="comma-separated subset of ingest,sos,rss,tick (the raw limits always run)",
     )
     parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory")
+    parser.add_argument(
+        "--broker-config",
+        default="",
+        help="extra Mosquitto configuration lines separated by ';' (e.g. 'autosave_interval 60')",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     per_publisher = min(args.readings // PUBLISHERS, 60_000)
@@ -804,7 +809,9 @@ def main() -> None:
         logdir.mkdir(parents=True, exist_ok=True)
         with (
             EmbeddedPostgres(root / "pg") as pg,
-            EmbeddedBroker(root / "mq", extra_config="sys_interval 1") as broker,
+            EmbeddedBroker(
+                root / "mq", extra_config="sys_interval 1\n" + args.broker_config.replace(";", "\n")
+            ) as broker,
         ):
             dsn = pg.url
             asyncio.run(migrate(dsn))
