@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -118,6 +120,9 @@ class FastPath:
 
     async def run(self) -> None:
         """Refresh until cancelled; a failed refresh keeps what it had."""
+        # httpx (httpcore) loads anyio's event-loop backend at its first request: about 40 ms,
+        # more on a busy machine, that would otherwise fall on the first emergency.
+        await anyio.lowlevel.checkpoint()
         while True:
             try:
                 await self.refresh()
