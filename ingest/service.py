@@ -48,10 +48,11 @@ class IngestSettings(BaseModel):
         "gaps (no worker sees all of a device's messages)",
     )
     gap_scan_window_s: float = Field(
-        default=900.0,
+        default=300.0,
         gt=0,
         description="how far back (device time) each gap scan looks; a gap whose two sides are "
-        "further apart than this is not seen by the scan",
+        "further apart than this is not seen by the scan, and each scan reads every reading "
+        "of the window (at 10 000 readings/s, 3 million)",
     )
 
     def filters(self) -> list[str]:
