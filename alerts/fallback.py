@@ -65,6 +65,33 @@ class HomeContacts:
     contacts: tuple[Contact, ...]
 
 
+def unstored_alert(
+    signal: Signal, home: HomeContacts, alert_id: int, now: datetime, summary: str
+) -> Alert:
+    """An alert as a notice shows it, built from a signal and the cached home before (or
+    without) the alert being stored."""
+    return Alert(
+        id=alert_id,
+        home_id=signal.home_id,
+        kind=signal.kind,
+        category=signal.category,
+        severity=signal.severity,
+        status=Status.OPEN,
+        event_at=signal.event_at,
+        opened_at=now,
+        summary=summary,
+        evidence_count=1,
+        last_evidence_at=signal.event_at,
+        acknowledged_at=None,
+        acknowledged_by=None,
+        acknowledged_by_name=None,
+        resolved_at=None,
+        outcome=None,
+        elder_name=home.elder_name,
+        village=home.village,
+    )
+
+
 class EmergencyFallback:
     """An in-memory copy of emergency contacts, and direct sending from it."""
 
@@ -121,26 +148,12 @@ class EmergencyFallback:
                 signal.home_id,
             )
             return 0
-        now = self._clock()
-        alert = Alert(
-            id=0,
-            home_id=signal.home_id,
-            kind=signal.kind,
-            category=signal.category,
-            severity=signal.severity,
-            status=Status.OPEN,
-            event_at=signal.event_at,
-            opened_at=now,
-            summary=f"{signal.summary} (sent directly: the alert store is unavailable)",
-            evidence_count=1,
-            last_evidence_at=signal.event_at,
-            acknowledged_at=None,
-            acknowledged_by=None,
-            acknowledged_by_name=None,
-            resolved_at=None,
-            outcome=None,
-            elder_name=home.elder_name,
-            village=home.village,
+        alert = unstored_alert(
+            signal,
+            home,
+            0,
+            self._clock(),
+            f"{signal.summary} (sent directly: the alert store is unavailable)",
         )
 
         async def send(contact: Contact) -> bool:

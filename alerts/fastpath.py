@@ -41,8 +41,8 @@ from psycopg_pool import AsyncConnectionPool
 from alerts import store
 from alerts.channels import Channel, DeliveryError, Notice
 from alerts.config import Clock, utc_now
-from alerts.fallback import Contact, EmergencyFallback
-from alerts.model import Alert, Severity, Signal, Status
+from alerts.fallback import Contact, EmergencyFallback, unstored_alert
+from alerts.model import Alert, Severity, Signal
 from alerts.mutes import NEVER_MUTED
 
 log = logging.getLogger(__name__)
@@ -152,27 +152,7 @@ class FastPath:
             return None
         alert_id = self._ids.pop(0)
         self._open[key] = self._inflight[key] = alert_id
-        now = self._clock()
-        alert = Alert(
-            id=alert_id,
-            home_id=signal.home_id,
-            kind=signal.kind,
-            category=signal.category,
-            severity=signal.severity,
-            status=Status.OPEN,
-            event_at=signal.event_at,
-            opened_at=now,
-            summary=signal.summary,
-            evidence_count=1,
-            last_evidence_at=signal.event_at,
-            acknowledged_at=None,
-            acknowledged_by=None,
-            acknowledged_by_name=None,
-            resolved_at=None,
-            outcome=None,
-            elder_name=home.elder_name,
-            village=home.village,
-        )
+        alert = unstored_alert(signal, home, alert_id, self._clock(), signal.summary)
         return Prepared(alert, tuple(first.values()))
 
     def forget(self, home_id: str, kind: str) -> None:

@@ -207,6 +207,20 @@ def _service_env(dsn: str, broker: EmbeddedBroker, extra: dict[str, str]) -> dic
     }
 
 
+def _spawn(component: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`eldercare run --components <component>` in its own process, logging to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(run_argv(component), env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(15)
+
+
 @contextlib.contextmanager
 def ingest_workers(
     dsn: str, broker: EmbeddedBroker, workers: int, logdir: Path
@@ -225,24 +239,12 @@ def ingest_workers(
                 "ELDERCARE_MQTT__RECEIVE_MAXIMUM": "10000",
             },
         )
-        with (logdir / f"ingest-{i}.log").open("ab") as out:
-            procs.append(
-                subprocess.Popen(
-                    run_argv("ingest"),
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+        procs.append(_spawn("ingest", env, logdir / f"ingest-{i}.log"))
     try:
         time.sleep(3.0)  # connected and subscribed
         yield procs
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(15)
+        _stop(procs)
 
 
 def our_ingest(
@@ -372,20 +374,11 @@ def alert_processes(
             "ELDERCARE_ALERTS__URGENT_SEPARATE": "true",
         },
     )
-    procs = []
-    for component in ("alerts", "urgent"):
-        with (logdir / f"{component}.log").open("ab") as out:
-            procs.append(
-                subprocess.Popen(run_argv(component), env=env, stdout=out, stderr=subprocess.STDOUT)
-            )
+    procs = [_spawn(c, env, logdir / f"{c}.log") for c in ("alerts", "urgent")]
     try:
         yield procs
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(15)
+        _stop(procs)
 
 
 class _BrokerStore:
