@@ -31,6 +31,8 @@ DAY = 86400.0
 _NON_ACTIVITY_METRICS = frozenset(
     {"heartbeat", "battery", "status", "rssi", "worn", "breathing_rate"}
 )
+# A fall or an SOS press: the silence that follows is an incident, not the elder's normal.
+_ALARM_METRICS = frozenset({"fall", "press"})
 _METER_METRICS = frozenset({"power", "watts", "flow", "energy"})
 
 # Timers kept as deadlines (event-time seconds; +inf when unarmed), one column each.
@@ -133,6 +135,7 @@ class LearnedDetector:
         self.last_act: F64 = np.full(n, np.nan)
         self.ctx = np.zeros(n, np.int8)
         self.fired = np.zeros(n, bool)
+        self.flagged_at: F64 = np.full(n, np.nan)  # first alert on the current silence
         self.offset: F64 = np.zeros(n)
         self.first_seen: F64 = np.full(n, np.nan)
         self.last_door: F64 = np.full(n, -np.inf)
@@ -233,6 +236,8 @@ class LearnedDetector:
             self.first_seen[h] = ts
         out += self._rollover(h, ts)
         self._end_silence(h, ts)
+        if reading.metric in _ALARM_METRICS and reading.value == 1.0:
+            self._flag(h, ts)
         self._occupancy(h, info, reading, ts)
         self._rooms(h, info, reading, ts)
         if info.role in (Role.WATER, Role.POWER):
@@ -250,12 +255,22 @@ class LearnedDetector:
             home = self._homes[h]
             if ctx == OUT:
                 home.day_out_s += length
-            if length <= cap and ctx != OUT:
+            # A flagged silence that went on long after the alert was an incident (someone
+            # came to help), not the elder's normal: learned only if it ended soon after.
+            flagged = self.flagged_at[h]
+            incident = flagged >= start and ts - flagged > r.learn_flagged_within_s
+            if length <= cap and ctx != OUT and not incident:
                 self._learn_silence(h, ctx, start, ts)
                 if ctx == ASLEEP:
                     self._learn_wake(h, ts)
         self.last_act[h] = ts
         self.fired[h] = False
+
+    def _flag(self, h: int, t: float) -> None:
+        """An alert on the current silence: remember when (the first one) for learning."""
+        flagged = self.flagged_at[h]
+        if math.isnan(flagged) or flagged < self.last_act[h]:
+            self.flagged_at[h] = t
 
     def _learn_silence(self, h: int, ctx: int, start: float, end: float) -> None:
         """Record, for every local hour the silence spanned, how long it had lasted there."""
@@ -549,6 +564,7 @@ class LearnedDetector:
             if self._suppressed(home_id):
                 continue  # the hub is offline: a technical alert, not an inactivity one
             self.fired[h] = True
+            self._flag(h, t)
             morning = r.night_end_hour - 2 <= slot < r.morning_end_hour
             kind = "not_up" if ctx == ASLEEP and (morning or late) else "inactivity"
             out.append(
@@ -596,6 +612,7 @@ class LearnedDetector:
         if col == T_BATH:
             since = home.bath_since
             home.bath_fired = True
+            self._flag(h, t)
         elif col == T_BED:
             since = home.bed_left
         elif col == T_WANDER:
@@ -665,6 +682,7 @@ _ARRAYS = (
     "last_act",
     "ctx",
     "fired",
+    "flagged_at",
     "offset",
     "first_seen",
     "last_door",

@@ -34,6 +34,9 @@ class InactivityRule:
     learn_cap_home_s: float = 16 * HOUR
     learn_cap_asleep_s: float = 20 * HOUR
     learn_cap_out_s: float = 72 * HOUR
+    # A silence with an alert on it (inactivity, not up, bathroom, fall, SOS) that still went
+    # on this long after the alert was an incident, not a false alarm: it is not learned.
+    learn_flagged_within_s: float = 1 * HOUR
     night_start_hour: int = 20
     night_end_hour: int = 6
     morning_end_hour: int = 14
