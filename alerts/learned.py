@@ -258,18 +258,18 @@ class LearnedDetector:
             # A flagged silence that went on long after the alert was an incident (someone
             # came to help), not the elder's normal: learned only if it ended soon after.
             flagged = self.flagged_at[h]
-            incident = flagged >= start and ts - flagged > r.learn_flagged_within_s
+            incident = ts - flagged > r.learn_flagged_within_s  # False when nan: no alert
             if length <= cap and ctx != OUT and not incident:
                 self._learn_silence(h, ctx, start, ts)
                 if ctx == ASLEEP:
                     self._learn_wake(h, ts)
         self.last_act[h] = ts
         self.fired[h] = False
+        self.flagged_at[h] = np.nan  # a new silence, with no alert on it yet
 
     def _flag(self, h: int, t: float) -> None:
         """An alert on the current silence: remember when (the first one) for learning."""
-        flagged = self.flagged_at[h]
-        if math.isnan(flagged) or flagged < self.last_act[h]:
+        if math.isnan(self.flagged_at[h]):
             self.flagged_at[h] = t
 
     def _learn_silence(self, h: int, ctx: int, start: float, end: float) -> None:

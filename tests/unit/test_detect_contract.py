@@ -272,6 +272,50 @@ def test_flagged_marathon_silence_is_not_learned() -> None:
     assert d.threshold(H, HOME, 12) == before
 
 
+def _flagged_silence(hours_after_alert: float, first: Reading | None = None) -> LearnedDetector:
+    """A learned elder, then a 10:00 silence at home flagged by inactivity (the 2 h floor)
+    that ends `hours_after_alert` after the alert."""
+    d = LearnedDetector(LAYOUT)
+    run_offline(d, routine(8), tail=timedelta(0))
+    start = T0 + timedelta(days=8, hours=3)
+    d.observe(first or motion(start))
+    [s] = d.advance(start + timedelta(hours=2, minutes=1))
+    assert s.kind == "inactivity"
+    d.observe(motion(s.event_at + timedelta(hours=hours_after_alert)))
+    return d
+
+
+def test_silence_that_went_on_long_after_its_alert_is_an_incident_not_learned() -> None:
+    before = LearnedDetector(LAYOUT)
+    run_offline(before, routine(8), tail=timedelta(0))
+    d = _flagged_silence(3.0)  # lay there 3 h more until someone came: not the elder's normal
+    for hour in range(24):
+        assert d.threshold(H, HOME, hour) == before.threshold(H, HOME, hour)
+
+
+def test_silence_that_ended_soon_after_its_alert_is_learned() -> None:
+    before = LearnedDetector(LAYOUT)
+    run_offline(before, routine(8), tail=timedelta(0))
+    d = _flagged_silence(0.5)  # a false alarm: the elder moved half an hour later
+    assert d.threshold(H, HOME, 12) > before.threshold(H, HOME, 12)
+
+
+def test_silence_after_a_fall_reading_is_not_learned() -> None:
+    d = LearnedDetector(LAYOUT)
+    run_offline(d, routine(8), tail=timedelta(0))
+    before = d.threshold(H, HOME, 12)
+    t = T0 + timedelta(days=8, hours=3)
+    d.observe(r("watch", "wearable", "fall", 1.0, t))
+    d.observe(motion(t + timedelta(hours=1, minutes=30)))  # under the 2 h floor: no inactivity
+    assert d.threshold(H, HOME, 12) == before
+    # The same silence without the fall is learned.
+    e = LearnedDetector(LAYOUT)
+    run_offline(e, routine(8), tail=timedelta(0))
+    e.observe(motion(t))
+    e.observe(motion(t + timedelta(hours=1, minutes=30)))
+    assert e.threshold(H, HOME, 12) > before
+
+
 def test_baselines_round_trip() -> None:
     d = LearnedDetector(LAYOUT)
     run_offline(d, routine(8), tail=timedelta(0))
