@@ -28,6 +28,15 @@ class InactivityRule:
     smear_slots: int = 1
     floor_home_s: float = 2 * HOUR
     floor_asleep_s: float = 3 * HOUR
+    # A chair mat occupied on average `seat_min_s_per_day` a day (after `seat_min_days`) is the
+    # elder's usual seat: sitting there is learned apart (context `seated`), and a silence at
+    # home while not seated, not in bed and not out is someone up and about, judged with
+    # `margin_moving_s` / `floor_moving_s`. A stool sat on for minutes a day changes nothing.
+    floor_moving_s: float = 45 * MINUTE
+    margin_moving_s: float = 30 * MINUTE
+    seat_min_s_per_day: float = 2 * HOUR
+    seat_min_days: float = 4.0
+    seat_cap_s: float = 12 * HOUR
     default_home_s: float = 6 * HOUR
     default_asleep_s: float = 12 * HOUR
     warmup_days: float = 4.0
