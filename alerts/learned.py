@@ -347,16 +347,24 @@ class LearnedDetector:
         if ctx == OUT:
             # Back only when activity inside confirms it: two devices, or a burst of one,
             # within `return_window_s` (a stray event from a pet or a sensor is not a return).
-            # A release (motion or presence back to 0, a chair mat emptied) ends a presence:
-            # it lags the leaving and announces no return.
-            if reading.value == 0.0 and reading.kind in _RELEASE_KINDS:
-                return
+            # A release (motion or presence back to 0, a chair mat emptied) right after the door
+            # lags the leaving (a PIR's hold time, a mat reporting late): it opens no return
+            # window and is no second device; it counts only in a burst of its own device.
+            lagging = (
+                reading.value == 0.0
+                and reading.kind in _RELEASE_KINDS
+                and ts - self.last_door[h] <= r.release_lag_s
+            )
             if ts - home.out_since > r.return_window_s or not home.out_device:
+                if lagging:
+                    return
                 home.out_since = ts
                 home.out_device = reading.device_id
                 home.out_count = 0
             home.out_count += 1
             if reading.device_id == home.out_device and home.out_count < r.return_events:
+                return
+            if reading.device_id != home.out_device and lagging:
                 return
             home.out_device = ""
             self._back(h, ts)

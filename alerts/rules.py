@@ -52,6 +52,7 @@ class InactivityRule:
     door_episode_s: float = 2 * MINUTE
     return_window_s: float = 15 * MINUTE
     return_events: int = 10
+    release_lag_s: float = 2 * MINUTE
     wake_margin_s: float = 0.5 * HOUR
     wake_warmup_days: float = 7.0
     presume_asleep_from_hour: int = 23
