@@ -33,7 +33,7 @@ class InactivityRule:
     # home while not seated, not in bed and not out is someone up and about, judged with
     # `margin_moving_s` / `floor_moving_s`. A stool sat on for minutes a day changes nothing.
     floor_moving_s: float = 45 * MINUTE
-    margin_moving_s: float = 30 * MINUTE
+    margin_moving_s: float = 20 * MINUTE
     seat_min_s_per_day: float = 2 * HOUR
     seat_min_days: float = 4.0
     seat_cap_s: float = 12 * HOUR
