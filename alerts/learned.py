@@ -344,6 +344,7 @@ class LearnedDetector:
             home.out_count = 0
             self.last_door[h] = ts
             return
+        self._seat(h, info, reading, ts)  # also while out: sitting down may be the return
         if ctx == OUT:
             # Back only when activity inside confirms it: two devices, or a burst of one,
             # within `return_window_s` (a stray event from a pet or a sensor is not a return).
@@ -368,7 +369,6 @@ class LearnedDetector:
                 return
             home.out_device = ""
             self._back(h, ts)
-        self._seat(h, info, reading, ts)
         hour = self._local_hour(h, ts)
         presumed = hour >= r.presume_asleep_from_hour or hour < r.presume_asleep_to_hour
         if (

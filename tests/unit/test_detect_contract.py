@@ -259,6 +259,21 @@ def test_usual_seat_is_learned_apart_and_tightens_up_and_about() -> None:
     assert signals[0].event_at - day.replace(hour=12) <= timedelta(hours=1, minutes=30)
 
 
+def test_sitting_down_on_return_is_seated() -> None:
+    """Back from an outing, the chair mat is the first thing to report: the elder sits, and
+    the long sit that follows is judged as seated, not as someone up and about."""
+    d = LearnedDetector(SEAT_LAYOUT)
+    run_offline(d, seated_routine(8, 4.0), tail=timedelta(0))
+    t = T0 + timedelta(days=8, hours=3)  # 10:00
+    d.observe(motion(t))
+    d.observe(r("door", "door_contact", "open", 1.0, t + timedelta(minutes=1)))
+    back = t + timedelta(hours=2)
+    d.observe(r("door", "door_contact", "open", 1.0, back))
+    d.observe(chair(1.0, back + timedelta(minutes=3)))
+    d.observe(motion(back + timedelta(minutes=4)))  # a second device: back home
+    assert d.advance(back + timedelta(hours=1, minutes=40)) == []  # a sit, not a collapse
+
+
 def test_a_seat_used_minutes_a_day_changes_nothing() -> None:
     """A stool sat on for ten minutes a day is not the usual seat: thresholds as without it."""
     plain = LearnedDetector(LAYOUT)
