@@ -22,8 +22,13 @@ from alerts.model import Category, Severity, Signal
 from alerts.rules import HOUR, Rules
 from devices.payload import Reading
 
-HOME, ASLEEP, OUT = 0, 1, 2
-CONTEXTS = ("home", "asleep", "out")
+HOME, ASLEEP, OUT, SEATED = 0, 1, 2, 3
+CONTEXTS = ("home", "asleep", "out", "seated")
+# Chair mats: while one is occupied the elder sits (context `seated`, learned apart from
+# `home`). Where a chair is the elder's usual seat (learned: occupied for hours a day), a
+# silence at home while not seated is one of someone up and about, judged more tightly.
+_CHAIR_KINDS = frozenset({"chair_mat", "chair"})
+_RELEASE_KINDS = frozenset({"pir_motion", "motion", "radar"}) | _CHAIR_KINDS
 SLOTS = 24
 DAY = 86400.0
 # Not a sign of the elder moving: housekeeping, and a radar's breathing rate (a person lying
@@ -31,6 +36,8 @@ DAY = 86400.0
 _NON_ACTIVITY_METRICS = frozenset(
     {"heartbeat", "battery", "status", "rssi", "worn", "breathing_rate"}
 )
+# A fall or an SOS press: the silence that follows is an incident, not the elder's normal.
+_ALARM_METRICS = frozenset({"fall", "press"})
 _METER_METRICS = frozenset({"power", "watts", "flow", "energy"})
 
 # Timers kept as deadlines (event-time seconds; +inf when unarmed), one column each.
@@ -69,6 +76,7 @@ class Baseline:
     daily_mean: float
     daily_days: int
     wake_h: float = math.nan  # latest usual end of sleep, hours after local noon (nan: none)
+    seat_s: float = 0.0  # time seen seated on a chair mat, seconds (for the usual seat)
 
 
 class _Home:
@@ -89,6 +97,7 @@ class _Home:
         "out_device",
         "out_since",
         "out_start",
+        "seat_room",
         "wander_exit",
     )
 
@@ -105,6 +114,7 @@ class _Home:
         self.wander_exit = math.nan
         self.has_bed = False
         self.has_bath_motion = False
+        self.seat_room = ""
         self.day = -1
         self.day_count = 0
         self.day_out_s = 0.0
@@ -133,11 +143,16 @@ class LearnedDetector:
         self.last_act: F64 = np.full(n, np.nan)
         self.ctx = np.zeros(n, np.int8)
         self.fired = np.zeros(n, bool)
+        self.flagged_at: F64 = np.full(n, np.nan)  # first alert on the current silence
         self.offset: F64 = np.zeros(n)
         self.first_seen: F64 = np.full(n, np.nan)
         self.last_door: F64 = np.full(n, -np.inf)
-        self.records: F64 = np.zeros((n, 3, SLOTS))
-        self.thresholds: F64 = np.full((n, 3, SLOTS), np.inf)
+        self.records: F64 = np.zeros((n, len(CONTEXTS), SLOTS))
+        self.thresholds: F64 = np.full((n, len(CONTEXTS), SLOTS), np.inf)
+        self.seated = np.zeros(n, bool)
+        self.seat_on: F64 = np.full(n, np.nan)  # when the chair mat was last occupied
+        self.seat_s: F64 = np.zeros(n)
+        self.usual_seat = np.zeros(n, bool)
         self.due: F64 = np.full((n, N_TIMERS), np.inf)
         self.maxima: F64 = np.full((n, N_TIMERS), np.nan)
         self.last_use: F64 = np.full((n, 2), np.nan)
@@ -177,12 +192,16 @@ class LearnedDetector:
         for k in range(1, r.smear_slots + 1):
             smeared = np.maximum(smeared, np.roll(rec, k, axis=1))
             smeared = np.maximum(smeared, np.roll(rec, -k, axis=1))
+        if not self.usual_seat[h]:  # seated or not, one at-home context as far as judged
+            smeared[[HOME, SEATED]] = smeared[[HOME, SEATED]].max(axis=0)
         thr = smeared * r.factor + r.margin_s
-        thr[HOME] = np.maximum(thr[HOME], r.floor_home_s)
+        thr[[HOME, SEATED]] = np.maximum(thr[[HOME, SEATED]], r.floor_home_s)
+        if self.usual_seat[h]:  # not in the usual seat, nor in bed, nor out: up and about
+            thr[HOME] = np.maximum(smeared[HOME] * r.factor + r.margin_moving_s, r.floor_moving_s)
         thr[ASLEEP] = np.maximum(thr[ASLEEP], r.floor_asleep_s)
         warm = now is not None and self._learned_days(h, now) >= r.warmup_days
         if not warm:
-            thr[HOME] = np.maximum(thr[HOME], r.default_home_s)
+            thr[[HOME, SEATED]] = np.maximum(thr[[HOME, SEATED]], r.default_home_s)
             thr[ASLEEP] = np.maximum(thr[ASLEEP], r.default_asleep_s)
         thr[OUT] = np.inf  # out of home: no inactivity alert (night wandering covers it)
         self.thresholds[h] = thr
@@ -233,6 +252,8 @@ class LearnedDetector:
             self.first_seen[h] = ts
         out += self._rollover(h, ts)
         self._end_silence(h, ts)
+        if reading.metric in _ALARM_METRICS and reading.value == 1.0:
+            self._flag(h, ts)
         self._occupancy(h, info, reading, ts)
         self._rooms(h, info, reading, ts)
         if info.role in (Role.WATER, Role.POWER):
@@ -246,16 +267,26 @@ class LearnedDetector:
         if not math.isnan(start) and ts > start:
             ctx = int(self.ctx[h])
             length = ts - start
-            cap = (r.learn_cap_home_s, r.learn_cap_asleep_s, r.learn_cap_out_s)[ctx]
+            cap = (r.learn_cap_home_s, r.learn_cap_asleep_s, r.learn_cap_out_s)[ctx % 3]
             home = self._homes[h]
             if ctx == OUT:
                 home.day_out_s += length
-            if length <= cap and ctx != OUT:
+            # A flagged silence that went on long after the alert was an incident (someone
+            # came to help), not the elder's normal: learned only if it ended soon after.
+            flagged = self.flagged_at[h]
+            incident = ts - flagged > r.learn_flagged_within_s  # False when nan: no alert
+            if length <= cap and ctx != OUT and not incident:
                 self._learn_silence(h, ctx, start, ts)
                 if ctx == ASLEEP:
                     self._learn_wake(h, ts)
         self.last_act[h] = ts
         self.fired[h] = False
+        self.flagged_at[h] = np.nan  # a new silence, with no alert on it yet
+
+    def _flag(self, h: int, t: float) -> None:
+        """An alert on the current silence: remember when (the first one) for learning."""
+        if math.isnan(self.flagged_at[h]):
+            self.flagged_at[h] = t
 
     def _learn_silence(self, h: int, ctx: int, start: float, end: float) -> None:
         """Record, for every local hour the silence spanned, how long it had lasted there."""
@@ -313,15 +344,28 @@ class LearnedDetector:
             home.out_count = 0
             self.last_door[h] = ts
             return
+        self._seat(h, info, reading, ts)  # also while out: sitting down may be the return
         if ctx == OUT:
             # Back only when activity inside confirms it: two devices, or a burst of one,
             # within `return_window_s` (a stray event from a pet or a sensor is not a return).
+            # A release (motion or presence back to 0, a chair mat emptied) right after the door
+            # lags the leaving (a PIR's hold time, a mat reporting late): it opens no return
+            # window and is no second device; it counts only in a burst of its own device.
+            lagging = (
+                reading.value == 0.0
+                and reading.kind in _RELEASE_KINDS
+                and ts - self.last_door[h] <= r.release_lag_s
+            )
             if ts - home.out_since > r.return_window_s or not home.out_device:
+                if lagging:
+                    return
                 home.out_since = ts
                 home.out_device = reading.device_id
                 home.out_count = 0
             home.out_count += 1
             if reading.device_id == home.out_device and home.out_count < r.return_events:
+                return
+            if reading.device_id != home.out_device and lagging:
                 return
             home.out_device = ""
             self._back(h, ts)
@@ -334,7 +378,31 @@ class LearnedDetector:
         ):
             self.ctx[h] = ASLEEP
         else:
-            self.ctx[h] = HOME
+            self.ctx[h] = SEATED if self.seated[h] else HOME
+
+    def _seat(self, h: int, info: DeviceInfo, reading: Reading, ts: float) -> None:
+        """A chair mat says whether the elder sits (activity in another room ends it); time
+        seated decides whether the chair is the elder's usual seat."""
+        r = self.rules.inactivity
+        home = self._homes[h]
+        if reading.kind in _CHAIR_KINDS:
+            home.seat_room = info.room
+            if reading.value != 0.0:
+                self.seated[h] = True
+                if math.isnan(self.seat_on[h]):
+                    self.seat_on[h] = ts
+                return
+            if not math.isnan(self.seat_on[h]):
+                self.seat_s[h] += min(ts - self.seat_on[h], r.seat_cap_s)
+            self.seat_on[h] = np.nan
+            self.seated[h] = False
+            days = self._learned_days(h, ts)
+            usual = days >= r.seat_min_days and self.seat_s[h] / days >= r.seat_min_s_per_day
+            if usual != self.usual_seat[h]:
+                self.usual_seat[h] = usual
+                self._refresh(h, ts)
+        elif self.seated[h] and info.room != home.seat_room:
+            self.seated[h] = False
 
     def _rooms(self, h: int, info: DeviceInfo, reading: Reading, ts: float) -> None:
         rr = self.rules.rooms
@@ -549,6 +617,7 @@ class LearnedDetector:
             if self._suppressed(home_id):
                 continue  # the hub is offline: a technical alert, not an inactivity one
             self.fired[h] = True
+            self._flag(h, t)
             morning = r.night_end_hour - 2 <= slot < r.morning_end_hour
             kind = "not_up" if ctx == ASLEEP and (morning or late) else "inactivity"
             out.append(
@@ -596,6 +665,7 @@ class LearnedDetector:
         if col == T_BATH:
             since = home.bath_since
             home.bath_fired = True
+            self._flag(h, t)
         elif col == T_BED:
             since = home.bed_left
         elif col == T_WANDER:
@@ -640,6 +710,7 @@ class LearnedDetector:
                 daily_mean=float(self.daily_mean[h]),
                 daily_days=int(self.daily_days[h]),
                 wake_h=float(self.wake_h[h]),
+                seat_s=float(self.seat_s[h]),
             )
             for h, home in enumerate(self._homes)
         ]
@@ -649,7 +720,16 @@ class LearnedDetector:
         for b in baselines:
             h = self.home(b.home_id)
             self.first_seen[h] = b.first_seen
-            self.records[h] = np.asarray(b.records, dtype=np.float64).reshape(3, SLOTS)
+            rec = np.asarray(b.records, dtype=np.float64).reshape(-1, SLOTS)
+            if len(rec) < len(CONTEXTS):  # saved before `seated`: seated starts as home
+                rec = np.vstack([rec, rec[HOME : HOME + 1]])
+            self.records[h] = rec
+            self.seat_s[h] = b.seat_s
+            days = self._learned_days(h, _ts(now))
+            self.usual_seat[h] = (
+                days >= self.rules.inactivity.seat_min_days
+                and b.seat_s / days >= self.rules.inactivity.seat_min_s_per_day
+            )
             self.maxima[h] = np.asarray(b.maxima, dtype=np.float64)
             self.daily_mean[h] = b.daily_mean
             self.daily_days[h] = b.daily_days
@@ -665,6 +745,7 @@ _ARRAYS = (
     "last_act",
     "ctx",
     "fired",
+    "flagged_at",
     "offset",
     "first_seen",
     "last_door",
@@ -676,4 +757,8 @@ _ARRAYS = (
     "daily_mean",
     "daily_days",
     "wake_h",
+    "seated",
+    "seat_on",
+    "seat_s",
+    "usual_seat",
 )

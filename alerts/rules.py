@@ -28,18 +28,31 @@ class InactivityRule:
     smear_slots: int = 1
     floor_home_s: float = 2 * HOUR
     floor_asleep_s: float = 3 * HOUR
+    # A chair mat occupied on average `seat_min_s_per_day` a day (after `seat_min_days`) is the
+    # elder's usual seat: sitting there is learned apart (context `seated`), and a silence at
+    # home while not seated, not in bed and not out is someone up and about, judged with
+    # `margin_moving_s` / `floor_moving_s`. A stool sat on for minutes a day changes nothing.
+    floor_moving_s: float = 45 * MINUTE
+    margin_moving_s: float = 20 * MINUTE
+    seat_min_s_per_day: float = 2 * HOUR
+    seat_min_days: float = 4.0
+    seat_cap_s: float = 12 * HOUR
     default_home_s: float = 6 * HOUR
     default_asleep_s: float = 12 * HOUR
     warmup_days: float = 4.0
     learn_cap_home_s: float = 16 * HOUR
     learn_cap_asleep_s: float = 20 * HOUR
     learn_cap_out_s: float = 72 * HOUR
+    # A silence with an alert on it (inactivity, not up, bathroom, fall, SOS) that still went
+    # on this long after the alert was an incident, not a false alarm: it is not learned.
+    learn_flagged_within_s: float = 1 * HOUR
     night_start_hour: int = 20
     night_end_hour: int = 6
     morning_end_hour: int = 14
     door_episode_s: float = 2 * MINUTE
     return_window_s: float = 15 * MINUTE
     return_events: int = 10
+    release_lag_s: float = 2 * MINUTE
     wake_margin_s: float = 0.5 * HOUR
     wake_warmup_days: float = 7.0
     presume_asleep_from_hour: int = 23

@@ -9,9 +9,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import baselines
-from alerts.learned import HOME, LearnedDetector
+from alerts.learned import HOME, SEATED, LearnedDetector
 from alerts.replay import run_offline
-from tests.unit.test_detect_contract import LAYOUT, T0, routine
+from alerts.rules import HOUR
+from tests.unit.test_detect_contract import LAYOUT, SEAT_LAYOUT, T0, routine, seated_routine
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +37,28 @@ async def test_save_and_restore(pool: AsyncConnectionPool[Any]) -> None:
         assert fresh.threshold(home, HOME, hour) == pytest.approx(
             learned.threshold(home, HOME, hour), rel=1e-3
         )
+
+
+async def test_usual_seat_survives_a_restart(pool: AsyncConnectionPool[Any]) -> None:
+    """The time seen seated is saved: after a restart the chair is still the usual seat, so a
+    silence while up and about keeps its tight threshold."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT id FROM homes ORDER BY id LIMIT 1")
+        row = await cur.fetchone()
+        assert row is not None
+        home = str(row[0])
+        learned = LearnedDetector(SEAT_LAYOUT)
+        readings = [
+            type(x)(home, x.device_id, x.kind, x.boot, x.seq, x.ts, x.metric, x.value)
+            for x in seated_routine(8, 4.0)
+        ]
+        run_offline(learned, readings, tail=timedelta(0))
+        await baselines.save(conn, learned.export())
+        fresh = LearnedDetector(SEAT_LAYOUT)
+        assert await baselines.restore(conn, fresh, T0 + timedelta(days=8)) == 1
+    assert fresh.threshold(home, HOME, 14) <= 1.5 * HOUR
+    for ctx in (HOME, SEATED):
+        for hour in range(24):
+            assert fresh.threshold(home, ctx, hour) == pytest.approx(
+                learned.threshold(home, ctx, hour), rel=1e-3
+            )

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from alerts.detect import Detector, HazardDetector, SosDetector, default_detectors
 from alerts.health import TemperatureWatch, VitalLimits, VitalsWatch
 from alerts.layout import Layout, PlacedDevice
-from alerts.learned import ASLEEP, HOME, LearnedDetector
+from alerts.learned import ASLEEP, HOME, SEATED, LearnedDetector
 from alerts.model import Category, Severity, Signal
 from alerts.replay import load_dataset, run_offline
 from alerts.rules import HOUR
@@ -200,6 +200,95 @@ def test_going_out_keeps_inactivity_quiet_and_return_rearms() -> None:
     assert [s.kind for s in d.advance(back + timedelta(hours=6, minutes=1))] == ["inactivity"]
 
 
+SEAT_LAYOUT = Layout(
+    [
+        PlacedDevice("pir-living", H, "pir_motion", "living room"),
+        PlacedDevice("bed", H, "bed_mat", "bedroom"),
+        PlacedDevice("door", H, "door_contact", "hall", entry=True),
+        PlacedDevice("chair", H, "chair_mat", "living room"),
+    ]
+)
+
+
+def chair(value: float, at: datetime) -> Reading:
+    return r("chair", "chair_mat", "occupied", value, at)
+
+
+def seated_routine(days: int, seated_h: float) -> list[Reading]:
+    """The regular elder of `routine`, sitting still in the chair 08:00 to 08:00 + seated_h."""
+    out: list[Reading] = []
+    for x in routine(days):
+        local = x.ts - x.ts.replace(hour=0, minute=0, second=0, microsecond=0)
+        if not (timedelta(hours=8) <= local < timedelta(hours=8 + seated_h)):
+            out.append(x)
+    for d in range(days):
+        day = T0.replace(hour=8) + timedelta(days=d)
+        out += [chair(1.0, day), chair(0.0, day + timedelta(hours=seated_h))]
+    return sorted(out, key=lambda x: x.ts)
+
+
+def test_release_right_after_the_door_is_no_return() -> None:
+    """Leaving: the PIR re-arms and the chair mat reports empty seconds after the door. That
+    lags the leaving: the elder is still out, and no inactivity alert follows."""
+    d = LearnedDetector(SEAT_LAYOUT)
+    d.observe(motion(T0))
+    d.observe(r("door", "door_contact", "open", 1.0, T0 + timedelta(minutes=1)))
+    d.observe(r("pir-living", "pir_motion", "motion", 0.0, T0 + timedelta(minutes=1, seconds=9)))
+    d.observe(chair(0.0, T0 + timedelta(minutes=1, seconds=15)))
+    assert d.advance(T0 + timedelta(hours=12)) == []
+    # A release long after the door is someone who was in the chair: with motion, a return.
+    back = T0 + timedelta(hours=12, minutes=30)
+    d.observe(motion(back - timedelta(minutes=5)))
+    d.observe(chair(0.0, back))
+    assert [s.kind for s in d.advance(back + timedelta(hours=6, minutes=1))] == ["inactivity"]
+
+
+def test_usual_seat_is_learned_apart_and_tightens_up_and_about() -> None:
+    """Four hours a day still in the armchair: sitting is judged by its own record, and a
+    silence while not seated (someone up and about, then nothing) is flagged within an hour."""
+    d = LearnedDetector(SEAT_LAYOUT)
+    run_offline(d, seated_routine(8, 4.0), tail=timedelta(0))
+    assert d.threshold(H, SEATED, 10) > 4 * HOUR
+    assert d.threshold(H, HOME, 14) <= 1.5 * HOUR  # up and about: short silences only
+    # Day 9: gets up from the chair at 12:00 and collapses.
+    day = T0 + timedelta(days=8)
+    today = [x for x in seated_routine(9, 4.0) if day <= x.ts <= day.replace(hour=12)]
+    signals = run_offline(d, today, tail=timedelta(hours=3))
+    assert [s.kind for s in signals] == ["inactivity"]
+    assert signals[0].evidence["context"] == "home"
+    assert signals[0].event_at - day.replace(hour=12) <= timedelta(hours=1, minutes=30)
+
+
+def test_sitting_down_on_return_is_seated() -> None:
+    """Back from an outing, the chair mat is the first thing to report: the elder sits, and
+    the long sit that follows is judged as seated, not as someone up and about."""
+    d = LearnedDetector(SEAT_LAYOUT)
+    run_offline(d, seated_routine(8, 4.0), tail=timedelta(0))
+    t = T0 + timedelta(days=8, hours=3)  # 10:00
+    d.observe(motion(t))
+    d.observe(r("door", "door_contact", "open", 1.0, t + timedelta(minutes=1)))
+    back = t + timedelta(hours=2)
+    d.observe(r("door", "door_contact", "open", 1.0, back))
+    d.observe(chair(1.0, back + timedelta(minutes=3)))
+    d.observe(motion(back + timedelta(minutes=4)))  # a second device: back home
+    assert d.advance(back + timedelta(hours=1, minutes=40)) == []  # a sit, not a collapse
+
+
+def test_a_seat_used_minutes_a_day_changes_nothing() -> None:
+    """A stool sat on for ten minutes a day is not the usual seat: thresholds as without it."""
+    plain = LearnedDetector(LAYOUT)
+    run_offline(plain, routine(8), tail=timedelta(0))
+    d = LearnedDetector(SEAT_LAYOUT)
+    stool = [c for k in range(8) for c in (
+        chair(1.0, T0.replace(hour=10, minute=3) + timedelta(days=k)),
+        chair(0.0, T0.replace(hour=10, minute=13) + timedelta(days=k)),
+    )]  # fmt: skip
+    run_offline(d, sorted(routine(8) + stool, key=lambda x: x.ts), tail=timedelta(0))
+    for hour in range(24):
+        assert d.threshold(H, HOME, hour) == plain.threshold(H, HOME, hour)
+        assert d.threshold(H, SEATED, hour) == plain.threshold(H, HOME, hour)
+
+
 def test_radar_breathing_is_not_activity() -> None:
     """A person lying still after a collapse still breathes: that must not hold off the alert."""
     d = LearnedDetector(LAYOUT)
@@ -272,6 +361,50 @@ def test_flagged_marathon_silence_is_not_learned() -> None:
     assert d.threshold(H, HOME, 12) == before
 
 
+def _flagged_silence(hours_after_alert: float, first: Reading | None = None) -> LearnedDetector:
+    """A learned elder, then a 10:00 silence at home flagged by inactivity (the 2 h floor)
+    that ends `hours_after_alert` after the alert."""
+    d = LearnedDetector(LAYOUT)
+    run_offline(d, routine(8), tail=timedelta(0))
+    start = T0 + timedelta(days=8, hours=3)
+    d.observe(first or motion(start))
+    [s] = d.advance(start + timedelta(hours=2, minutes=1))
+    assert s.kind == "inactivity"
+    d.observe(motion(s.event_at + timedelta(hours=hours_after_alert)))
+    return d
+
+
+def test_silence_that_went_on_long_after_its_alert_is_an_incident_not_learned() -> None:
+    before = LearnedDetector(LAYOUT)
+    run_offline(before, routine(8), tail=timedelta(0))
+    d = _flagged_silence(3.0)  # lay there 3 h more until someone came: not the elder's normal
+    for hour in range(24):
+        assert d.threshold(H, HOME, hour) == before.threshold(H, HOME, hour)
+
+
+def test_silence_that_ended_soon_after_its_alert_is_learned() -> None:
+    before = LearnedDetector(LAYOUT)
+    run_offline(before, routine(8), tail=timedelta(0))
+    d = _flagged_silence(0.5)  # a false alarm: the elder moved half an hour later
+    assert d.threshold(H, HOME, 12) > before.threshold(H, HOME, 12)
+
+
+def test_silence_after_a_fall_reading_is_not_learned() -> None:
+    d = LearnedDetector(LAYOUT)
+    run_offline(d, routine(8), tail=timedelta(0))
+    before = d.threshold(H, HOME, 12)
+    t = T0 + timedelta(days=8, hours=3)
+    d.observe(r("watch", "wearable", "fall", 1.0, t))
+    d.observe(motion(t + timedelta(hours=1, minutes=30)))  # under the 2 h floor: no inactivity
+    assert d.threshold(H, HOME, 12) == before
+    # The same silence without the fall is learned.
+    e = LearnedDetector(LAYOUT)
+    run_offline(e, routine(8), tail=timedelta(0))
+    e.observe(motion(t))
+    e.observe(motion(t + timedelta(hours=1, minutes=30)))
+    assert e.threshold(H, HOME, 12) > before
+
+
 def test_baselines_round_trip() -> None:
     d = LearnedDetector(LAYOUT)
     run_offline(d, routine(8), tail=timedelta(0))
@@ -281,6 +414,17 @@ def test_baselines_round_trip() -> None:
     for ctx in (HOME, ASLEEP):
         for hour in range(24):
             assert fresh.threshold(H, ctx, hour) == pytest.approx(d.threshold(H, ctx, hour), 1e-3)
+
+
+def test_usual_seat_survives_a_restart() -> None:
+    d = LearnedDetector(SEAT_LAYOUT)
+    run_offline(d, seated_routine(8, 4.0), tail=timedelta(0))
+    fresh = LearnedDetector(SEAT_LAYOUT)
+    fresh.restore(copy.deepcopy(d.export()), T0 + timedelta(days=8))
+    for ctx in (HOME, SEATED):
+        for hour in range(24):
+            assert fresh.threshold(H, ctx, hour) == pytest.approx(d.threshold(H, ctx, hour), 1e-3)
+    assert fresh.threshold(H, HOME, 14) <= 1.5 * HOUR
 
 
 def test_bathroom_too_long() -> None:
