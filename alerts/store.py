@@ -100,7 +100,21 @@ async def resolve_policy(
 ) -> Policy:
     """The escalation policy for an alert of this home: the most specific row of
     `escalation_policies` (nearest region, then category), else the built-in default."""
-    cur = await conn.execute(
+    cur = await _policy_query(conn, home_id, severity, category)
+    return await _policy_result(cur, severity, category)
+
+
+async def _policy_result(cur: Any, severity: Severity, category: Category) -> Policy:
+    row = await cur.fetchone()
+    if row is None:
+        return default_policy(severity, category)
+    return Policy.from_json({"steps": row[0], "repeat_s": row[1]})
+
+
+async def _policy_query(
+    conn: Conn, home_id: str | None, severity: Severity, category: Category
+) -> Any:
+    return await conn.execute(
         """
         WITH RECURSIVE anc(id, depth, parent_id) AS (
             SELECT r.id, 0, r.parent_id FROM regions r JOIN homes h ON h.village_id = r.id
@@ -117,10 +131,6 @@ async def resolve_policy(
         """,
         {"home": home_id, "severity": severity.value, "category": category.value},
     )
-    row = await cur.fetchone()
-    if row is None:
-        return default_policy(severity, category)
-    return Policy.from_json({"steps": row[0], "repeat_s": row[1]})
 
 
 ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console", "webpush"})
@@ -171,47 +181,47 @@ async def raise_signal(
     # go out without waiting for each answer; on the emergency path every round trip to a
     # busy database counts.
     async with conn.transaction(), conn.pipeline():
+        # Sent together, answered together: the policy (needed if the alert is new) and the
+        # alert with its evidence in one statement.
+        policy_cur = await _policy_query(conn, signal.home_id, signal.severity, signal.category)
         cur = await conn.execute(
-            "INSERT INTO alerts (id, home_id, kind, category, severity, event_at, summary,"
+            "WITH a AS ("
+            " INSERT INTO alerts (id, home_id, kind, category, severity, event_at, summary,"
             " last_evidence_at, opened_at)"
-            " VALUES (coalesce(%s, nextval(pg_get_serial_sequence('alerts', 'id'))),"
-            " %s, %s, %s, %s, %s, %s, %s, %s)"
+            " VALUES (coalesce(%(id)s, nextval(pg_get_serial_sequence('alerts', 'id'))),"
+            " %(home)s, %(kind)s, %(category)s, %(severity)s, %(at)s, %(summary)s, %(at)s,"
+            " %(now)s)"
             " ON CONFLICT (home_id, kind) WHERE status <> 'resolved'"
             " DO UPDATE SET last_evidence_at = greatest(alerts.last_evidence_at,"
             "   EXCLUDED.last_evidence_at)"
-            " RETURNING id, (xmax = 0) AS created",
-            (
-                alert_id,
-                signal.home_id,
-                signal.kind,
-                signal.category.value,
-                signal.severity.value,
-                signal.event_at,
-                signal.summary,
-                signal.event_at,
-                now,
-            ),
+            " RETURNING id, (xmax = 0) AS created, opened_at),"
+            " e AS ("
+            " INSERT INTO alert_evidence (alert_id, at, device_id, boot, seq, detail)"
+            " SELECT a.id, %(at)s, %(device)s, %(boot)s, %(seq)s, %(detail)s FROM a"
+            " ON CONFLICT DO NOTHING RETURNING id)"
+            " SELECT a.id, a.created, EXISTS (SELECT 1 FROM e), a.opened_at FROM a",
+            {
+                "id": alert_id,
+                "home": signal.home_id,
+                "kind": signal.kind,
+                "category": signal.category.value,
+                "severity": signal.severity.value,
+                "at": signal.event_at,
+                "summary": signal.summary,
+                "now": now,
+                "device": signal.device_id,
+                "boot": signal.boot,
+                "seq": signal.seq,
+                "detail": json.dumps(signal.evidence, default=str),
+            },
         )
         row = await cur.fetchone()
         assert row is not None
-        alert_id, created = int(row[0]), bool(row[1])
-        cur = await conn.execute(
-            "INSERT INTO alert_evidence (alert_id, at, device_id, boot, seq, detail)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
-            (
-                alert_id,
-                signal.event_at,
-                signal.device_id,
-                signal.boot,
-                signal.seq,
-                json.dumps(signal.evidence, default=str),
-            ),
-        )
-        new_evidence = await cur.fetchone() is not None
+        alert_id, created, new_evidence = int(row[0]), bool(row[1]), bool(row[2])
         if created:
-            policy = (
-                await resolve_policy(conn, signal.home_id, signal.severity, signal.category)
-            ).scaled(routing.speed)
+            policy = (await _policy_result(policy_cur, signal.severity, signal.category)).scaled(
+                routing.speed
+            )
             await conn.execute(
                 "UPDATE alerts SET policy = %s WHERE id = %s",
                 (json.dumps(policy.to_json()), alert_id),
@@ -230,6 +240,7 @@ async def raise_signal(
                 now,
                 routing,
                 send_at=now + timedelta(seconds=hold_first_round_s) if hold_first_round_s else None,
+                known=(policy, row[3], signal.home_id),
             )
         elif new_evidence:
             await conn.execute(
@@ -323,8 +334,23 @@ async def on_duty(
     The tier of a shift is its region's tier (the role must match it), or `operator` for an
     operator's shift at any region above the home. For an alert about the service itself
     (no home), the operators and the district staff on duty anywhere."""
+    return _by_tier(await (await _on_duty_query(conn, home_id, at)).fetchall())
+
+
+def _by_tier(rows: list[Any]) -> dict[str, list[tuple[int, str]]]:
+    found: dict[str, list[tuple[int, str]]] = {}
+    for tier, uid, name in rows:
+        found.setdefault(str(tier), []).append((int(uid), str(name)))
+    return found
+
+
+def _people(rows: list[Any]) -> list[tuple[int, str]]:
+    return [(int(u), str(n)) for u, n in rows]
+
+
+async def _on_duty_query(conn: Conn, home_id: str | None, at: datetime) -> Any:
     if home_id is None:
-        cur = await conn.execute(
+        return await conn.execute(
             "SELECT DISTINCT CASE WHEN u.role = 'operator' THEN 'operator' ELSE 'district' END,"
             " u.id, u.display_name FROM duty_shifts d JOIN users u ON u.id = d.user_id"
             " JOIN regions r ON r.id = d.region_id"
@@ -333,11 +359,7 @@ async def on_duty(
             " ORDER BY 1, 2",
             {"at": at},
         )
-        system: dict[str, list[tuple[int, str]]] = {}
-        for tier, uid, name in await cur.fetchall():
-            system.setdefault(str(tier), []).append((int(uid), str(name)))
-        return system
-    cur = await conn.execute(
+    return await conn.execute(
         """
         WITH RECURSIVE anc(id, tier, parent_id) AS (
             SELECT r.id, r.tier, r.parent_id FROM regions r JOIN homes h ON h.village_id = r.id
@@ -357,20 +379,15 @@ async def on_duty(
         """,
         {"home": home_id, "at": at},
     )
-    found: dict[str, list[tuple[int, str]]] = {}
-    for tier, uid, name in await cur.fetchall():
-        found.setdefault(str(tier), []).append((int(uid), str(name)))
-    return found
 
 
-async def _family(conn: Conn, home_id: str) -> list[tuple[int, str]]:
-    cur = await conn.execute(
+async def _family_query(conn: Conn, home_id: str) -> Any:
+    return await conn.execute(
         "SELECT u.id, u.display_name FROM family_links f JOIN users u ON u.id = f.user_id"
         " JOIN elders e ON e.id = f.elder_id WHERE e.home_id = %s AND f.first_contact"
         " ORDER BY u.id",
         (home_id,),
     )
-    return [(int(u), str(n)) for u, n in await cur.fetchall()]
 
 
 async def _channels_of(conn: Conn, user_ids: list[int]) -> dict[int, list[tuple[str, str, int]]]:
@@ -385,23 +402,42 @@ async def _channels_of(conn: Conn, user_ids: list[int]) -> dict[int, list[tuple[
     return found
 
 
+class _Unknown:
+    """Not known to the caller: read it."""
+
+
+UNKNOWN = _Unknown()
+
+
 async def recipients(
-    conn: Conn, alert_id: int, tiers: tuple[str, ...], at: datetime, usable: frozenset[str]
+    conn: Conn,
+    alert_id: int,
+    tiers: tuple[str, ...],
+    at: datetime,
+    usable: frozenset[str],
+    home: str | _Unknown | None = UNKNOWN,
 ) -> tuple[list[Recipient], dict[str, list[int]], list[int]]:
     """Who a round reaches: for each tier, the people on duty (or the family first contact),
     each over their first usable channel. Returns (recipients, tier -> reachable user ids,
-    user ids skipped because none of their channels is usable)."""
-    cur = await conn.execute("SELECT home_id FROM alerts WHERE id = %s", (alert_id,))
-    row = await cur.fetchone()
-    assert row is not None
-    home_id = None if row[0] is None else str(row[0])
-    duty = await on_duty(conn, home_id, at)
+    user ids skipped because none of their channels is usable). `home`: the alert's home,
+    when the caller knows it."""
+    if isinstance(home, _Unknown):
+        cur = await conn.execute("SELECT home_id FROM alerts WHERE id = %s", (alert_id,))
+        row = await cur.fetchone()
+        assert row is not None
+        home_id = None if row[0] is None else str(row[0])
+    else:
+        home_id = home
+    # Both asked before either answer is read: one wait, not two (pipeline mode).
+    duty_cur = await _on_duty_query(conn, home_id, at)
+    family_cur = (
+        await _family_query(conn, home_id) if home_id is not None and "family" in tiers else None
+    )
+    duty = _by_tier(await duty_cur.fetchall())
+    family = [] if family_cur is None else _people(await family_cur.fetchall())
     people: dict[str, list[tuple[int, str]]] = {}
     for tier in tiers:
-        if tier == "family":
-            people[tier] = [] if home_id is None else await _family(conn, home_id)
-        else:
-            people[tier] = duty.get(tier, [])
+        people[tier] = family if tier == "family" else duty.get(tier, [])
     ids = sorted({uid for members in people.values() for uid, _ in members})
     channels = await _channels_of(conn, ids)
     found: list[Recipient] = []
@@ -447,20 +483,25 @@ async def plan_round(
     due_at: datetime,
     routing: Routing,
     send_at: datetime | None = None,
+    known: tuple[Policy, datetime, str | None] | None = None,
 ) -> int:
     """Queue one round of notifications (due `due_at`) by the alert's policy snapshot and set
     the timer for the next round; returns how many notifications were queued.
 
     When no staff member of the round can be reached (nobody on duty, or no usable channel),
     the next step's tiers are added at once; every such skip is an audit row."""
-    policy, opened_at, _ = await _policy_of(conn, alert_id)
+    if known is None:
+        policy, opened_at, _ = await _policy_of(conn, alert_id)
+        home: str | _Unknown | None = UNKNOWN
+    else:
+        policy, opened_at, home = known  # the caller just wrote them: no need to read back
     offset = max(0.0, (due_at - opened_at).total_seconds())
     tiers = list(policy.tiers_at(offset))
     before = set(policy.tiers_at(offset - 1e-3)) if offset > 0 else set()
     probe = offset
     while True:
         found, reachable, skipped = await recipients(
-            conn, alert_id, tuple(tiers), due_at, routing.channels
+            conn, alert_id, tuple(tiers), due_at, routing.channels, home
         )
         staff = [uid for t, ids in reachable.items() if t != "family" for uid in ids]
         later = [s for s in policy.steps if s.after_s > probe + 1e-6]
