@@ -778,7 +778,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--readings", type=int, default=200_000)
     parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
-    parser.add_argument("--sos", type=int, default=100, help="SOS presses per phase (distinct homes)")
+    parser.add_argument(
+        "--sos", type=int, default=100, help="SOS presses per phase (distinct homes)"
+    )
     parser.add_argument("--homes", type=int, default=10_000, help="homes for the RSS figure")
     parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
     parser.add_argument(
