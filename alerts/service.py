@@ -226,7 +226,12 @@ class AlertService:
                 self._opened(signal, raised)
                 if sending is not None and prepared is not None:
                     await self._told_ahead(signal, prepared, await sending, raised)
-                elif raised is not None and raised.created and signal.severity is Severity.CRITICAL:
+                    continue
+                if self._fast is not None and sub is self._urgent and raised is not None:
+                    # Stored without the fast path (e.g. before it was ready): from now on a
+                    # press in this home is evidence for this alert, not news to tell of.
+                    self._fast.stored(signal.home_id, signal.kind, raised.alert_id)
+                if raised is not None and raised.created and signal.severity is Severity.CRITICAL:
                     opened.append(raised.alert_id)
             except (psycopg.OperationalError, TimeoutError) as exc:
                 log.error("alert store unavailable (%r)", exc)

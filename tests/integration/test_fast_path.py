@@ -95,3 +95,29 @@ async def test_the_first_round_is_sent_once_under_the_stored_alert_id(
             )
         await asyncio.sleep(1.0)  # several dispatcher polls: nothing is sent again
         assert len(http_receiver.requests) == 1
+
+
+async def test_a_press_right_after_start_and_another_later_tell_each_person_once(
+    db_url: str, mosquitto: EmbeddedBroker, http_receiver: HttpReceiver
+) -> None:
+    """The first press may come before the fast path is ready (no reserved id yet) and be
+    stored the ordinary way; a second press later is evidence for that alert, not news."""
+    await _webhook_first(db_url, http_receiver)
+    settings = make_settings(db_url, mosquitto, alerts={"fallback_refresh_s": 0.3})
+    async with (
+        running_service(settings, ("ingest", "alerts")),
+        MqttPublisher(mosquitto.url, "dev-h01-sos-early") as pub,
+    ):
+        await pub.publish_readings([press("h01", 1)])
+        alert_id = await eventually(
+            lambda: scalar(db_url, "SELECT id FROM alerts WHERE home_id = 'h01'"),
+            what="the alert stored",
+        )
+        await fast_path_ready(db_url)
+        await pub.publish_readings([press("h01", 2)])
+        await eventually(
+            lambda: scalar(db_url, "SELECT evidence_count = 2 FROM alerts WHERE id = %s", alert_id),
+            what="the second press as evidence",
+        )
+        await asyncio.sleep(1.0)
+    assert [r.json()["alert"]["id"] for r in http_receiver.requests] == [alert_id]
