@@ -155,11 +155,6 @@ class FastPath:
         alert = unstored_alert(signal, home, alert_id, self._clock(), signal.summary)
         return Prepared(alert, tuple(first.values()))
 
-    def forget(self, home_id: str, kind: str) -> None:
-        """The alert of this home and kind is no longer known to be unresolved."""
-        self._open.pop((home_id, kind), None)
-        self._inflight.pop((home_id, kind), None)
-
     def stored(self, home_id: str, kind: str, alert_id: int | None) -> None:
         """What was taken for this home and kind has been stored (as `alert_id`; None: not
         stored, e.g. muted): from now on the database's list says whether it is open."""

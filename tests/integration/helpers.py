@@ -77,6 +77,17 @@ async def eventually(
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
+async def webhook_first(db_url: str, username: str, url: str) -> None:
+    """Give `username` a webhook to `url` ahead of their other channels."""
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await conn.execute(
+            "INSERT INTO contact_channels (user_id, channel, target, position)"
+            " SELECT id, 'webhook', %s, -1 FROM users WHERE username = %s",
+            (url, username),
+        )
+        await conn.commit()
+
+
 async def scalar(db_url: str, query: str, *params: Any) -> Any:
     """One value from the test database."""
     async with await psycopg.AsyncConnection.connect(db_url) as conn:

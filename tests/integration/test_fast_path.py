@@ -8,14 +8,19 @@ import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
 
 from alerts.links import check_ack_token
 from devices.payload import Reading
 from gateway.embedded import EmbeddedBroker
 from simulators.publisher import MqttPublisher
-from tests.integration.helpers import eventually, make_settings, running_service, scalar
+from tests.integration.helpers import (
+    eventually,
+    make_settings,
+    running_service,
+    scalar,
+    webhook_first,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import HttpReceiver
@@ -24,13 +29,7 @@ pytestmark = pytest.mark.integration
 
 
 async def _webhook_first(db_url: str, receiver: HttpReceiver) -> None:
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        await conn.execute(
-            "INSERT INTO contact_channels (user_id, channel, target, position)"
-            " SELECT id, 'webhook', %s, -1 FROM users WHERE username = 'worker-v1'",
-            (receiver.url + "/worker-v1",),
-        )
-        await conn.commit()
+    await webhook_first(db_url, "worker-v1", receiver.url + "/worker-v1")
 
 
 def press(home: str, seq: int) -> Reading:

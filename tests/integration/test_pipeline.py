@@ -20,7 +20,13 @@ from gateway.seed import DEMO_PASSWORD
 from gateway.settings import Settings
 from simulators.home import SimDevice, SimulatedHome
 from simulators.publisher import MqttPublisher
-from tests.integration.helpers import eventually, make_settings, running_service, scalar
+from tests.integration.helpers import (
+    eventually,
+    make_settings,
+    running_service,
+    scalar,
+    webhook_first,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import HttpReceiver, SmtpServer
@@ -252,13 +258,7 @@ async def test_bad_input_is_dead_lettered_and_the_loop_keeps_going(
 async def test_the_urgent_path_in_its_own_process_raises_each_sos_once(
     db_url: str, mosquitto: EmbeddedBroker, http_receiver: HttpReceiver
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        await conn.execute(
-            "INSERT INTO contact_channels (user_id, channel, target, position)"
-            " SELECT id, 'webhook', %s, -1 FROM users WHERE username = 'worker-v1'",
-            (http_receiver.url + "/worker-v1",),
-        )
-        await conn.commit()
+    await webhook_first(db_url, "worker-v1", http_receiver.url + "/worker-v1")
     rest = make_settings(db_url, mosquitto, alerts={"urgent_separate": True})
     async with (
         running_service(rest, ("ingest", "alerts")) as main_svc,

@@ -13,7 +13,13 @@ import pytest
 from devices.payload import Reading
 from gateway.embedded import EmbeddedBroker
 from simulators.publisher import MqttPublisher
-from tests.integration.helpers import eventually, make_settings, running_service, scalar
+from tests.integration.helpers import (
+    eventually,
+    make_settings,
+    running_service,
+    scalar,
+    webhook_first,
+)
 
 if TYPE_CHECKING:
     from tests.conftest import HttpReceiver
@@ -24,13 +30,7 @@ FAST = {"watchdog_s": 0.3, "no_readings_after_s": 1.5, "ingest_stale_after_s": 1
 
 
 async def _operator_webhook(db_url: str, url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(db_url) as conn:
-        await conn.execute(
-            "INSERT INTO contact_channels (user_id, channel, target, position)"
-            " SELECT id, 'webhook', %s, -1 FROM users WHERE username = 'operator'",
-            (url,),
-        )
-        await conn.commit()
+    await webhook_first(db_url, "operator", url)
 
 
 async def test_no_readings_from_anywhere_raises_and_clears(

@@ -72,7 +72,7 @@ def test_a_second_signal_while_the_alert_is_unresolved_is_left_to_the_store() ->
     assert path.take(signal()) is not None
     assert path.take(signal()) is None, "evidence for the open alert, not news"
     assert path.take(signal(kind="smoke", summary="smoke")) is not None, "another kind is news"
-    path.forget("h01", "sos")
+    path.stored("h01", "sos", None)  # resolved
     prepared = path.take(signal())
     assert prepared is not None
     assert prepared.alert.id == 103
