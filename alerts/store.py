@@ -184,6 +184,13 @@ async def raise_signal(
         # Sent together, answered together: the policy (needed if the alert is new) and the
         # alert with its evidence in one statement.
         policy_cur = await _policy_query(conn, signal.home_id, signal.severity, signal.category)
+        # An emergency is almost always new: who its first round reaches (with their
+        # channels) is asked in the same batch, so the round is planned without another wait.
+        contacts_cur = (
+            await send_contacts_query(conn, signal.home_id, now)
+            if alert_id is not None or signal.category is Category.EMERGENCY
+            else None
+        )
         cur = await conn.execute(
             "WITH a AS ("
             " INSERT INTO alerts (id, home_id, kind, category, severity, event_at, summary,"
@@ -241,6 +248,7 @@ async def raise_signal(
                 routing,
                 send_at=now + timedelta(seconds=hold_first_round_s) if hold_first_round_s else None,
                 known=(policy, row[3], signal.home_id),
+                contacts=None if contacts_cur is None else await read_contacts(contacts_cur),
             )
         elif new_evidence:
             await conn.execute(
@@ -348,19 +356,33 @@ def _people(rows: list[Any]) -> list[tuple[int, str]]:
     return [(int(u), str(n)) for u, n in rows]
 
 
-async def _on_duty_query(conn: Conn, home_id: str | None, at: datetime) -> Any:
+# Each person's contact channels in their order, as rows of [channel, target, position]
+# (NULL when none): joined to who is on duty / the family first contact, so a round's
+# recipients are known after one wait instead of two.
+_CHANNELS = sql.SQL(
+    ", (SELECT array_agg(ARRAY[c.channel, c.target, c.position::text] ORDER BY c.position, c.id)"
+    " FROM contact_channels c WHERE c.user_id = u.id)"
+)
+
+
+async def _on_duty_query(
+    conn: Conn, home_id: str | None, at: datetime, channels: bool = False
+) -> Any:
+    extra = _CHANNELS if channels else sql.SQL("")
     if home_id is None:
         return await conn.execute(
-            "SELECT DISTINCT CASE WHEN u.role = 'operator' THEN 'operator' ELSE 'district' END,"
-            " u.id, u.display_name FROM duty_shifts d JOIN users u ON u.id = d.user_id"
-            " JOIN regions r ON r.id = d.region_id"
-            " WHERE d.starts_at <= %(at)s AND d.ends_at > %(at)s"
-            " AND (u.role = 'operator' OR (r.tier = 'district' AND u.role = 'district_staff'))"
-            " ORDER BY 1, 2",
+            sql.SQL(
+                "SELECT DISTINCT CASE WHEN u.role = 'operator' THEN 'operator' ELSE 'district'"
+                " END, u.id, u.display_name{extra} FROM duty_shifts d"
+                " JOIN users u ON u.id = d.user_id JOIN regions r ON r.id = d.region_id"
+                " WHERE d.starts_at <= %(at)s AND d.ends_at > %(at)s"
+                " AND (u.role = 'operator' OR (r.tier = 'district' AND u.role = 'district_staff'))"
+                " ORDER BY 1, 2"
+            ).format(extra=extra),
             {"at": at},
         )
     return await conn.execute(
-        """
+        sql.SQL("""
         WITH RECURSIVE anc(id, tier, parent_id) AS (
             SELECT r.id, r.tier, r.parent_id FROM regions r JOIN homes h ON h.village_id = r.id
             WHERE h.id = %(home)s
@@ -368,7 +390,7 @@ async def _on_duty_query(conn: Conn, home_id: str | None, at: datetime) -> Any:
             SELECT r.id, r.tier, r.parent_id FROM regions r JOIN anc ON r.id = anc.parent_id
         )
         SELECT DISTINCT CASE WHEN u.role = 'operator' THEN 'operator' ELSE anc.tier END AS tier,
-               u.id, u.display_name
+               u.id, u.display_name{extra}
         FROM duty_shifts d JOIN users u ON u.id = d.user_id JOIN anc ON anc.id = d.region_id
         WHERE d.starts_at <= %(at)s AND d.ends_at > %(at)s
           AND (u.role = 'operator'
@@ -376,18 +398,57 @@ async def _on_duty_query(conn: Conn, home_id: str | None, at: datetime) -> Any:
                OR (anc.tier = 'town' AND u.role = 'town_staff')
                OR (anc.tier = 'district' AND u.role = 'district_staff'))
         ORDER BY 1, 2
-        """,
+        """).format(extra=extra),
         {"home": home_id, "at": at},
     )
 
 
-async def _family_query(conn: Conn, home_id: str) -> Any:
+async def _family_query(conn: Conn, home_id: str, channels: bool = False) -> Any:
     return await conn.execute(
-        "SELECT u.id, u.display_name FROM family_links f JOIN users u ON u.id = f.user_id"
-        " JOIN elders e ON e.id = f.elder_id WHERE e.home_id = %s AND f.first_contact"
-        " ORDER BY u.id",
+        sql.SQL(
+            "SELECT u.id, u.display_name{extra} FROM family_links f"
+            " JOIN users u ON u.id = f.user_id JOIN elders e ON e.id = f.elder_id"
+            " WHERE e.home_id = %s AND f.first_contact ORDER BY u.id"
+        ).format(extra=_CHANNELS if channels else sql.SQL("")),
         (home_id,),
     )
+
+
+@dataclass(slots=True)
+class Contacts:
+    """Who a home's alert can reach at one instant, read once: everyone on duty for it (all
+    tiers) and the family first contacts, each with their channels in order."""
+
+    duty: dict[str, list[tuple[int, str]]]
+    family: list[tuple[int, str]]
+    channels: dict[int, list[tuple[str, str, int]]]
+
+
+async def send_contacts_query(conn: Conn, home_id: str, at: datetime) -> tuple[Any, Any]:
+    """Send (in pipeline mode, without waiting) the queries `read_contacts` reads."""
+    return (
+        await _on_duty_query(conn, home_id, at, channels=True),
+        await _family_query(conn, home_id, channels=True),
+    )
+
+
+async def read_contacts(cursors: tuple[Any, Any]) -> Contacts:
+    """The answer to `send_contacts_query`."""
+    duty_cur, family_cur = cursors
+    duty: dict[str, list[tuple[int, str]]] = {}
+    channels: dict[int, list[tuple[str, str, int]]] = {}
+
+    def keep(uid: int, listed: list[list[str]] | None) -> None:
+        channels[uid] = [(str(c), str(t), int(p)) for c, t, p in listed or []]
+
+    for tier, uid, name, listed in await duty_cur.fetchall():
+        duty.setdefault(str(tier), []).append((int(uid), str(name)))
+        keep(int(uid), listed)
+    family = []
+    for uid, name, listed in await family_cur.fetchall():
+        family.append((int(uid), str(name)))
+        keep(int(uid), listed)
+    return Contacts(duty, family, channels)
 
 
 async def _channels_of(conn: Conn, user_ids: list[int]) -> dict[int, list[tuple[str, str, int]]]:
@@ -416,11 +477,14 @@ async def recipients(
     at: datetime,
     usable: frozenset[str],
     home: str | _Unknown | None = UNKNOWN,
+    contacts: Contacts | None = None,
 ) -> tuple[list[Recipient], dict[str, list[int]], list[int]]:
     """Who a round reaches: for each tier, the people on duty (or the family first contact),
     each over their first usable channel. Returns (recipients, tier -> reachable user ids,
     user ids skipped because none of their channels is usable). `home`: the alert's home,
-    when the caller knows it."""
+    when the caller knows it; `contacts`: the home's contacts at `at`, when already read."""
+    if contacts is not None:
+        return _reach(tiers, contacts, usable)
     if isinstance(home, _Unknown):
         cur = await conn.execute("SELECT home_id FROM alerts WHERE id = %s", (alert_id,))
         row = await cur.fetchone()
@@ -439,7 +503,14 @@ async def recipients(
     for tier in tiers:
         people[tier] = family if tier == "family" else duty.get(tier, [])
     ids = sorted({uid for members in people.values() for uid, _ in members})
-    channels = await _channels_of(conn, ids)
+    return _reach(tiers, Contacts(duty, family, await _channels_of(conn, ids)), usable)
+
+
+def _reach(
+    tiers: tuple[str, ...], contacts: Contacts, usable: frozenset[str]
+) -> tuple[list[Recipient], dict[str, list[int]], list[int]]:
+    people = {t: contacts.family if t == "family" else contacts.duty.get(t, []) for t in tiers}
+    channels = contacts.channels
     found: list[Recipient] = []
     reachable: dict[str, list[int]] = {t: [] for t in tiers}
     skipped: list[int] = []
@@ -484,9 +555,12 @@ async def plan_round(
     routing: Routing,
     send_at: datetime | None = None,
     known: tuple[Policy, datetime, str | None] | None = None,
+    contacts: Contacts | None = None,
 ) -> int:
     """Queue one round of notifications (due `due_at`) by the alert's policy snapshot and set
-    the timer for the next round; returns how many notifications were queued.
+    the timer for the next round; returns how many notifications were queued. (`known`: the
+    alert's policy, opening time and home; `contacts`: its home's contacts at `due_at`, when
+    the caller has them.)
 
     When no staff member of the round can be reached (nobody on duty, or no usable channel),
     the next step's tiers are added at once; every such skip is an audit row."""
@@ -501,7 +575,7 @@ async def plan_round(
     probe = offset
     while True:
         found, reachable, skipped = await recipients(
-            conn, alert_id, tuple(tiers), due_at, routing.channels, home
+            conn, alert_id, tuple(tiers), due_at, routing.channels, home, contacts
         )
         staff = [uid for t, ids in reachable.items() if t != "family" for uid in ids]
         later = [s for s in policy.steps if s.after_s > probe + 1e-6]

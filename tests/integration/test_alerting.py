@@ -469,3 +469,44 @@ async def test_rota_gaps_and_edits(pool: AsyncConnectionPool[Any], db_url: str) 
         assert set(duty) == {"village", "town", "district", "operator"}
         assert await rota.remove_shift(conn, shift)
         assert not await rota.remove_shift(conn, shift)
+
+
+async def test_contacts_read_with_the_alert_reach_the_same_people_as_the_round_query(
+    pool: AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """An emergency's first round is planned from contacts asked in the alert's own batch
+    (channels joined in): the same recipients, tiers and skips as the round's own queries."""
+    worker = await user_id(db_url, "worker-v1")
+    async with pool.connection() as conn:
+        # A second channel placed before the first, and a town member with no channel left.
+        await conn.execute(
+            "INSERT INTO contact_channels (user_id, channel, target, position)"
+            " VALUES (%s, 'webhook', 'http://127.0.0.1:9/first', -5)",
+            (worker,),
+        )
+        await conn.execute(
+            "DELETE FROM contact_channels WHERE user_id IN"
+            " (SELECT id FROM users WHERE username = 'town-t1')"
+        )
+        await conn.commit()
+        now = start_time()
+        all_tiers = ("village", "family", "town", "district", "operator")
+        read = {}
+        for home in ("h01", "h02"):
+            async with conn.pipeline():
+                contacts = read[home] = await store.read_contacts(
+                    await store.send_contacts_query(conn, home, now)
+                )
+            for usable in (frozenset({"email", "webhook"}), frozenset({"email"})):
+                for k in range(1, len(all_tiers) + 1):
+                    tiers = all_tiers[:k]
+                    asked = await store.recipients(conn, 0, tiers, now, usable, home)
+                    given = await store.recipients(conn, 0, tiers, now, usable, home, contacts)
+                    assert given == asked, (home, tiers, usable)
+        await conn.rollback()
+    found, _, skipped = await store.recipients(
+        conn, 0, all_tiers, now, frozenset({"email", "webhook"}), "h01", read["h01"]
+    )
+    first = {r.user_id: (r.channel, r.target) for r in found}
+    assert first[worker] == ("webhook", "http://127.0.0.1:9/first")
+    assert await user_id(db_url, "town-t1") in skipped
