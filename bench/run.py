@@ -495,7 +495,7 @@ def sos_latency(
             alert_processes(dsn, broker, logdir) as procs,
             ingest_workers(dsn, broker, workers, logdir) as ingest,
         ):
-            _prioritise(urgent=procs[1], bulk=[*ingest], broker=broker.pid)
+            _prioritise(urgent=procs[1], bulk=[procs[0], *ingest], broker=broker.pid)
             background = _paced_load(broker.port, load * sustained, stop) if load else None
             time.sleep(2.0)
             # The presses come from a process of their own, as a device would: in this one
