@@ -305,6 +305,8 @@ def _receive(port: int, out: Path, dsn: str, commits: Path) -> None:
     it down, as an external system would not be), and note when each alert's commit became
     visible (the store's pg_notify is delivered at commit)."""
     _Receiver.out = out
+    if os.geteuid() == 0:
+        os.nice(-10)  # before its threads start: they inherit it
 
     def listen() -> None:
         from alerts.store import NOTIFY_CHANNEL
@@ -474,8 +476,7 @@ def sos_latency(
     if os.geteuid() == 0 and receiver.pid is not None:
         # It stands in for a service on another machine: its share of these 2 cores is not
         # ours to count against the notification path.
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(receiver.pid).nice(-10)
+        _renice(receiver.pid, -10)  # and again for any thread it started already
     hook = f"http://127.0.0.1:{receiver_port}/hook"
     with psycopg.connect(dsn) as conn:
         # This run's receiver, first in line (an earlier run's receiver is gone: a stale
@@ -599,17 +600,25 @@ def _prioritise(
     if os.geteuid() != 0:
         console.print("[yellow]not root: the emergency path runs without CPU priority[/yellow]")
         return
-    with contextlib.suppress(psutil.Error):
-        psutil.Process(urgent.pid).nice(-10)
-        if broker is not None:
-            psutil.Process(broker).nice(-5)
-        for proc in bulk:
-            psutil.Process(proc.pid).nice(10)
+    _renice(urgent.pid, -10)
+    if broker is not None:
+        _renice(broker, -5)
+    for proc in bulk:
+        _renice(proc.pid, 10)
     if db is not None:
-        postmaster = psutil.Process(db)
-        for backend in [postmaster, *postmaster.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                backend.nice(-5)
+        with contextlib.suppress(psutil.Error):
+            for backend in [db, *(p.pid for p in psutil.Process(db).children(recursive=True))]:
+                _renice(backend, -5)
+
+
+def _renice(pid: int, nice: int) -> None:
+    """Set the nice value of every thread of `pid`, as systemd's `Nice=` does by starting the
+    process with it. (Linux keeps a nice value per thread: setting the process's changes only
+    its main thread, and paho's network thread, started earlier, would keep its own.)"""
+    with contextlib.suppress(psutil.Error):
+        for thread in psutil.Process(pid).threads():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.setpriority(os.PRIO_PROCESS, thread.id, nice)
 
 
 def _sos_count(dsn: str, first_home: int) -> int:
