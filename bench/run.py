@@ -461,11 +461,9 @@ def sos_latency(
     load: float = 0.8,
     first_home: int = 1,
     label: str = "",
-    db_pid: int | None = None,
 ) -> list[Figure]:
     """SOS publish -> alert committed -> first notification handed over, while background
-    readings run at `load` x our sustained ingest rate. `db_pid`: the PostgreSQL postmaster,
-    to be given the broker's CPU priority (see `--db-priority`)."""
+    readings run at `load` x our sustained ingest rate."""
     receiver_port = free_port()
     arrivals_file = logdir / f"arrivals-{first_home}.txt"
     commits_file = logdir / f"commits-{first_home}.txt"
@@ -498,7 +496,7 @@ def sos_latency(
             alert_processes(dsn, broker, logdir) as procs,
             ingest_workers(dsn, broker, workers, logdir) as ingest,
         ):
-            _prioritise(urgent=procs[1], bulk=[procs[0], *ingest], broker=broker.pid, db=db_pid)
+            _prioritise(urgent=procs[1], bulk=[procs[0], *ingest], broker=broker.pid)
             background = _paced_load(broker.port, load * sustained, stop) if load else None
             time.sleep(2.0)
             # The presses come from a process of their own, as a device would: in this one
@@ -588,15 +586,10 @@ def sos_latency(
 
 
 def _prioritise(
-    urgent: subprocess.Popen[bytes],
-    bulk: list[subprocess.Popen[bytes]],
-    broker: int | None,
-    db: int | None = None,
+    urgent: subprocess.Popen[bytes], bulk: list[subprocess.Popen[bytes]], broker: int | None
 ) -> None:
     """CPU priorities as docs/operations.md tells an operator to set them (systemd `Nice=`):
-    the emergency path first, bulk ingest and full-stream detection last; with `db` (the
-    postmaster) PostgreSQL too, at the broker's priority (its backends are forked from the
-    postmaster and inherit it; those already running are set here). Needs root."""
+    the emergency path first, bulk ingest and full-stream detection last. Needs root."""
     if os.geteuid() != 0:
         console.print("[yellow]not root: the emergency path runs without CPU priority[/yellow]")
         return
@@ -605,10 +598,6 @@ def _prioritise(
         _renice(broker, -5)
     for proc in bulk:
         _renice(proc.pid, 10)
-    if db is not None:
-        with contextlib.suppress(psutil.Error):
-            for backend in [db, *(p.pid for p in psutil.Process(db).children(recursive=True))]:
-                _renice(backend, -5)
 
 
 def _renice(pid: int, nice: int) -> None:
@@ -811,11 +800,6 @@ def main() -> None:
     )
     parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory")
     parser.add_argument(
-        "--db-priority",
-        action="store_true",
-        help="in the SOS phases, give PostgreSQL the broker's CPU priority (nice -5; needs root)",
-    )
-    parser.add_argument(
         "--broker-config",
         default="",
         help="extra Mosquitto configuration lines separated by ';' (e.g. 'autosave_interval 60')",
@@ -869,16 +853,7 @@ def main() -> None:
                     (0.8, ours.value, 1 + 2 * n, "of the ingest-only rate"),
                 ):
                     figures += sos_latency(
-                        dsn,
-                        broker,
-                        args.workers,
-                        rate,
-                        n,
-                        logdir,
-                        load,
-                        first,
-                        label,
-                        pg.pid if args.db_priority else None,
+                        dsn, broker, args.workers, rate, n, logdir, load, first, label
                     )
             if "rss" in only:
                 figures.append(service_rss(pg, broker, args.homes, 30.0, 400.0, logdir))

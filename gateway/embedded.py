@@ -412,11 +412,6 @@ class EmbeddedPostgres:
                 f"cannot read the port from {self.data_dir}/postmaster.pid"
             ) from None
 
-    @property
-    def pid(self) -> int | None:
-        """Pid of the postmaster while it runs."""
-        return self._running_pid()
-
     def _running_pid(self) -> int | None:
         """Pid of a live postmaster on this data dir; removes a stale postmaster.pid."""
         lines = self._pidfile_lines()
