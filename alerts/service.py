@@ -363,24 +363,29 @@ class AlertService:
         if self._urgent is None:
             return
         self.refresh_urgent()
+        keeper = asyncio.create_task(self._keep_registry(), name="alerts-urgent-registry")
+        try:
+            while True:
+                msg = await self._urgent.messages.get()
+                # Each device's messages in order (a cancel after its press), devices side by
+                # side: one home's alert waiting on a slow store does not hold up another's.
+                await self._urgent_slots.acquire()
+                task = asyncio.create_task(self._handle_urgent(msg), name="alerts-urgent-message")
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+        finally:
+            keeper.cancel()
+
+    async def _keep_registry(self) -> None:
+        """The urgent path's registry check, on its own timer, never in front of a message
+        (a message from a device not in the copy still triggers one, in `handle`)."""
         while True:
-            try:
-                msg = await asyncio.wait_for(self._urgent.messages.get(), self._settings.poll_s * 5)
-            except TimeoutError:
-                if await self._cache.maybe_refresh():
-                    self.refresh_urgent()
-                continue
+            await asyncio.sleep(self._settings.poll_s * 5)
             try:
                 if await self._cache.maybe_refresh():
                     self.refresh_urgent()
             except Exception:
                 log.exception("registry refresh failed on the urgent path")
-            # Each device's messages in order (a cancel after its press), devices side by
-            # side: one home's alert waiting on a slow store does not hold up another's.
-            await self._urgent_slots.acquire()
-            task = asyncio.create_task(self._handle_urgent(msg), name="alerts-urgent-message")
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
 
     async def _handle_urgent(self, msg: Message) -> None:
         entry = self._device_locks.setdefault(msg.topic, (asyncio.Lock(), [0]))

@@ -177,6 +177,15 @@ async def serve(
             async with pool.connection(timeout=2.0) as conn:
                 return await ingest_store.load_registry(conn)
 
+        async def registry_version() -> int:
+            async with pool.connection(timeout=2.0) as conn:
+                return await ingest_store.registry_version(conn)
+
+        def registry_cache() -> RegistryCache:
+            return RegistryCache(
+                load_registry, settings.ingest.registry_refresh_s, version=registry_version
+            )
+
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=10.0))
         tasks: list[tuple[str, Awaitable[None]]] = []
         server: _Server | None = None
@@ -190,7 +199,7 @@ async def serve(
                 settings.ingest,
                 dsn,
                 sub,
-                RegistryCache(load_registry, settings.ingest.registry_refresh_s),
+                registry_cache(),
                 IngestMetrics(metrics),
             )
             tasks += [
@@ -225,7 +234,7 @@ async def serve(
                     Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
                 )
                 running.subscribers["alerts"] = stream
-            alerts_cache = RegistryCache(load_registry, settings.ingest.registry_refresh_s)
+            alerts_cache = registry_cache()
             await alerts_cache.refresh()
             urgent: Subscriber | None = None
             if urgent_here:

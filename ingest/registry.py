@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 class RegistryCache:
     """Holds the latest registry snapshot and reloads it periodically or on a miss.
 
-    A miss (unknown device) triggers a reload at most once per `miss_interval_s`, so a flood
-    of messages from unknown devices cannot turn into a flood of queries.
+    A miss (unknown device) triggers a check at most once per `miss_interval_s`, so a flood
+    of messages from unknown devices cannot turn into a flood of queries. With `version`
+    (the registry's version number in the database), a check asks for that number and
+    reloads only when it changed.
     """
 
     def __init__(
@@ -23,24 +25,42 @@ class RegistryCache:
         load: Callable[[], Awaitable[Registry]],
         refresh_s: float = 30.0,
         miss_interval_s: float = 2.0,
+        version: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self._load = load
+        self._version = version
         self._refresh_s = refresh_s
         self._miss_interval_s = miss_interval_s
         self.current = Registry()
+        self.loaded_version: int | None = None
         self._loaded_at = float("-inf")
 
     async def refresh(self) -> Registry:
         """Reload now."""
+        # The version is read first: a change committed between the two reads is in the
+        # load, and the next check sees a newer version and reloads once more (never less).
+        version = None if self._version is None else await self._version()
         self.current = await self._load()
+        self.loaded_version = version
         self._loaded_at = time.monotonic()
         return self.current
 
+    async def _changed(self) -> bool:
+        if self._version is None or self.loaded_version is None:
+            return True
+        if await self._version() != self.loaded_version:
+            return True
+        self._loaded_at = time.monotonic()
+        return False
+
     async def maybe_refresh(self, miss: bool = False) -> bool:
-        """Reload when the snapshot is old, or after a miss when allowed; True if reloaded."""
+        """Reload when the snapshot is old, or after a miss when allowed (and, with a
+        version, only if the registry changed since); True if reloaded."""
         age = time.monotonic() - self._loaded_at
         if age >= self._refresh_s or (miss and age >= self._miss_interval_s):
             try:
+                if not await self._changed():
+                    return False
                 await self.refresh()
             except Exception as exc:
                 # Keep the previous snapshot and wait a full interval before trying again, so

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -50,10 +51,24 @@ class Gap:
     before_seq: int
 
 
-async def load_registry(conn: Conn) -> Registry:
-    """Every registered device."""
-    cur = await conn.execute("SELECT id, home_id, kind FROM devices")
-    return Registry(DeviceRecord(str(i), str(h), str(k)) for i, h, k in await cur.fetchall())
+async def registry_version(conn: Conn) -> int:
+    """The device registry's version: bumped by every statement that changes `devices`."""
+    cur = await conn.execute("SELECT version FROM registry_version")
+    row = await cur.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def load_registry(conn: Conn, chunk: int = 1000) -> Registry:
+    """Every registered device, fetched `chunk` rows at a time through a server-side cursor
+    so the event loop runs between chunks: 70 000 devices read in one go held it for
+    70-200 ms (receiving and converting the rows), and an SOS arriving then waited."""
+    records: list[DeviceRecord] = []
+    async with conn.transaction(), conn.cursor(name="eldercare_registry") as cur:
+        await cur.execute("SELECT id, home_id, kind FROM devices")
+        while rows := await cur.fetchmany(chunk):
+            records += [DeviceRecord(str(i), str(h), str(k)) for i, h, k in rows]
+            await asyncio.sleep(0)
+    return Registry(records)
 
 
 async def prepare_writer(conn: Conn) -> None:

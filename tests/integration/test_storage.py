@@ -51,3 +51,29 @@ async def test_a_reading_outside_the_partitions_is_still_stored(db_url: str) -> 
         await conn.commit()
         cur = await conn.execute("SELECT value FROM readings WHERE ts = %s", (old,))
         assert (await cur.fetchone()) == (20.5,)
+
+
+async def test_every_change_to_the_devices_bumps_the_registry_version(db_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        before = await store.registry_version(conn)
+        devices = len(await store.load_registry(conn))
+        # Read in chunks smaller than the table: nothing lost at the chunk edges.
+        assert len(await store.load_registry(conn, chunk=3)) == devices > 6
+        await conn.execute(
+            "INSERT INTO devices (id, home_id, kind) VALUES ('h01-sos-2', 'h01', 'sos_button'),"
+            " ('h01-sos-3', 'h01', 'sos_button')"
+        )
+        one_statement = await store.registry_version(conn)
+        assert one_statement == before + 1  # per statement, not per row
+        assert (await store.load_registry(conn, chunk=3)).get("h01-sos-2") is not None
+        await conn.execute("UPDATE devices SET label = 'by the bed' WHERE id = 'h01-sos-2'")
+        assert await store.registry_version(conn) == before + 2
+        await conn.execute("DELETE FROM devices WHERE id IN ('h01-sos-2', 'h01-sos-3')")
+        assert await store.registry_version(conn) == before + 3
+        # A statement that changes nothing still counts: a spurious reload, never a missed one.
+        await conn.execute("DELETE FROM devices WHERE id = 'no-such-device'")
+        assert await store.registry_version(conn) == before + 4
+        # Rolled back: no change to the devices, none to the version.
+        async with conn.transaction(force_rollback=True):
+            await conn.execute("DELETE FROM devices WHERE id = 'h01-sos-2'")
+        assert await store.registry_version(conn) == before + 4
