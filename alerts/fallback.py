@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -46,9 +46,9 @@ ORDER BY p.home_id, p.user_id, c.position, c.id
 """
 
 
-@dataclass(slots=True, frozen=True)
-class Contact:
-    """One person at one channel, as cached."""
+class Contact(msgspec.Struct, frozen=True, gc=False):
+    """One person at one channel, as cached. (Untracked by the cyclic GC, as
+    `devices.registry.DeviceRecord` and for the same reason: only strings and numbers.)"""
 
     user_id: int
     channel: str
@@ -56,9 +56,9 @@ class Contact:
     role: str = ""
 
 
-@dataclass(slots=True, frozen=True)
-class HomeContacts:
-    """Who to tell about an emergency in one home, and how to name it."""
+class HomeContacts(msgspec.Struct, frozen=True, gc=False):
+    """Who to tell about an emergency in one home, and how to name it. (Untracked too: its
+    tuple of contacts holds only untracked structs.)"""
 
     elder_name: str | None
     village: str | None
@@ -113,13 +113,20 @@ class EmergencyFallback:
 
     async def refresh(self) -> int:
         """Reload the contacts; returns how many homes have someone to tell."""
-        async with self._pool.connection(timeout=10) as conn:
-            cur = await conn.execute(_QUERY, {"at": self._clock()})
-            rows = await cur.fetchall()
         collected: dict[str, tuple[str | None, str | None, list[Contact]]] = {}
-        for home_id, user_id, channel, target, elder, village, role in rows:
-            entry = collected.setdefault(home_id, (elder, village, []))
-            entry[2].append(Contact(int(user_id), str(channel), str(target), str(role)))
+        # Through a server-side cursor, a chunk at a time, letting the event loop run between
+        # chunks: in the urgent process an SOS must not wait behind tens of thousands of rows.
+        async with (
+            self._pool.connection(timeout=10) as conn,
+            conn.transaction(),
+            conn.cursor(name="eldercare_fallback") as cur,
+        ):
+            await cur.execute(_QUERY, {"at": self._clock()})
+            while rows := await cur.fetchmany(1000):
+                for home_id, user_id, channel, target, elder, village, role in rows:
+                    entry = collected.setdefault(home_id, (elder, village, []))
+                    entry[2].append(Contact(int(user_id), str(channel), str(target), str(role)))
+                await asyncio.sleep(0)
         self._homes = {h: HomeContacts(e, v, tuple(c)) for h, (e, v, c) in collected.items()}
         self.refreshed_at = self._clock()
         return len(self._homes)

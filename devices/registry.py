@@ -6,13 +6,15 @@ Loading it from the database is the ingest package's job; here it is only data.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
+import msgspec
 
-@dataclass(slots=True, frozen=True)
-class DeviceRecord:
-    """One registered device."""
+
+class DeviceRecord(msgspec.Struct, frozen=True, gc=False):
+    """One registered device. (Not tracked by Python's cyclic GC: it holds only strings, so
+    it can be in no cycle, and 70 000 of them made every full collection of a process
+    that holds the registry take 20-100 ms, a pause of its event loop.)"""
 
     device_id: str
     home_id: str
