@@ -667,8 +667,11 @@ def detector_tick(homes: int = 10_000) -> Figure:
     )
 
 
-def _bulk_homes(dsn: str, homes: int) -> int:
-    """`homes` homes with an elder and the demo's 7 devices each, by COPY; returns devices."""
+def _bulk_homes(dsn: str, homes: int, contacts: bool = False) -> int:
+    """`homes` homes with an elder and the demo's 7 devices each, by COPY; returns devices.
+    With `contacts`, each elder also has a family first contact with an email address, and
+    a village worker with two channels is on duty for all of them (so the emergency contacts
+    the urgent process keeps cover every home)."""
     from gateway.seed import DEVICE_KINDS
 
     with psycopg.connect(dsn) as conn:
@@ -688,6 +691,35 @@ def _bulk_homes(dsn: str, homes: int) -> int:
                 for i in range(homes):
                     for suffix, kind, room in DEVICE_KINDS:
                         copy.write_row((f"b{i:05d}-{suffix}", f"b{i:05d}", kind, room))
+        if contacts:
+            # Nobody signs in as these users ("!" is no password hash).
+            conn.execute(
+                "INSERT INTO users (username, display_name, role, password_hash, region_id)"
+                " VALUES ('bench-worker', 'Bench worker', 'village_worker', '!', 'bv')"
+            )
+            conn.execute(
+                "INSERT INTO duty_shifts (user_id, region_id, starts_at, ends_at)"
+                " SELECT id, 'bv', now() - interval '1 hour', now() + interval '2 days'"
+                " FROM users WHERE username = 'bench-worker'"
+            )
+            conn.execute(
+                "INSERT INTO users (username, display_name, role, password_hash)"
+                " SELECT 'bench-family-' || i, 'Family ' || i, 'family', '!'"
+                " FROM generate_series(0, %s - 1) i",
+                (homes,),
+            )
+            conn.execute(
+                "INSERT INTO family_links (user_id, elder_id, first_contact)"
+                " SELECT id, 'be' || lpad(substr(username, 14), 5, '0'), true FROM users"
+                " WHERE username LIKE 'bench-family-%%'"
+            )
+            conn.execute(
+                "INSERT INTO contact_channels (user_id, channel, target, position)"
+                " SELECT id, 'email', username || '@bench.invalid', 1 FROM users"
+                " WHERE username LIKE 'bench-%%'"
+                " UNION ALL SELECT id, 'webhook', 'http://127.0.0.1:9/bench', 2 FROM users"
+                " WHERE username = 'bench-worker'"
+            )
         conn.commit()
     return homes * len(DEVICE_KINDS)
 
@@ -851,6 +883,10 @@ def main() -> None:
                 whole = service_sustained(dsn, broker, per_publisher, args.workers, logdir)
                 whole.baseline, whole.ratio = raw_mq.name, whole.value / raw_mq.value
                 figures.append(whole)
+                # The SOS phases run with the registry, the emergency contacts and the urgent
+                # subscriptions of a full-size deployment (the load still comes from HOMES).
+                more = _bulk_homes(dsn, args.homes, contacts=True)
+                console.print(f"SOS phases: {args.homes} more homes registered ({more} devices)")
                 n = min(args.sos, HOMES // 3)
                 for load, rate, first, label in (
                     (0.0, whole.value, 1, ""),
