@@ -220,6 +220,11 @@ class LearnedDetector:
         warm = now is not None and self._learned_days(h, now) >= r.warmup_days
         if not warm:
             thr[[HOME, SEATED]] = np.maximum(thr[[HOME, SEATED]], r.default_home_s)
+            if self._homes[h].covered:  # not seated, and every room would see the elder move
+                day = slice(r.night_end_hour, r.night_start_hour)  # daytime hours only
+                thr[HOME, day] = np.maximum(
+                    smeared[HOME, day] * r.factor + r.margin_s, r.default_covered_s
+                )
             thr[ASLEEP] = np.maximum(thr[ASLEEP], r.default_asleep_s)
         thr[OUT] = np.inf  # out of home: no inactivity alert (night wandering covers it)
         self.thresholds[h] = thr

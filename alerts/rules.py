@@ -39,6 +39,9 @@ class InactivityRule:
     seat_cap_s: float = 12 * HOUR
     default_home_s: float = 6 * HOUR
     default_asleep_s: float = 12 * HOUR
+    # Before `warmup_days`, by day (`night_end_hour` to `night_start_hour`), in a home with a
+    # motion sensor in every room, not seated: the elder cannot be sitting out of sight.
+    default_covered_s: float = 3 * HOUR
     warmup_days: float = 4.0
     learn_cap_home_s: float = 16 * HOUR
     learn_cap_asleep_s: float = 20 * HOUR
@@ -54,7 +57,7 @@ class InactivityRule:
     morning_end_hour: int = 14
     door_episode_s: float = 2 * MINUTE
     return_window_s: float = 15 * MINUTE
-    return_events: int = 10
+    return_events: int = 6
     release_lag_s: float = 2 * MINUTE
     # Where the silence began: a silence at home (not seated, not asleep, not out) is also
     # judged against the longest one that began in the same room (the room of the last

@@ -195,3 +195,20 @@ def test_a_flagged_night_that_ended_by_the_usual_wake_up_is_learned() -> None:
     e = LearnedDetector(COVERED, old)
     again = run_offline(e, routine_with_night_toilet(11, 8), tail=timedelta(0))
     assert [(s.kind, s.event_at.day) for s in again] == [("inactivity", 14), ("inactivity", 15)]
+
+
+def test_first_days_by_day_a_fully_covered_home_waits_3_h_not_6() -> None:
+    """Before anything is learned: 6 h in general, but 3 h by day where every room has a
+    motion sensor and the elder is not seated; in the evening still 6 h."""
+    morning = T0 + timedelta(hours=3)  # 10:00 on the first day
+    d = LearnedDetector(COVERED)
+    assert _still_after(d, "pir-kit", morning, 179) == []
+    [s] = d.advance(morning + timedelta(hours=3, minutes=1))
+    assert (s.kind, s.evidence["expected_max_s"]) == ("inactivity", 3 * 3600)
+    evening = T0 + timedelta(hours=14)  # 21:00
+    e = LearnedDetector(COVERED)
+    assert _still_after(e, "pir-liv", evening, 5 * 60) == []
+    study = Layout([*_CORE, PlacedDevice("chair", H, "chair_mat", "study")])
+    f = LearnedDetector(study)
+    assert _still_after(f, "pir-kit", morning, 5 * 60) == []
+    assert [x.kind for x in f.advance(morning + timedelta(hours=6, minutes=1))] == ["inactivity"]
