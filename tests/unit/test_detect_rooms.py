@@ -212,3 +212,25 @@ def test_first_days_by_day_a_fully_covered_home_waits_3_h_not_6() -> None:
     f = LearnedDetector(study)
     assert _still_after(f, "pir-kit", morning, 5 * 60) == []
     assert [x.kind for x in f.advance(morning + timedelta(hours=6, minutes=1))] == ["inactivity"]
+
+
+def test_a_visitor_leaving_then_six_events_inside_is_the_elder_at_home() -> None:
+    """The entry door as a visitor leaves; the elder stays and makes six PIR events in six
+    minutes (a slow elder doing chores), then collapses: back home, so inactivity is armed.
+    With the former ten events the elder stayed 'out' and the collapse was never flagged."""
+    t = T0 + timedelta(hours=3)  # 10:00 on the first day
+    stream = [motion(t), r("door", "door_contact", "open", 1.0, t + timedelta(minutes=1))]
+    stream.append(r("door", "door_contact", "open", 0.0, t + timedelta(minutes=1, seconds=8)))
+    for k in range(3):
+        at = t + timedelta(minutes=3 + 2 * k)
+        stream += [motion(at), motion(at + timedelta(seconds=20), value=0.0)]
+    last = stream[-1].ts
+    rules = Rules()
+    ten = replace(rules, inactivity=replace(rules.inactivity, return_events=10))
+    for detector, expected in (
+        (LearnedDetector(COVERED), ["inactivity"]),
+        (LearnedDetector(COVERED, ten), []),
+    ):
+        signals = run_offline(detector, stream, tail=timedelta(hours=3, minutes=2))
+        assert [s.kind for s in signals] == expected
+        assert all(s.event_at - last <= timedelta(hours=3, minutes=1) for s in signals)
