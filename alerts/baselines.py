@@ -51,6 +51,7 @@ async def save(conn: AsyncConnection[Any], baselines: list[Baseline]) -> int:
                     "daily_days": b.daily_days,
                     "wake_h": None if math.isnan(b.wake_h) else b.wake_h,
                     "seat_s": b.seat_s,
+                    "rooms": b.rooms,
                 }
                 await copy.write_row((b.home_id, msgspec.json.encode(state).decode()))
         cur = await conn.execute(
@@ -82,6 +83,7 @@ async def load(conn: AsyncConnection[Any]) -> list[Baseline]:
                 daily_days=int(state["daily_days"]),
                 wake_h=math.nan if state.get("wake_h") is None else float(state["wake_h"]),
                 seat_s=float(state.get("seat_s", 0.0)),
+                rooms={k: [float(x) for x in v] for k, v in state.get("rooms", {}).items()},
             )
         )
     return out

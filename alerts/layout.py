@@ -47,6 +47,8 @@ _KIND_ROLES: dict[str, Role] = {
     "power_meter": Role.POWER,
     "power_plug": Role.POWER,
 }
+_MOTION_KINDS = frozenset({"pir_motion", "motion", "radar"})
+_SOS_KINDS = frozenset({"sos_button", "sos_pendant"})
 _ENTRY_ROOMS = frozenset({"entrance", "entry", "front door", "hall", "hallway"})
 _BEDROOMS = frozenset({"bedroom"})
 _BATHROOMS = frozenset({"bathroom", "toilet", "wc", "washroom"})
@@ -100,7 +102,9 @@ class Layout:
         timezones: dict[str, str] | None = None,
         default_tz: str = "UTC",
     ) -> None:
-        self._devices = {d.device_id: classify(d.kind, d.room, d.entry) for d in devices}
+        placed = list(devices)
+        self._devices = {d.device_id: classify(d.kind, d.room, d.entry) for d in placed}
+        self._covered = _motion_covered(placed, self._devices)
         self._tz = {h: ZoneInfo(tz) for h, tz in (timezones or {}).items()}
         self._default_tz = ZoneInfo(default_tz)
 
@@ -112,6 +116,25 @@ class Layout:
             self._devices[device_id] = info
         return info
 
+    def motion_covered(self, home_id: str) -> bool:
+        """Whether every room where the home's activity devices are also has a motion
+        sensor (PIR or radar): the elder cannot leave a room unseen."""
+        return self._covered.get(home_id, False)
+
     def tz(self, home_id: str) -> ZoneInfo:
         """The home's time zone (local hours drive the per-slot baselines)."""
         return self._tz.get(home_id, self._default_tz)
+
+
+def _motion_covered(placed: list[PlacedDevice], infos: dict[str, DeviceInfo]) -> dict[str, bool]:
+    """Per home: has motion sensors, and every room with an activity or bed device has one.
+    An SOS button or pendant says nothing of where the elder is and is left out."""
+    motion: dict[str, set[str]] = {}
+    rooms: dict[str, set[str]] = {}
+    for d in placed:
+        info = infos[d.device_id]
+        if d.kind in _MOTION_KINDS:
+            motion.setdefault(d.home_id, set()).add(info.room)
+        if info.role in (Role.ACTIVITY, Role.BED) and d.kind not in _SOS_KINDS:
+            rooms.setdefault(d.home_id, set()).add(info.room)
+    return {h: bool(m) and rooms.get(h, set()) <= m for h, m in motion.items()}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,8 @@ CONTEXTS = ("home", "asleep", "out", "seated")
 _CHAIR_KINDS = frozenset({"chair_mat", "chair"})
 _RELEASE_KINDS = frozenset({"pir_motion", "motion", "radar"}) | _CHAIR_KINDS
 SLOTS = 24
+# Rooms per home whose silences are learned apart (where the silence began); more are not.
+ROOMS = 8
 DAY = 86400.0
 # Not a sign of the elder moving: housekeeping, and a radar's breathing rate (a person lying
 # still after a collapse still breathes; the radar's `presence` and `fall` are what count).
@@ -57,6 +59,11 @@ L_BATH, L_BED, L_WANDER, L_WATER, L_POWER = range(5)
 F64 = npt.NDArray[np.float64]
 
 
+def _release(reading: Reading) -> bool:
+    """Motion or presence back to 0, or a chair mat emptied: the end of a presence."""
+    return reading.value == 0.0 and reading.kind in _RELEASE_KINDS
+
+
 def _ts(at: datetime) -> float:
     return at.timestamp()
 
@@ -77,6 +84,9 @@ class Baseline:
     daily_days: int
     wake_h: float = math.nan  # latest usual end of sleep, hours after local noon (nan: none)
     seat_s: float = 0.0  # time seen seated on a chair mat, seconds (for the usual seat)
+    # room -> [longest at-home silence that began there (s), learned silences >= the sample
+    # length that began there]
+    rooms: dict[str, list[float]] = field(default_factory=dict)
 
 
 class _Home:
@@ -87,6 +97,7 @@ class _Home:
         "bath_since",
         "bed_elsewhere",
         "bed_left",
+        "covered",
         "day",
         "day_count",
         "day_out_s",
@@ -97,12 +108,14 @@ class _Home:
         "out_device",
         "out_since",
         "out_start",
+        "rooms",
         "seat_room",
         "wander_exit",
     )
 
-    def __init__(self, home_id: str) -> None:
+    def __init__(self, home_id: str, covered: bool = False) -> None:
         self.home_id = home_id
+        self.covered = covered  # every room with activity devices has a motion sensor
         self.out_count = 0
         self.out_device = ""
         self.out_since = -math.inf
@@ -115,6 +128,7 @@ class _Home:
         self.has_bed = False
         self.has_bath_motion = False
         self.seat_room = ""
+        self.rooms: dict[str, int] = {}
         self.day = -1
         self.day_count = 0
         self.day_out_s = 0.0
@@ -159,6 +173,10 @@ class LearnedDetector:
         self.daily_mean: F64 = np.zeros(n)
         self.daily_days = np.zeros(n, np.int32)
         self.wake_h: F64 = np.full(n, np.nan)
+        self.last_room = np.full(n, -1, np.int8)  # room (per-home index) of the last activity
+        self.room_rec: F64 = np.zeros((n, ROOMS))
+        self.room_n = np.zeros((n, ROOMS), np.int32)
+        self.room_thr: F64 = np.full(n, np.inf)  # the current silence's limit by its room
 
     def _grow(self) -> None:
         old = len(self.last_act)
@@ -175,7 +193,7 @@ class LearnedDetector:
             if idx >= len(self.last_act):
                 self._grow()
             self._index[home_id] = idx
-            self._homes.append(_Home(home_id))
+            self._homes.append(_Home(home_id, self.layout.motion_covered(home_id)))
             self._refresh(idx)
         return idx
 
@@ -202,6 +220,11 @@ class LearnedDetector:
         warm = now is not None and self._learned_days(h, now) >= r.warmup_days
         if not warm:
             thr[[HOME, SEATED]] = np.maximum(thr[[HOME, SEATED]], r.default_home_s)
+            if self._homes[h].covered:  # not seated, and every room would see the elder move
+                day = slice(r.night_end_hour, r.night_start_hour)  # daytime hours only
+                thr[HOME, day] = np.maximum(
+                    smeared[HOME, day] * r.factor + r.margin_s, r.default_covered_s
+                )
             thr[ASLEEP] = np.maximum(thr[ASLEEP], r.default_asleep_s)
         thr[OUT] = np.inf  # out of home: no inactivity alert (night wandering covers it)
         self.thresholds[h] = thr
@@ -258,7 +281,33 @@ class LearnedDetector:
         self._rooms(h, info, reading, ts)
         if info.role in (Role.WATER, Role.POWER):
             self._utility(h, info, ts)
+        self.last_room[h] = self._room_index(h, info.room)
+        self.room_thr[h] = self._room_threshold(h, ts)
         return out
+
+    def _room_index(self, h: int, room: str) -> int:
+        """The per-home index of a room (-1: unnamed, or more rooms than are learned)."""
+        rooms = self._homes[h].rooms
+        idx = rooms.get(room)
+        if idx is None:
+            if not room or len(rooms) >= ROOMS:
+                return -1
+            idx = rooms[room] = len(rooms)
+        return idx
+
+    def _room_threshold(self, h: int, ts: float) -> float:
+        """The limit of a silence at home (not seated) by the room it began in (inf: none)."""
+        r = self.rules.inactivity
+        room = int(self.last_room[h])
+        if (
+            room < 0
+            or int(self.ctx[h]) != HOME
+            or not self._homes[h].covered
+            or self.room_n[h, room] < r.room_min_silences
+            or self._learned_days(h, ts) < r.room_min_days
+        ):
+            return math.inf
+        return max(float(self.room_rec[h, room]) * r.factor + r.room_margin_s, r.room_floor_s)
 
     def _end_silence(self, h: int, ts: float) -> None:
         """A silence ended with activity: learn it (when plausible) and re-arm."""
@@ -275,8 +324,19 @@ class LearnedDetector:
             # came to help), not the elder's normal: learned only if it ended soon after.
             flagged = self.flagged_at[h]
             incident = ts - flagged > r.learn_flagged_within_s  # False when nan: no alert
+            if (
+                incident
+                and ctx == ASLEEP
+                and r.learn_night_to_usual_wake
+                and self._up_as_usual(h, ts)
+            ):
+                incident = False  # a night's sleep that ended by the usual wake-up
             if length <= cap and ctx != OUT and not incident:
                 self._learn_silence(h, ctx, start, ts)
+                room = int(self.last_room[h])
+                if ctx == HOME and room >= 0:
+                    self.room_rec[h, room] = max(self.room_rec[h, room], length)
+                    self.room_n[h, room] += length >= r.room_sample_s
                 if ctx == ASLEEP:
                     self._learn_wake(h, ts)
         self.last_act[h] = ts
@@ -315,6 +375,12 @@ class LearnedDetector:
             cur = self.wake_h[h]
             if math.isnan(cur) or pos > cur:
                 self.wake_h[h] = pos
+
+    def _up_as_usual(self, h: int, ts: float) -> bool:
+        """Whether `ts` is a morning no later than the elder's latest usual wake-up."""
+        wake = self.wake_h[h]
+        pos = self._noon_hours(h, ts)
+        return not math.isnan(wake) and SLOTS / 2 <= pos <= wake
 
     def _noon_hours(self, h: int, ts: float) -> float:
         """Hours since the last local noon (an evening is ~8-12, a morning ~18-24)."""
@@ -401,7 +467,9 @@ class LearnedDetector:
             if usual != self.usual_seat[h]:
                 self.usual_seat[h] = usual
                 self._refresh(h, ts)
-        elif self.seated[h] and info.room != home.seat_room:
+        elif self.seated[h] and info.room != home.seat_room and not _release(reading):
+            # A PIR re-arming (motion 0) or a radar's presence 0 elsewhere is the elder having
+            # left that room (seconds before sitting down): no sign of getting up.
             self.seated[h] = False
 
     def _rooms(self, h: int, info: DeviceInfo, reading: Reading, ts: float) -> None:
@@ -575,7 +643,7 @@ class LearnedDetector:
         """Indices of homes whose silence is past the threshold for their context and hour."""
         slot = (((t + self.offset[:n]) % DAY) // HOUR).astype(np.intp)
         ctx = self.ctx[:n].astype(np.intp)
-        thr = self.thresholds[np.arange(n), ctx, slot]
+        thr = np.minimum(self.thresholds[np.arange(n), ctx, slot], self.room_thr[:n])
         elapsed = t - self.last_act[:n]
         r = self.rules.inactivity
         pos = ((t + self.offset[:n] - DAY / 2) % DAY) / HOUR
@@ -609,11 +677,13 @@ class LearnedDetector:
             if ctx == OUT or math.isnan(start) or self.fired[h]:
                 continue
             slot = self._local_hour(h, t)
-            thr = float(self.thresholds[h, ctx, slot])
+            hourly = float(self.thresholds[h, ctx, slot])
+            thr = min(hourly, float(self.room_thr[h]))
             late = self._late_wake(h, t)
             if t - start <= thr and not late:
                 continue
             home_id = self._homes[h].home_id
+            room = self._room_name(h)
             if self._suppressed(home_id):
                 continue  # the hub is offline: a technical alert, not an inactivity one
             self.fired[h] = True
@@ -632,6 +702,7 @@ class LearnedDetector:
                         "still asleep past the usual wake-up"
                         if late and t - start <= thr
                         else f"usual at most {thr / HOUR:.1f} h at this hour"
+                        + (f" after activity in the {room}" if thr < hourly else "")
                     ),
                     evidence={
                         "since": _dt(start).isoformat(),
@@ -639,6 +710,10 @@ class LearnedDetector:
                         "expected_max_s": round(thr),
                         "context": CONTEXTS[ctx],
                         "local_hour": slot,
+                        "room": room,
+                        "room_expected_max_s": (
+                            None if math.isinf(self.room_thr[h]) else round(self.room_thr[h])
+                        ),
                         "usual_wake_local_hour": (
                             None
                             if math.isnan(self.wake_h[h])
@@ -649,6 +724,11 @@ class LearnedDetector:
                 )
             )
         return out
+
+    def _room_name(self, h: int) -> str | None:
+        """The room of the home's last activity reading (None: unknown)."""
+        idx = int(self.last_room[h])
+        return next((name for name, i in self._homes[h].rooms.items() if i == idx), None)
 
     def _fire_timer(self, h: int, col: int, t: float) -> Signal | None:
         due = float(self.due[h, col])
@@ -711,6 +791,10 @@ class LearnedDetector:
                 daily_days=int(self.daily_days[h]),
                 wake_h=float(self.wake_h[h]),
                 seat_s=float(self.seat_s[h]),
+                rooms={
+                    name: [round(float(self.room_rec[h, i]), 1), float(self.room_n[h, i])]
+                    for name, i in home.rooms.items()
+                },
             )
             for h, home in enumerate(self._homes)
         ]
@@ -734,6 +818,11 @@ class LearnedDetector:
             self.daily_mean[h] = b.daily_mean
             self.daily_days[h] = b.daily_days
             self.wake_h[h] = b.wake_h
+            for name, (record, count) in b.rooms.items():
+                idx = self._room_index(h, name)
+                if idx >= 0:
+                    self.room_rec[h, idx] = record
+                    self.room_n[h, idx] = int(count)
             self._refresh(h, _ts(now))
 
     def threshold(self, home_id: str, context: int, hour: int) -> float:
@@ -761,4 +850,8 @@ _ARRAYS = (
     "seat_on",
     "seat_s",
     "usual_seat",
+    "last_room",
+    "room_rec",
+    "room_n",
+    "room_thr",
 )

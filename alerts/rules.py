@@ -39,6 +39,9 @@ class InactivityRule:
     seat_cap_s: float = 12 * HOUR
     default_home_s: float = 6 * HOUR
     default_asleep_s: float = 12 * HOUR
+    # Before `warmup_days`, by day (`night_end_hour` to `night_start_hour`), in a home with a
+    # motion sensor in every room, not seated: the elder cannot be sitting out of sight.
+    default_covered_s: float = 3 * HOUR
     warmup_days: float = 4.0
     learn_cap_home_s: float = 16 * HOUR
     learn_cap_asleep_s: float = 20 * HOUR
@@ -46,13 +49,27 @@ class InactivityRule:
     # A silence with an alert on it (inactivity, not up, bathroom, fall, SOS) that still went
     # on this long after the alert was an incident, not a false alarm: it is not learned.
     learn_flagged_within_s: float = 1 * HOUR
+    # ... except an asleep silence that ended (the elder up) no later than the usual wake-up:
+    # a night's sleep flagged in error, learned (else the same night is flagged every time).
+    learn_night_to_usual_wake: bool = True
     night_start_hour: int = 20
     night_end_hour: int = 6
     morning_end_hour: int = 14
     door_episode_s: float = 2 * MINUTE
     return_window_s: float = 15 * MINUTE
-    return_events: int = 10
+    return_events: int = 6
     release_lag_s: float = 2 * MINUTE
+    # Where the silence began: a silence at home (not seated, not asleep, not out) is also
+    # judged against the longest one that began in the same room (the room of the last
+    # activity reading), x `factor` + `room_margin_s`, at least `room_floor_s`. A kitchen or a
+    # hall, where nobody sits still for an hour, is then unusual much sooner than the living
+    # room. A room's record counts once the home has `room_min_days` of history and the room
+    # began `room_min_silences` learned silences of at least `room_sample_s`.
+    room_margin_s: float = 20 * MINUTE
+    room_floor_s: float = 45 * MINUTE
+    room_min_days: float = 4.0
+    room_min_silences: int = 20
+    room_sample_s: float = 5 * MINUTE
     wake_margin_s: float = 0.5 * HOUR
     wake_warmup_days: float = 7.0
     presume_asleep_from_hour: int = 23
