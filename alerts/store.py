@@ -179,8 +179,9 @@ async def raise_signal(
         routing = Routing(ALL_CHANNELS)
     # Pipeline mode: statements whose results are not read (audit rows, updates, the timer)
     # go out without waiting for each answer; on the emergency path every round trip to a
-    # busy database counts.
-    async with conn.transaction(), conn.pipeline():
+    # busy database counts. The pipeline is entered first, so BEGIN goes out with the first
+    # batch instead of waiting on its own: the transaction waits twice (answers, COMMIT).
+    async with conn.pipeline(), conn.transaction():
         # Sent together, answered together: the policy (needed if the alert is new) and the
         # alert with its evidence in one statement.
         policy_cur = await _policy_query(conn, signal.home_id, signal.severity, signal.category)

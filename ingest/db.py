@@ -11,7 +11,12 @@ class DatabaseSettings(BaseModel):
     url: SecretStr | None = Field(
         default=None, description="postgresql://user:password@host:5432/dbname"
     )
-    pool_min: int = Field(default=1, ge=1)
+    pool_min: int = Field(
+        default=4,
+        ge=1,
+        description="connections each process keeps open (an SOS after a quiet night must not"
+        " wait for a new one)",
+    )
     pool_max: int = Field(default=10, ge=1)
     timescale: bool | None = Field(
         default=None,
