@@ -505,7 +505,10 @@ def sos_latency(
         ):
             _prioritise(urgent=procs[1], bulk=[procs[0], *ingest], broker=broker.pid)
             background = _paced_load(broker.port, load * sustained, stop) if load else None
-            time.sleep(2.0)
+            # Steady state, not start-up: with 10 000 homes the services spend their first
+            # seconds loading the registry, contacts and learned baselines (in diagnostic runs
+            # with a 2 s wait, the first presses of a loaded phase took 70-160 ms).
+            time.sleep(8.0)
             # The presses come from a process of their own, as a device would: in this one
             # the load generator's thread holds the GIL much of the time.
             with multiprocessing.get_context("fork").Manager() as manager:
