@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,12 +70,18 @@ class AlertService:
         immediate: DetectorSet | None = None,
         mutes: MuteChain | None = None,
         fast: FastPath | None = None,
+        urgent_grace_s: float = 0.0,
     ) -> None:
         self._settings = settings
         self._fast = fast
         self.last_reading_at = clock()  # wall time of the last reading on the full stream
         self._urgent = urgent
         self._urgent_topics: frozenset[str] = frozenset()
+        # Topic -> monotonic time from which the full stream leaves its emergencies to the
+        # urgent path (see `refresh_urgent`).
+        self._urgent_from: dict[str, float] = {}
+        self._urgent_grace_s = urgent_grace_s
+        self._followed: Registry | None = None
         self._immediate = immediate or immediate_detectors()
         self._fallback = fallback
         self._pending: set[asyncio.Task[None]] = set()
@@ -314,9 +321,11 @@ class AlertService:
             and result.reason is payload.Reason.UNKNOWN_DEVICE
             and await self._cache.maybe_refresh(miss=True)
         ):
+            self.refresh_urgent()  # a new urgent device joins the urgent path now
             result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
         if not isinstance(result, Rejection):  # rejects are ingest's to count and keep
-            if urgent or msg.topic not in self._urgent_topics:
+            left = not urgent and self.left_to_urgent(msg.topic)
+            if not left:
                 for r in result:
                     if is_cancel(r):
                         await self.self_cancel(r)
@@ -324,7 +333,7 @@ class AlertService:
                 signals = [s for r in result for s in self._immediate.observe(r)]
             else:
                 signals = [s for r in result for s in self._detectors.observe(r)]
-                if msg.topic in self._urgent_topics:
+                if left:
                     signals = [s for s in signals if s.kind not in IMMEDIATE_KINDS]
             if signals:
                 if not await self._raise_all(signals, msg, sub):
@@ -341,8 +350,8 @@ class AlertService:
         while True:
             msg = await self._sub.messages.get()
             try:
-                if await self._cache.maybe_refresh():
-                    self.refresh_urgent()
+                await self._cache.maybe_refresh()
+                self.refresh_urgent()
                 await self.handle(msg)
             except Exception:
                 log.exception(
@@ -350,13 +359,34 @@ class AlertService:
                 )
 
     def refresh_urgent(self) -> None:
-        """Point the urgent subscription at the urgent devices of the current registry."""
-        wanted = urgent_filters(self._cache.current)
-        if frozenset(wanted) != self._urgent_topics:
-            if self._urgent is not None:
-                added, removed = self._urgent.set_filters(wanted)
-                log.info("urgent path: %d topics (+%d, -%d)", len(wanted), added, removed)
-            self._urgent_topics = frozenset(wanted)
+        """Follow the current registry copy (cheap when it has not changed since): point the
+        urgent subscription at its urgent devices, if the urgent path runs here, and note from
+        when the full stream leaves each one's emergencies to the urgent path.
+
+        In this process that is at once. With the urgent path in a process of its own, whose
+        registry copy is reloaded on its own timer, a device that appears here is left to it
+        only after `urgent_grace_s` (its longest time to notice, plus a margin): until then
+        the full stream raises that device's emergencies too, so the first press of a newly
+        installed button is never dropped by both (at worst its people are told twice)."""
+        registry = self._cache.current
+        if registry is self._followed:
+            return
+        first = self._followed is None
+        self._followed = registry
+        wanted = urgent_filters(registry)
+        if frozenset(wanted) == self._urgent_topics:
+            return
+        if self._urgent is not None:
+            added, removed = self._urgent.set_filters(wanted)
+            log.info("urgent path: %d topics (+%d, -%d)", len(wanted), added, removed)
+        at = float("-inf") if first or self._urgent is not None else time.monotonic()
+        self._urgent_from = {t: self._urgent_from.get(t, at) for t in wanted}
+        self._urgent_topics = frozenset(wanted)
+
+    def left_to_urgent(self, topic: str) -> bool:
+        """True when the urgent path has this topic's emergencies (see `refresh_urgent`)."""
+        since = self._urgent_from.get(topic)
+        return since is not None and time.monotonic() - since >= self._urgent_grace_s
 
     async def run_urgent(self) -> None:
         """Handle urgent devices' messages until cancelled."""
@@ -382,8 +412,8 @@ class AlertService:
         while True:
             await asyncio.sleep(self._settings.poll_s * 5)
             try:
-                if await self._cache.maybe_refresh():
-                    self.refresh_urgent()
+                await self._cache.maybe_refresh()
+                self.refresh_urgent()  # also after a reload by a miss on the full stream
             except Exception:
                 log.exception("registry refresh failed on the urgent path")
 

@@ -179,18 +179,17 @@ async def raise_signal(
         routing = Routing(ALL_CHANNELS)
     # Pipeline mode: statements whose results are not read (audit rows, updates, the timer)
     # go out without waiting for each answer; on the emergency path every round trip to a
-    # busy database counts. The pipeline is entered first, so BEGIN goes out with the first
-    # batch instead of waiting on its own: the transaction waits twice (answers, COMMIT).
-    async with conn.pipeline(), conn.transaction():
+    # busy database counts. (Entering the pipeline before the transaction does not pipeline
+    # BEGIN in psycopg 3: it nests pipelines that sync on their own, one more round trip.)
+    async with conn.transaction(), conn.pipeline():
         # Sent together, answered together: the policy (needed if the alert is new) and the
         # alert with its evidence in one statement.
         policy_cur = await _policy_query(conn, signal.home_id, signal.severity, signal.category)
-        # An emergency is almost always new: who its first round reaches (with their
-        # channels) is asked in the same batch, so the round is planned without another wait.
+        # A fast-path emergency is new (the fast path knew of no open alert of its kind here):
+        # who its first round reaches (with their channels) is asked in the same batch, so
+        # the round is planned without another wait.
         contacts_cur = (
-            await send_contacts_query(conn, signal.home_id, now)
-            if alert_id is not None or signal.category is Category.EMERGENCY
-            else None
+            await send_contacts_query(conn, signal.home_id, now) if alert_id is not None else None
         )
         cur = await conn.execute(
             "WITH a AS ("

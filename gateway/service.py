@@ -177,7 +177,7 @@ async def serve(
             async with pool.connection(timeout=2.0) as conn:
                 return await ingest_store.load_registry(conn)
 
-        async def registry_version() -> int:
+        async def registry_version() -> int | None:
             async with pool.connection(timeout=2.0) as conn:
                 return await ingest_store.registry_version(conn)
 
@@ -287,6 +287,11 @@ async def serve(
                 fallback=fallback,
                 urgent=urgent,
                 fast=fast,
+                # A separate urgent process notices a new device within its registry check
+                # period plus its timer's; until then the full stream raises its emergencies too.
+                urgent_grace_s=0.0
+                if urgent_here
+                else settings.ingest.registry_refresh_s + 5 * settings.alerts.poll_s + 5.0,
             )
             tasks += [("alerts-fallback", fallback.run()), ("dispatcher", dispatcher.run())]
             if urgent_here:

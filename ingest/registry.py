@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ class RegistryCache:
         load: Callable[[], Awaitable[Registry]],
         refresh_s: float = 30.0,
         miss_interval_s: float = 2.0,
-        version: Callable[[], Awaitable[int]] | None = None,
+        version: Callable[[], Awaitable[int | None]] | None = None,
     ) -> None:
         self._load = load
         self._version = version
@@ -34,6 +35,9 @@ class RegistryCache:
         self.current = Registry()
         self.loaded_version: int | None = None
         self._loaded_at = float("-inf")
+        # One check-and-load at a time: callers on several tasks (the message loop, the
+        # urgent path's timer, a miss) would otherwise load twice and might keep the older.
+        self._lock = asyncio.Lock()
 
     async def refresh(self) -> Registry:
         """Reload now."""
@@ -48,7 +52,11 @@ class RegistryCache:
     async def _changed(self) -> bool:
         if self._version is None or self.loaded_version is None:
             return True
-        if await self._version() != self.loaded_version:
+        version = await self._version()
+        if version is None:
+            log.warning("the registry has no version row; reloading it at every check")
+            return True
+        if version != self.loaded_version:
             return True
         self._loaded_at = time.monotonic()
         return False
@@ -57,7 +65,14 @@ class RegistryCache:
         """Reload when the snapshot is old, or after a miss when allowed (and, with a
         version, only if the registry changed since); True if reloaded."""
         age = time.monotonic() - self._loaded_at
-        if age >= self._refresh_s or (miss and age >= self._miss_interval_s):
+        if age < self._refresh_s and not (miss and age >= self._miss_interval_s):
+            return False
+        before = self.current
+        async with self._lock:
+            if self.current is not before:
+                return True  # another task reloaded while this one waited
+            if time.monotonic() - self._loaded_at < age:
+                return False  # another task checked while this one waited: no change
             try:
                 if not await self._changed():
                     return False
@@ -69,4 +84,3 @@ class RegistryCache:
                 log.warning("registry reload failed (%r); keeping the previous snapshot", exc)
                 return False
             return True
-        return False

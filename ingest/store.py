@@ -51,11 +51,12 @@ class Gap:
     before_seq: int
 
 
-async def registry_version(conn: Conn) -> int:
-    """The device registry's version: bumped by every statement that changes `devices`."""
+async def registry_version(conn: Conn) -> int | None:
+    """The device registry's version: bumped by every statement that changes `devices`
+    (None if its row is gone, e.g. after a partial restore: then every check reloads)."""
     cur = await conn.execute("SELECT version FROM registry_version")
     row = await cur.fetchone()
-    return int(row[0]) if row is not None else 0
+    return int(row[0]) if row is not None else None
 
 
 async def load_registry(conn: Conn, chunk: int = 1000) -> Registry:

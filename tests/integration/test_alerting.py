@@ -510,3 +510,41 @@ async def test_contacts_read_with_the_alert_reach_the_same_people_as_the_round_q
     first = {r.user_id: (r.channel, r.target) for r in found}
     assert first[worker] == ("webhook", "http://127.0.0.1:9/first")
     assert await user_id(db_url, "town-t1") in skipped
+
+
+def _round_trips(trace: str) -> int:
+    """Waits for the server in a libpq trace: each turn from sending (F) to receiving (B)."""
+    turns, last = 0, ""
+    for line in trace.splitlines():
+        parts = line.split("\t")
+        if len(parts) > 1:
+            if parts[1] == "B" and last == "F":
+                turns += 1
+            last = parts[1]
+    return turns
+
+
+async def test_an_emergency_with_a_reserved_id_is_stored_in_four_round_trips(
+    db_url: str, tmp_path: Any
+) -> None:
+    """The fast path's store: BEGIN, one batch (policy, contacts, alert with evidence), the
+    round and audit rows with pg_notify, COMMIT. Every extra wait on a busy database is
+    latency before the console sees the alert (docs/performance.md)."""
+    now = start_time()
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        ids = await store.reserve_alert_ids(conn, 2)
+        await conn.commit()
+        counts = []
+        for home, alert_id in (("h01", ids[0]), ("h02", None)):
+            path = tmp_path / f"trace-{home}.txt"
+            with path.open("w") as out:
+                conn.pgconn.trace(out.fileno())
+                raised = await store.raise_signal(
+                    conn, sos(home, now), now, store.Routing(store.ALL_CHANNELS), alert_id
+                )
+                conn.pgconn.untrace()
+            assert raised.created
+            counts.append(_round_trips(path.read_text()))
+    # With a reserved id the contacts come with the alert's batch; without, the round asks
+    # for them (and for the channels) after the alert's answer.
+    assert counts == [4, 6]

@@ -56,6 +56,7 @@ async def test_a_reading_outside_the_partitions_is_still_stored(db_url: str) -> 
 async def test_every_change_to_the_devices_bumps_the_registry_version(db_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         before = await store.registry_version(conn)
+        assert before is not None
         devices = len(await store.load_registry(conn))
         # Read in chunks smaller than the table: nothing lost at the chunk edges.
         assert len(await store.load_registry(conn, chunk=3)) == devices > 6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from devices.registry import DeviceRecord, Registry
 from ingest.registry import RegistryCache
 
@@ -89,3 +91,38 @@ async def test_the_version_is_read_before_the_devices() -> None:
     assert order == ["version", "load"]
     assert cache.loaded_version == 1
     assert await cache.maybe_refresh()
+
+
+async def test_concurrent_checks_load_once_and_both_see_the_new_copy() -> None:
+    src = Source()
+    gate = asyncio.Event()
+
+    async def slow_load() -> Registry:
+        src.loads += 1
+        await gate.wait()
+        return Registry(src.devices)
+
+    cache = RegistryCache(slow_load, refresh_s=0.0, version=src.read_version)
+    gate.set()
+    await cache.refresh()
+    gate.clear()
+    src.version = 2
+    first = asyncio.create_task(cache.maybe_refresh())
+    second = asyncio.create_task(cache.maybe_refresh(miss=True))
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert [await first, await second] == [True, True]
+    assert src.loads == 2  # the start, and one reload for both
+
+
+async def test_a_missing_version_row_reloads_at_every_check() -> None:
+    src = Source()
+
+    async def no_row() -> int | None:
+        return None
+
+    cache = RegistryCache(src.load, refresh_s=0.0, version=no_row)
+    await cache.refresh()
+    assert await cache.maybe_refresh()
+    assert await cache.maybe_refresh()
+    assert src.loads == 3
