@@ -121,6 +121,8 @@ class EmergencyFallback:
             conn.transaction(),
             conn.cursor(name="eldercare_fallback") as cur,
         ):
+            # A cursor is planned for its first rows by default; this one is read to the end.
+            await conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
             await cur.execute(_QUERY, {"at": self._clock()})
             while rows := await cur.fetchmany(1000):
                 for home_id, user_id, channel, target, elder, village, role in rows:
