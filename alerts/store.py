@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from alerts.model import (
@@ -181,89 +183,123 @@ async def raise_signal(
     # go out without waiting for each answer; on the emergency path every round trip to a
     # busy database counts. (Entering the pipeline before the transaction does not pipeline
     # BEGIN in psycopg 3: it nests pipelines that sync on their own, one more round trip.)
+    if conn.info.transaction_status == TransactionStatus.IDLE:
+        # The whole transaction in one pipeline, BEGIN with the first batch and COMMIT with
+        # the last: it waits for the database twice (the alert's answer, then the end).
+        # psycopg syncs on its own implicit BEGIN, so the connection is in autocommit mode
+        # for the duration and the transaction is spelled out. On any failure: rolled back.
+        was_autocommit = conn.autocommit
+        try:
+            await conn.set_autocommit(True)
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                raised = await _raise_in(conn, signal, now, routing, alert_id, hold_first_round_s)
+                await conn.execute("COMMIT")
+        except BaseException:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.set_autocommit(was_autocommit)
+        return raised
+    # Inside the caller's transaction (or autocommit): as a savepoint / its own transaction.
     async with conn.transaction(), conn.pipeline():
-        # Sent together, answered together: the policy (needed if the alert is new) and the
-        # alert with its evidence in one statement.
-        policy_cur = await _policy_query(conn, signal.home_id, signal.severity, signal.category)
-        # A fast-path emergency is new (the fast path knew of no open alert of its kind here):
-        # who its first round reaches (with their channels) is asked in the same batch, so
-        # the round is planned without another wait.
-        contacts_cur = (
-            await send_contacts_query(conn, signal.home_id, now) if alert_id is not None else None
+        return await _raise_in(conn, signal, now, routing, alert_id, hold_first_round_s)
+
+
+async def _raise_in(
+    conn: Conn,
+    signal: Signal,
+    now: datetime,
+    routing: Routing,
+    alert_id: int | None,
+    hold_first_round_s: float,
+) -> Raised:
+    """`raise_signal`'s statements, inside its transaction and pipeline."""
+    # Sent together, answered together: the policy (needed if the alert is new) and the
+    # alert with its evidence in one statement.
+    policy_cur = await _policy_query(conn, signal.home_id, signal.severity, signal.category)
+    # A fast-path emergency is new (the fast path knew of no open alert of its kind here):
+    # who its first round reaches (with their channels) is asked in the same batch, so
+    # the round is planned without another wait.
+    contacts_cur = (
+        await send_contacts_query(conn, signal.home_id, now) if alert_id is not None else None
+    )
+    cur = await conn.execute(
+        "WITH a AS ("
+        " INSERT INTO alerts (id, home_id, kind, category, severity, event_at, summary,"
+        " last_evidence_at, opened_at)"
+        " VALUES (coalesce(%(id)s, nextval(pg_get_serial_sequence('alerts', 'id'))),"
+        " %(home)s, %(kind)s, %(category)s, %(severity)s, %(at)s, %(summary)s, %(at)s,"
+        " %(now)s)"
+        " ON CONFLICT (home_id, kind) WHERE status <> 'resolved'"
+        " DO UPDATE SET last_evidence_at = greatest(alerts.last_evidence_at,"
+        "   EXCLUDED.last_evidence_at)"
+        " RETURNING id, (xmax = 0) AS created, opened_at),"
+        " e AS ("
+        " INSERT INTO alert_evidence (alert_id, at, device_id, boot, seq, detail)"
+        " SELECT a.id, %(at)s, %(device)s, %(boot)s, %(seq)s, %(detail)s FROM a"
+        " ON CONFLICT DO NOTHING RETURNING id)"
+        " SELECT a.id, a.created, EXISTS (SELECT 1 FROM e), a.opened_at FROM a",
+        {
+            "id": alert_id,
+            "home": signal.home_id,
+            "kind": signal.kind,
+            "category": signal.category.value,
+            "severity": signal.severity.value,
+            "at": signal.event_at,
+            "summary": signal.summary,
+            "now": now,
+            "device": signal.device_id,
+            "boot": signal.boot,
+            "seq": signal.seq,
+            "detail": json.dumps(signal.evidence, default=str),
+        },
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    alert_id, created, new_evidence = int(row[0]), bool(row[1]), bool(row[2])
+    if created:
+        policy = (await _policy_result(policy_cur, signal.severity, signal.category)).scaled(
+            routing.speed
         )
-        cur = await conn.execute(
-            "WITH a AS ("
-            " INSERT INTO alerts (id, home_id, kind, category, severity, event_at, summary,"
-            " last_evidence_at, opened_at)"
-            " VALUES (coalesce(%(id)s, nextval(pg_get_serial_sequence('alerts', 'id'))),"
-            " %(home)s, %(kind)s, %(category)s, %(severity)s, %(at)s, %(summary)s, %(at)s,"
-            " %(now)s)"
-            " ON CONFLICT (home_id, kind) WHERE status <> 'resolved'"
-            " DO UPDATE SET last_evidence_at = greatest(alerts.last_evidence_at,"
-            "   EXCLUDED.last_evidence_at)"
-            " RETURNING id, (xmax = 0) AS created, opened_at),"
-            " e AS ("
-            " INSERT INTO alert_evidence (alert_id, at, device_id, boot, seq, detail)"
-            " SELECT a.id, %(at)s, %(device)s, %(boot)s, %(seq)s, %(detail)s FROM a"
-            " ON CONFLICT DO NOTHING RETURNING id)"
-            " SELECT a.id, a.created, EXISTS (SELECT 1 FROM e), a.opened_at FROM a",
-            {
-                "id": alert_id,
-                "home": signal.home_id,
-                "kind": signal.kind,
-                "category": signal.category.value,
-                "severity": signal.severity.value,
-                "at": signal.event_at,
-                "summary": signal.summary,
-                "now": now,
-                "device": signal.device_id,
-                "boot": signal.boot,
-                "seq": signal.seq,
-                "detail": json.dumps(signal.evidence, default=str),
-            },
+        await conn.execute(
+            "UPDATE alerts SET policy = %s WHERE id = %s",
+            (json.dumps(policy.to_json()), alert_id),
         )
-        row = await cur.fetchone()
-        assert row is not None
-        alert_id, created, new_evidence = int(row[0]), bool(row[1]), bool(row[2])
-        if created:
-            policy = (await _policy_result(policy_cur, signal.severity, signal.category)).scaled(
-                routing.speed
-            )
-            await conn.execute(
-                "UPDATE alerts SET policy = %s WHERE id = %s",
-                (json.dumps(policy.to_json()), alert_id),
-            )
-            await _event(
-                conn,
-                alert_id,
-                "opened",
-                None,
-                {"summary": signal.summary, "policy": policy.to_json()},
-            )
-            await plan_round(
-                conn,
-                alert_id,
-                0,
-                now,
-                routing,
-                send_at=now + timedelta(seconds=hold_first_round_s) if hold_first_round_s else None,
-                known=(policy, row[3], signal.home_id),
-                contacts=None if contacts_cur is None else await read_contacts(contacts_cur),
-            )
-        elif new_evidence:
-            await conn.execute(
-                "UPDATE alerts SET evidence_count = evidence_count + 1 WHERE id = %s",
-                (alert_id,),
-            )
-            await _event(
-                conn,
-                alert_id,
-                "evidence",
-                None,
-                {"device_id": signal.device_id, "seq": signal.seq, "at": signal.event_at},
-            )
-        if created or new_evidence:
-            await _notify_change(conn, alert_id)
+        await _event(
+            conn,
+            alert_id,
+            "opened",
+            None,
+            {"summary": signal.summary, "policy": policy.to_json()},
+        )
+        await plan_round(
+            conn,
+            alert_id,
+            0,
+            now,
+            routing,
+            send_at=now + timedelta(seconds=hold_first_round_s) if hold_first_round_s else None,
+            known=(policy, row[3], signal.home_id),
+            contacts=None if contacts_cur is None else await read_contacts(contacts_cur),
+        )
+    elif new_evidence:
+        await conn.execute(
+            "UPDATE alerts SET evidence_count = evidence_count + 1 WHERE id = %s",
+            (alert_id,),
+        )
+        await _event(
+            conn,
+            alert_id,
+            "evidence",
+            None,
+            {"device_id": signal.device_id, "seq": signal.seq, "at": signal.event_at},
+        )
+    if created or new_evidence:
+        await _notify_change(conn, alert_id)
     return Raised(alert_id, created, new_evidence)
 
 

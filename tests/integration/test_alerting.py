@@ -4,6 +4,7 @@ against real PostgreSQL and real SMTP / HTTP receivers, on an injected clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -524,12 +525,12 @@ def _round_trips(trace: str) -> int:
     return turns
 
 
-async def test_an_emergency_with_a_reserved_id_is_stored_in_four_round_trips(
+async def test_an_emergency_with_a_reserved_id_is_stored_in_two_round_trips(
     db_url: str, tmp_path: Any
 ) -> None:
-    """The fast path's store: BEGIN, one batch (policy, contacts, alert with evidence), the
-    round and audit rows with pg_notify, COMMIT. Every extra wait on a busy database is
-    latency before the console sees the alert (docs/performance.md)."""
+    """The fast path's store: BEGIN with one batch (policy, contacts, alert with evidence),
+    then the round and audit rows with pg_notify and COMMIT. Every extra wait on a busy
+    database is latency before the console sees the alert (docs/performance.md)."""
     now = start_time()
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         ids = await store.reserve_alert_ids(conn, 2)
@@ -547,4 +548,52 @@ async def test_an_emergency_with_a_reserved_id_is_stored_in_four_round_trips(
             counts.append(_round_trips(path.read_text()))
     # With a reserved id the contacts come with the alert's batch; without, the round asks
     # for them (and for the channels) after the alert's answer.
-    assert counts == [4, 6]
+    assert counts == [2, 4]
+
+
+async def test_a_failed_raise_rolls_back_and_leaves_the_connection_as_it_was(
+    db_url: str,
+) -> None:
+    now = start_time()
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        assert not conn.autocommit
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            await store.raise_signal(
+                conn, sos("no-such-home", now), now, store.Routing(store.ALL_CHANNELS), 10_000
+            )
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert not conn.autocommit
+        # Usable at once, and nothing of the failed raise was kept.
+        raised = await store.raise_signal(
+            conn, sos("h01", now), now, store.Routing(store.ALL_CHANNELS)
+        )
+        assert raised.created
+    assert await scalar(db_url, "SELECT count(*) FROM alerts") == 1
+    assert await scalar(db_url, "SELECT count(*) FROM alerts WHERE id = 10000") == 0
+
+
+async def test_a_cancelled_raise_leaves_a_usable_connection_and_no_half_alert(
+    db_url: str,
+) -> None:
+    now = start_time()
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        for delay in (0.0, 0.001, 0.003, 0.01):
+            task = asyncio.create_task(
+                store.raise_signal(conn, sos("h01", now), now, store.Routing(store.ALL_CHANNELS))
+            )
+            await asyncio.sleep(delay)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await conn.rollback()
+            assert not conn.autocommit
+            # Either the whole alert was stored or none of it.
+            cur = await conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE policy IS NOT NULL) FROM alerts"
+            )
+            total, with_policy = await cur.fetchone() or (0, 0)
+            assert total == with_policy
+            await conn.rollback()
+            await conn.execute("DELETE FROM alerts")
+            await conn.commit()
