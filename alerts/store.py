@@ -181,12 +181,12 @@ async def raise_signal(
         routing = Routing(ALL_CHANNELS)
     # Pipeline mode: statements whose results are not read (audit rows, updates, the timer)
     # go out without waiting for each answer; on the emergency path every round trip to a
-    # busy database counts. (Entering the pipeline before the transaction does not pipeline
-    # BEGIN in psycopg 3: it nests pipelines that sync on their own, one more round trip.)
+    # busy database counts.
     if conn.info.transaction_status == TransactionStatus.IDLE:
         # The whole transaction in one pipeline, BEGIN with the first batch and COMMIT with
         # the last: it waits for the database twice (the alert's answer, then the end).
-        # psycopg syncs on its own implicit BEGIN, so the connection is in autocommit mode
+        # psycopg syncs on its own implicit BEGIN (and `transaction()` inside a pipeline
+        # nests pipelines that sync on their own), so the connection is in autocommit mode
         # for the duration and the transaction is spelled out. On any failure: rolled back.
         was_autocommit = conn.autocommit
         try:
@@ -204,7 +204,7 @@ async def raise_signal(
             with contextlib.suppress(Exception):
                 await conn.set_autocommit(was_autocommit)
         return raised
-    # Inside the caller's transaction (or autocommit): as a savepoint / its own transaction.
+    # Inside the caller's transaction: as a savepoint of it.
     async with conn.transaction(), conn.pipeline():
         return await _raise_in(conn, signal, now, routing, alert_id, hold_first_round_s)
 
