@@ -10,6 +10,7 @@ soon as the database is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from alerts.channels import Channel, DeliveryError, Notice
 from alerts.config import Clock, utc_now
 from alerts.model import Alert, Signal, Status
+from ingest.db import read_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -114,21 +116,17 @@ class EmergencyFallback:
     async def refresh(self) -> int:
         """Reload the contacts; returns how many homes have someone to tell."""
         collected: dict[str, tuple[str | None, str | None, list[Contact]]] = {}
-        # Through a server-side cursor, a chunk at a time, letting the event loop run between
-        # chunks: in the urgent process an SOS must not wait behind tens of thousands of rows.
+        # In chunks: in the urgent process an SOS must not wait behind tens of thousands of rows.
         async with (
             self._pool.connection(timeout=10) as conn,
-            conn.transaction(),
-            conn.cursor(name="eldercare_fallback") as cur,
+            contextlib.aclosing(
+                read_in_chunks(conn, "eldercare_fallback", _QUERY, {"at": self._clock()})
+            ) as chunks,
         ):
-            # A cursor is planned for its first rows by default; this one is read to the end.
-            await conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
-            await cur.execute(_QUERY, {"at": self._clock()})
-            while rows := await cur.fetchmany(1000):
+            async for rows in chunks:
                 for home_id, user_id, channel, target, elder, village, role in rows:
                     entry = collected.setdefault(home_id, (elder, village, []))
                     entry[2].append(Contact(int(user_id), str(channel), str(target), str(role)))
-                await asyncio.sleep(0)
         self._homes = {h: HomeContacts(e, v, tuple(c)) for h, (e, v, c) in collected.items()}
         self.refreshed_at = self._clock()
         return len(self._homes)

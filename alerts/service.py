@@ -76,9 +76,8 @@ class AlertService:
         self._fast = fast
         self.last_reading_at = clock()  # wall time of the last reading on the full stream
         self._urgent = urgent
-        self._urgent_topics: frozenset[str] = frozenset()
-        # Topic -> monotonic time from which the full stream leaves its emergencies to the
-        # urgent path (see `refresh_urgent`).
+        # Urgent topic -> monotonic time from which the full stream leaves its emergencies
+        # to the urgent path (see `refresh_urgent`).
         self._urgent_from: dict[str, float] = {}
         self._urgent_grace_s = urgent_grace_s
         self._followed: Registry | None = None
@@ -374,14 +373,13 @@ class AlertService:
         first = self._followed is None
         self._followed = registry
         wanted = urgent_filters(registry)
-        if frozenset(wanted) == self._urgent_topics:
+        if self._urgent_from.keys() == set(wanted):
             return
         if self._urgent is not None:
             added, removed = self._urgent.set_filters(wanted)
             log.info("urgent path: %d topics (+%d, -%d)", len(wanted), added, removed)
         at = float("-inf") if first or self._urgent is not None else time.monotonic()
         self._urgent_from = {t: self._urgent_from.get(t, at) for t in wanted}
-        self._urgent_topics = frozenset(wanted)
 
     def left_to_urgent(self, topic: str) -> bool:
         """True when the urgent path has this topic's emergencies (see `refresh_urgent`)."""

@@ -535,10 +535,7 @@ async def recipients(
     )
     duty = _by_tier(await duty_cur.fetchall())
     family = [] if family_cur is None else _people(await family_cur.fetchall())
-    people: dict[str, list[tuple[int, str]]] = {}
-    for tier in tiers:
-        people[tier] = family if tier == "family" else duty.get(tier, [])
-    ids = sorted({uid for members in people.values() for uid, _ in members})
+    ids = sorted({uid for t in tiers for uid, _ in (family if t == "family" else duty.get(t, []))})
     return _reach(tiers, Contacts(duty, family, await _channels_of(conn, ids)), usable)
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, LiteralString
+
+import psycopg
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
@@ -40,3 +45,23 @@ class DatabaseSettings(BaseModel):
                 "(or use `eldercare up`, which starts an embedded PostgreSQL)"
             )
         return self.url.get_secret_value()
+
+
+async def read_in_chunks(
+    conn: psycopg.AsyncConnection[Any],
+    name: str,
+    query: LiteralString,
+    params: Mapping[str, Any] | None = None,
+    chunk: int = 1000,
+) -> AsyncGenerator[list[Any], None]:
+    """The rows of `query`, `chunk` at a time, through a server-side cursor `name` (in a
+    transaction of its own, planned for reading to the end), letting the event loop run
+    between chunks: a big table read in one go holds it while every row is received and
+    converted (70-200 ms for 70 000 devices), and an SOS arriving then waits. Consume it
+    inside `contextlib.aclosing`, so the transaction ends with the connection's use."""
+    async with conn.transaction(), conn.cursor(name=name) as cur:
+        await conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        await cur.execute(query, params)
+        while rows := await cur.fetchmany(chunk):
+            yield rows
+            await asyncio.sleep(0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -12,6 +12,7 @@ import psycopg
 
 from devices.payload import Reading, Rejection
 from devices.registry import DeviceRecord, Registry
+from ingest.db import read_in_chunks
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -60,15 +61,14 @@ async def registry_version(conn: Conn) -> int | None:
 
 
 async def load_registry(conn: Conn, chunk: int = 1000) -> Registry:
-    """Every registered device, fetched `chunk` rows at a time through a server-side cursor
-    so the event loop runs between chunks: 70 000 devices read in one go held it for
-    70-200 ms (receiving and converting the rows), and an SOS arriving then waited."""
+    """Every registered device, read in chunks (see `read_in_chunks`)."""
     records: list[DeviceRecord] = []
-    async with conn.transaction(), conn.cursor(name="eldercare_registry") as cur:
-        await cur.execute("SELECT id, home_id, kind FROM devices")
-        while rows := await cur.fetchmany(chunk):
+    query = "SELECT id, home_id, kind FROM devices"
+    async with contextlib.aclosing(
+        read_in_chunks(conn, "eldercare_registry", query, chunk=chunk)
+    ) as chunks:
+        async for rows in chunks:
             records += [DeviceRecord(str(i), str(h), str(k)) for i, h, k in rows]
-            await asyncio.sleep(0)
     return Registry(records)
 
 

@@ -12,22 +12,32 @@ from alerts import baselines
 from alerts.learned import HOME, SEATED, LearnedDetector
 from alerts.replay import run_offline
 from alerts.rules import HOUR
+from devices.payload import Reading
 from tests.unit.test_detect_contract import LAYOUT, SEAT_LAYOUT, T0, routine, seated_routine
 
 pytestmark = pytest.mark.integration
 
 
+async def first_home(conn: Any) -> str:
+    """A home of the seeded database (baselines belong to a real home)."""
+    cur = await conn.execute("SELECT id FROM homes ORDER BY id LIMIT 1")
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def in_home(home: str, readings: list[Reading]) -> list[Reading]:
+    """The same readings, from `home`."""
+    return [
+        Reading(home, x.device_id, x.kind, x.boot, x.seq, x.ts, x.metric, x.value) for x in readings
+    ]
+
+
 async def test_save_and_restore(pool: AsyncConnectionPool[Any]) -> None:
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT id FROM homes ORDER BY id LIMIT 1")
-        row = await cur.fetchone()
-        assert row is not None
-        home = str(row[0])
+        home = await first_home(conn)
         learned = LearnedDetector(LAYOUT)
-        readings = [
-            type(x)(home, x.device_id, x.kind, x.boot, x.seq, x.ts, x.metric, x.value)
-            for x in routine(8)
-        ]
+        readings = in_home(home, routine(8))
         run_offline(learned, readings, tail=timedelta(0))
         assert await baselines.save(conn, learned.export()) == 1
         assert await baselines.save(conn, learned.export()) == 1  # upsert, not a duplicate
@@ -43,15 +53,9 @@ async def test_usual_seat_survives_a_restart(pool: AsyncConnectionPool[Any]) -> 
     """The time seen seated is saved: after a restart the chair is still the usual seat, so a
     silence while up and about keeps its tight threshold."""
     async with pool.connection() as conn:
-        cur = await conn.execute("SELECT id FROM homes ORDER BY id LIMIT 1")
-        row = await cur.fetchone()
-        assert row is not None
-        home = str(row[0])
+        home = await first_home(conn)
         learned = LearnedDetector(SEAT_LAYOUT)
-        readings = [
-            type(x)(home, x.device_id, x.kind, x.boot, x.seq, x.ts, x.metric, x.value)
-            for x in seated_routine(8, 4.0)
-        ]
+        readings = in_home(home, seated_routine(8, 4.0))
         run_offline(learned, readings, tail=timedelta(0))
         await baselines.save(conn, learned.export())
         fresh = LearnedDetector(SEAT_LAYOUT)
