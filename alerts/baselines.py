@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from datetime import UTC, datetime
@@ -14,17 +15,30 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.layout import Layout, PlacedDevice
 from alerts.learned import Baseline, LearnedDetector
+from ingest.db import read_in_chunks
 
 log = logging.getLogger(__name__)
 VERSION = 1
 
 
 async def load_layout(conn: AsyncConnection[Any]) -> Layout:
-    """Every device's kind and room, and every home's time zone."""
-    cur = await conn.execute("SELECT id, home_id, kind, room FROM devices")
-    devices = [PlacedDevice(d, h, k, r or "") for d, h, k, r in await cur.fetchall()]
+    """Every device's kind and room, and every home's time zone (read in chunks: the
+    service reloads it while running, when the registry changed)."""
+    devices: list[PlacedDevice] = []
+    query = "SELECT id, home_id, kind, room FROM devices"
+    async with contextlib.aclosing(
+        read_in_chunks(conn, "layout_devices", query, chunk=5000)
+    ) as rows:
+        async for chunk in rows:
+            devices += [PlacedDevice(d, h, k, r or "") for d, h, k, r in chunk]
     cur = await conn.execute("SELECT id, timezone FROM homes")
     return Layout(devices, {h: tz for h, tz in await cur.fetchall()})
+
+
+async def load_layout_from(pool: AsyncConnectionPool[Any]) -> Layout:
+    """`load_layout` on a connection of the pool."""
+    async with pool.connection() as conn:
+        return await load_layout(conn)
 
 
 def _clean(values: list[float]) -> list[float | None]:

@@ -185,6 +185,14 @@ class LearnedDetector:
         for name, arr in keep.items():
             getattr(self, name)[:old] = arr
 
+    def set_layout(self, layout: Layout) -> None:
+        """Follow a reloaded layout (a device installed or moved while running): roles,
+        rooms and time zones from the next reading on; each home's room-rule coverage is
+        recomputed (its thresholds at the next rollover or learned silence)."""
+        self.layout = layout
+        for home in self._homes:
+            home.covered = layout.motion_covered(home.home_id)
+
     def home(self, home_id: str) -> int:
         """The array index of a home, allocating one on first sight."""
         idx = self._index.get(home_id)

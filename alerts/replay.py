@@ -24,17 +24,22 @@ from alerts.layout import Layout, PlacedDevice
 from alerts.model import Category, Signal
 from devices.payload import Reading
 
-# The dataset's sensor kinds, as the device kinds of the catalogue that would report them.
-DATASET_KINDS: dict[str, str] = {
-    "motion": "pir_motion",
-    "entry_door": "door_contact",
-    "door": "door_contact",
-    "contact": "door_contact",
-    "bed": "bed_mat",
-    "chair": "chair_mat",
-    "water": "water",
-    "appliance": "appliance",
-    "power": "power_meter",
+# The dataset's sensor kinds, as the catalogue's device kind and metric that report them: the
+# offline replay reads the same readings as the live one publishes (`eldercare replay`
+# without --offline), and the ingest decoder accepts them. Every kind has the role it had
+# before it had a catalogue row (alerts.layout): a `contact` is a cupboard or drawer
+# (activity wherever it is; a `door_contact` in the hall would be the entry door live), a
+# flush or sink float and an appliance's reed switch are activity and utility use.
+DATASET_KINDS: dict[str, tuple[str, str]] = {
+    "motion": ("pir_motion", "motion"),
+    "entry_door": ("door_contact", "open"),
+    "door": ("door_contact", "open"),
+    "contact": ("cupboard_contact", "open"),
+    "bed": ("bed_mat", "occupied"),
+    "chair": ("chair_mat", "occupied"),
+    "water": ("flush_sensor", "flowing"),
+    "appliance": ("appliance_switch", "on"),
+    "power": ("power_plug", "power"),
 }
 # Alerts that mean "this elder may be lying somewhere": they detect an injected collapse.
 COLLAPSE_KINDS = frozenset({"inactivity", "not_up", "bathroom_too_long", "out_of_bed_night"})
@@ -69,6 +74,7 @@ def load_dataset(events: Path, sensors: Path, home_id: str | None = None) -> Dat
         raise DatasetError(f"{sensors}: not a sensors.json ({exc})") from exc
     home = home_id or events.resolve().parent.name
     devices: dict[str, PlacedDevice] = {}
+    metrics: dict[str, str] = {}
     for sid, spec in sensor_map.items():
         raw_kind = str(spec.get("kind", ""))
         if raw_kind not in DATASET_KINDS:
@@ -76,10 +82,11 @@ def load_dataset(events: Path, sensors: Path, home_id: str | None = None) -> Dat
         devices[sid] = PlacedDevice(
             device_id=f"{home}-{sid}",
             home_id=home,
-            kind=DATASET_KINDS[raw_kind],
+            kind=DATASET_KINDS[raw_kind][0],
             room=str(spec.get("room", "")),
             entry=raw_kind == "entry_door",
         )
+        metrics[sid] = DATASET_KINDS[raw_kind][1]
     readings: list[Reading] = []
     seq = 0
     try:
@@ -90,7 +97,7 @@ def load_dataset(events: Path, sensors: Path, home_id: str | None = None) -> Dat
                     raise DatasetError(f"{events}:{n}: sensor {row['sensor_id']!r} not in sensors")
                 ts = datetime.fromisoformat(row["timestamp"])
                 ts = (ts.replace(tzinfo=tz) if ts.tzinfo is None else ts).astimezone(UTC)
-                metric = "power" if dev.kind == "power_meter" else "state"
+                metric = metrics[row["sensor_id"]]
                 seq += 1
                 readings.append(
                     Reading(home, dev.device_id, dev.kind, 0, seq, ts, metric, float(row["value"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,8 @@ from alerts.detect import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
 from alerts.fastpath import Attempt, FastPath, Prepared
+from alerts.layout import Layout
+from alerts.learned import LearnedDetector
 from alerts.model import Raised, Severity, Signal
 from alerts.mutes import MuteChain, default_mutes
 from devices import payload, topics
@@ -27,6 +30,7 @@ from ingest.mqtt import Message, Subscriber
 from ingest.registry import RegistryCache
 
 log = logging.getLogger(__name__)
+_LAYOUT_RETRY_S = 30.0
 
 
 def urgent_filters(registry: Registry) -> list[str]:
@@ -71,8 +75,15 @@ class AlertService:
         mutes: MuteChain | None = None,
         fast: FastPath | None = None,
         urgent_grace_s: float = 0.0,
+        layout: Callable[[], Awaitable[Layout]] | None = None,
+        layout_of: Registry | None = None,
     ) -> None:
         self._settings = settings
+        # Loads the detectors' layout (rooms, time zones) again after the registry changed;
+        # `_layout_of` is the registry copy the current one was loaded with.
+        self._load_layout = layout
+        self._layout_of = layout_of
+        self._layout_retry_at = 0.0
         self._fast = fast
         self.last_reading_at = clock()  # wall time of the last reading on the full stream
         self._urgent = urgent
@@ -321,6 +332,8 @@ class AlertService:
             and await self._cache.maybe_refresh(miss=True)
         ):
             self.refresh_urgent()  # a new urgent device joins the urgent path now
+            if not urgent:
+                await self.follow_layout()  # and a new device is in its room from the start
             result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
         if not isinstance(result, Rejection):  # rejects are ingest's to count and keep
             left = not urgent and self.left_to_urgent(msg.topic)
@@ -351,6 +364,7 @@ class AlertService:
             try:
                 await self._cache.maybe_refresh()
                 self.refresh_urgent()
+                await self.follow_layout()
                 await self.handle(msg)
             except Exception:
                 log.exception(
@@ -380,6 +394,35 @@ class AlertService:
             log.info("urgent path: %d topics (+%d, -%d)", len(wanted), added, removed)
         at = float("-inf") if first or self._urgent is not None else time.monotonic()
         self._urgent_from = {t: self._urgent_from.get(t, at) for t in wanted}
+
+    async def follow_layout(self) -> None:
+        """After the registry changed, load the detectors' layout again, so that a device
+        installed (or moved) while the service runs is judged in its room and its home's
+        time zone: the learned rules need the bathroom, the bedroom and the entry door, and
+        a device missing from the layout counts only by its kind. A failed load is logged and
+        tried again after `_LAYOUT_RETRY_S` (the detectors keep the layout they have)."""
+        registry = self._cache.current
+        if (
+            self._load_layout is None
+            or registry is self._layout_of
+            or time.monotonic() < self._layout_retry_at
+        ):
+            return
+        learned = self._detectors.find(LearnedDetector)
+        if learned is None:
+            self._layout_of = registry
+            return
+        try:
+            layout = await self._load_layout()
+        except (psycopg.Error, OSError) as exc:
+            self._layout_retry_at = time.monotonic() + _LAYOUT_RETRY_S
+            log.warning(
+                "could not reload device rooms (%s); retrying in %.0f s", exc, _LAYOUT_RETRY_S
+            )
+            return
+        self._layout_of = registry
+        learned.set_layout(layout)
+        log.info("detectors follow the registry: %d devices placed", len(registry))
 
     def left_to_urgent(self, topic: str) -> bool:
         """True when the urgent path has this topic's emergencies (see `refresh_urgent`)."""

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import statistics
-from datetime import timedelta
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from alerts.replay import Dataset
+    from devices.recorded import RecordedDevice
 
 console = Console(stderr=True)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -37,17 +45,28 @@ def replay(
     alerts_out: Annotated[Path | None, typer.Option(help="write alerts as JSON lines")] = None,
     tail: Annotated[str, typer.Option(help="run the clock on past the last event")] = "24h",
     home: Annotated[str | None, typer.Option(help="home id (default: the folder name)")] = None,
+    speed: Annotated[
+        float, typer.Option(help="live: times faster than recorded (1: as it happened)")
+    ] = 1.0,
+    start: Annotated[
+        str | None, typer.Option("--from", help="live: data time to start at (local, ISO)")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option("--for", help="live: how much of the recording (e.g. 6h)")
+    ] = None,
+    village: Annotated[str, typer.Option(help="live: village the home is registered in")] = (
+        "simv-replay"
+    ),
+    state_dir: Annotated[
+        Path | None, typer.Option(help="live: a running `eldercare up` (its broker and db)")
+    ] = None,
 ) -> None:
-    """Replay a recorded home through the detectors and list the alerts they raise."""
+    """Replay a recorded home through the detectors and list the alerts they raise
+    (--offline), or publish it through the broker as its devices would (live)."""
     from alerts.detect import default_detectors
     from alerts.replay import DatasetError, load_dataset, run_offline, signal_json
+    from devices.recorded import as_sent
 
-    if not offline:
-        console.print(
-            "[red]only --offline replay is available[/red]: publishing a recording through the"
-            " broker needs its devices provisioned first (not built yet)"
-        )
-        raise typer.Exit(2)
     try:
         ds = load_dataset(events, sensors, home)
     except DatasetError as exc:
@@ -56,14 +75,20 @@ def replay(
     if not ds.readings:
         console.print(f"[red]{events}: no events[/red]")
         raise typer.Exit(2)
-    signals = run_offline(default_detectors(ds.layout), ds.readings, parse_duration(tail))
+    if not offline:
+        _replay_live_cmd(ds, speed, start, duration, village, state_dir)
+        return
+    first, last = ds.readings[0].ts, ds.readings[-1].ts
+    end = last + parse_duration(tail)
+    stream = as_sent(ds.readings, recorded_devices(ds), start=first, end=end)
+    signals = run_offline(default_detectors(ds.layout), stream, until=end)
     lines = [json.dumps(signal_json(s)) for s in signals]
     if alerts_out is not None:
         alerts_out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     else:
         for line in lines:
             print(line)
-    days = (ds.readings[-1].ts - ds.readings[0].ts).total_seconds() / 86400
+    days = (last - first).total_seconds() / 86400
     counts: dict[str, int] = {}
     for s in signals:
         counts[s.kind] = counts.get(s.kind, 0) + 1
@@ -71,6 +96,139 @@ def replay(
         f"{len(ds.readings)} readings over {days:.1f} days: {len(signals)} alerts "
         + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "")
     )
+
+
+def recorded_devices(ds: Dataset) -> list[RecordedDevice]:
+    """The recording's devices, as they are registered."""
+    from devices.recorded import RecordedDevice
+
+    return [RecordedDevice(d.device_id, d.home_id, d.kind, d.room) for d in ds.devices]
+
+
+class ReplayError(RuntimeError):
+    """A live replay that cannot start, with what is wrong."""
+
+
+async def replay_live(
+    ds: Dataset,
+    dsn: str,
+    mqtt_url: str,
+    protocol: str = "5",
+    *,
+    speed: float = 1.0,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    village: str = "simv-replay",
+    boot: int | None = None,
+    on_progress: Callable[[datetime, int], None] | None = None,
+) -> int:
+    """Register the recorded home and its devices (room, time zone), then publish its
+    readings and heartbeats at QoS 1 from now on, `speed` times faster than recorded,
+    with the timestamps of when they are sent. Returns how many were published."""
+    from alerts.layout import classify
+    from devices import topics
+    from devices.recorded import as_sent
+    from devices.status import online
+    from ingest import device_store
+    from simulators.drive import MqttSink, drive
+    from simulators.publisher import MqttPublisher
+
+    if speed <= 0:
+        raise ReplayError("--speed must be positive")
+    bad_ids = [
+        i for i in (ds.home_id, *(d.device_id for d in ds.devices)) if not topics.valid_id(i)
+    ]
+    if bad_ids:
+        raise ReplayError(f"ids must match ^[a-z0-9][a-z0-9_-]{{0,63}}$ (use --home): {bad_ids}")
+    for d in ds.devices:  # the live registry tells an entry door by its room only
+        if classify(d.kind, d.room).role is not classify(d.kind, d.room, d.entry).role:
+            raise ReplayError(
+                f"{d.device_id}: a {'' if d.entry else 'non-'}entry door in room {d.room!r}; the"
+                " registry knows an entry door by its room (hall, entrance): rename the room"
+            )
+    devices = recorded_devices(ds)
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        async with conn.transaction():
+            rows = [(d.device_id, d.kind, d.room) for d in devices]
+            await device_store.register_homes(
+                conn, [(ds.home_id, f"Replay of {ds.home_id}", rows)], village, ds.timezone
+            )
+            cur = await conn.execute(
+                "SELECT id, home_id, kind, coalesce(room, '') FROM devices WHERE id = ANY(%s)",
+                ([d.device_id for d in devices],),
+            )
+            have = {str(i): (str(h), str(k), str(r)) for i, h, k, r in await cur.fetchall()}
+        clash = [d.device_id for d in devices if have[d.device_id] != (d.home_id, d.kind, d.room)]
+        if clash:
+            raise ReplayError(f"registered already as another home, kind or room: {clash}")
+    first = start or ds.readings[0].ts
+    last = end or ds.readings[-1].ts + timedelta(seconds=1)
+    boot = int(time.time()) if boot is None else boot
+    live_start = datetime.now(UTC)
+    proto: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
+    async with MqttPublisher(mqtt_url, f"eldercare-replay-{ds.home_id}"[:64], proto) as pub:
+        for r in devices:  # retained status, as each device publishes when it connects
+            status = topics.topic(r.home_id, r.device_id, topics.Channel.STATUS)
+            await pub.publish(status, online(boot, live_start), 1, True)
+        stream = as_sent(
+            ds.readings, devices, start=first, end=last, boot=boot, live_start=live_start,
+            speed=speed,
+        )  # fmt: skip
+        # The stream carries live timestamps: each window goes out when its time comes.
+        return await drive(
+            stream, MqttSink(pub), speed=1.0, window=timedelta(seconds=1), on_progress=on_progress
+        )
+
+
+def _replay_live_cmd(
+    ds: Dataset, speed: float, start: str | None, duration: str | None, village: str,
+    state_dir: Path | None,
+) -> None:  # fmt: skip
+    from zoneinfo import ZoneInfo
+
+    from gateway.cli import _endpoints
+
+    first = None
+    if start is not None:
+        try:
+            at = datetime.fromisoformat(start)
+        except ValueError:
+            console.print(
+                f"[red]--from {start!r}: give a date and time, e.g. 2008-07-26T06:00[/red]"
+            )
+            raise typer.Exit(2) from None
+        first = (at.replace(tzinfo=ZoneInfo(ds.timezone)) if at.tzinfo is None else at).astimezone(
+            UTC
+        )
+    origin = first or ds.readings[0].ts
+    last = origin + parse_duration(duration) if duration is not None else None
+    dsn, mqtt_url, protocol = _endpoints(state_dir)
+    span = ((last or ds.readings[-1].ts) - origin) / speed
+    console.print(
+        f"replaying {ds.home_id} from {origin.astimezone(ZoneInfo(ds.timezone)):%Y-%m-%d %H:%M}"
+        f" ({ds.timezone}) at {speed:g}x: {span} of wall time, through {mqtt_url}"
+    )
+    if speed != 1:
+        console.print(
+            "[yellow]at a speed other than 1 the learned detectors see the elder's day "
+            "compressed: use it for the path and the load, not for what they detect[/yellow]"
+        )
+
+    def progress(at: datetime, sent: int) -> None:
+        if sent and sent % 500 < 50:
+            console.print(f"  {at:%H:%M:%S}: {sent} messages", highlight=False)
+
+    try:
+        sent = asyncio.run(
+            replay_live(
+                ds, dsn, mqtt_url, protocol, speed=speed, start=first, end=last,
+                village=village, on_progress=progress,
+            )
+        )  # fmt: skip
+    except ReplayError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"published {sent} readings and heartbeats of {len(ds.devices)} devices")
 
 
 def evaluate_homes(
@@ -82,7 +240,7 @@ def evaluate_homes(
 ) -> None:
     """Real homes: false alarms per day untouched; time to detect an injected collapse."""
     from alerts.detect import default_detectors
-    from alerts.replay import Dataset, DatasetError, evaluate_real_home, load_dataset
+    from alerts.replay import DatasetError, evaluate_real_home, load_dataset
 
     def make(ds: Dataset) -> Any:
         return default_detectors(ds.layout)

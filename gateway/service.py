@@ -84,6 +84,7 @@ class Running:
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     http_port: int | None = None
     app: Any = None
+    detectors: Any = None  # the full stream's DetectorSet, when the alerts stage runs here
 
 
 ExtraTask = Callable[[Running], Awaitable[None]]
@@ -246,16 +247,20 @@ async def serve(
                     )
                 )
                 running.subscribers["alerts_urgent"] = urgent
+            layout_of = None  # the registry copy the layout was loaded with
             try:  # rooms and learned baselines; detection runs without them if unreachable
                 async with pool.connection() as conn:
+                    layout_of = alerts_cache.current
                     detectors = default_detectors(await baselines.load_layout(conn))
                     learned = detectors.find(LearnedDetector)
                     if learned is not None:
                         await baselines.restore(conn, learned)
             except psycopg.Error:
                 log.exception("could not load device rooms / baselines; starting without them")
+                layout_of = None  # the rooms follow once the database answers
                 detectors = default_detectors()
                 learned = detectors.find(LearnedDetector)
+            running.detectors = detectors
             if learned is not None and full:
                 tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
             fallback = EmergencyFallback(
@@ -292,6 +297,8 @@ async def serve(
                 urgent_grace_s=0.0
                 if urgent_here
                 else settings.ingest.registry_refresh_s + 5 * settings.alerts.poll_s + 5.0,
+                layout=lambda: baselines.load_layout_from(pool),
+                layout_of=layout_of,
             )
             tasks += [("alerts-fallback", fallback.run()), ("dispatcher", dispatcher.run())]
             if urgent_here:
