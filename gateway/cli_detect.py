@@ -121,6 +121,7 @@ async def replay_live(
     village: str = "simv-replay",
     boot: int | None = None,
     on_progress: Callable[[datetime, int], None] | None = None,
+    on_start: Callable[[datetime], None] | None = None,
 ) -> int:
     """Register the recorded home and its devices (room, time zone), then publish its
     readings and heartbeats at QoS 1 from now on, `speed` times faster than recorded,
@@ -165,6 +166,8 @@ async def replay_live(
     last = end or ds.readings[-1].ts + timedelta(seconds=1)
     boot = int(time.time()) if boot is None else boot
     live_start = datetime.now(UTC)
+    if on_start is not None:
+        on_start(live_start)
     proto: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
     async with MqttPublisher(mqtt_url, f"eldercare-replay-{ds.home_id}"[:64], proto) as pub:
         for r in devices:  # retained status, as each device publishes when it connects
@@ -176,8 +179,9 @@ async def replay_live(
         )  # fmt: skip
         # The stream carries live timestamps: each window goes out when its time comes.
         return await drive(
-            stream, MqttSink(pub), speed=1.0, window=timedelta(seconds=1), on_progress=on_progress
-        )
+            stream, MqttSink(pub), speed=1.0, window=timedelta(seconds=0.2),
+            on_progress=on_progress,
+        )  # fmt: skip
 
 
 def _replay_live_cmd(
@@ -214,15 +218,23 @@ def _replay_live_cmd(
             "compressed: use it for the path and the load, not for what they detect[/yellow]"
         )
 
-    def progress(at: datetime, sent: int) -> None:
-        if sent and sent % 500 < 50:
-            console.print(f"  {at:%H:%M:%S}: {sent} messages", highlight=False)
+    shown = [0.0]
+    live: list[datetime] = []
+
+    def progress(at: datetime, sent: int) -> None:  # a line every 10 s of wall time
+        if time.monotonic() - shown[0] >= 10.0:
+            shown[0] = time.monotonic()
+            recorded = (origin + (at - live[0]) * speed).astimezone(ZoneInfo(ds.timezone))
+            console.print(
+                f"  {at:%H:%M:%S} (recorded {recorded:%Y-%m-%d %H:%M}): {sent} messages",
+                highlight=False,
+            )
 
     try:
         sent = asyncio.run(
             replay_live(
                 ds, dsn, mqtt_url, protocol, speed=speed, start=first, end=last,
-                village=village, on_progress=progress,
+                village=village, on_progress=progress, on_start=live.append,
             )
         )  # fmt: skip
     except ReplayError as exc:

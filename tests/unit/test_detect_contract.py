@@ -493,7 +493,7 @@ def test_cli_replay_offline_writes_json_lines(tmp_path: Path) -> None:
     from gateway.cli import app
 
     out = tmp_path / "alerts.jsonl"
-    events, sensors = _house("house_a")
+    events, sensors = _house("house_b")  # house A raises no alert at all
     result = CliRunner().invoke(
         app,
         [
