@@ -32,6 +32,9 @@ _RELEASE_KINDS = frozenset({"pir_motion", "motion", "radar"}) | _CHAIR_KINDS
 SLOTS = 24
 # Rooms per home whose silences are learned apart (where the silence began); more are not.
 ROOMS = 8
+# Parts of the local day a room's silences are learned apart in (0-6, 6-12, 12-18, 18-24 h):
+# the living room's after-lunch nap is not the limit of its morning.
+PARTS = 4
 DAY = 86400.0
 # Not a sign of the elder moving: housekeeping, and a radar's breathing rate (a person lying
 # still after a collapse still breathes; the radar's `presence` and `fall` are what count).
@@ -84,8 +87,9 @@ class Baseline:
     daily_days: int
     wake_h: float = math.nan  # latest usual end of sleep, hours after local noon (nan: none)
     seat_s: float = 0.0  # time seen seated on a chair mat, seconds (for the usual seat)
-    # room -> [longest at-home silence that began there (s), learned silences >= the sample
-    # length that began there]
+    # room -> per part of the day (PARTS): [longest at-home silence that began there then (s),
+    # learned silences >= the sample length that began there then, ...] (saved before the
+    # parts: one pair, which then holds for every part)
     rooms: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -174,8 +178,8 @@ class LearnedDetector:
         self.daily_days = np.zeros(n, np.int32)
         self.wake_h: F64 = np.full(n, np.nan)
         self.last_room = np.full(n, -1, np.int8)  # room (per-home index) of the last activity
-        self.room_rec: F64 = np.zeros((n, ROOMS))
-        self.room_n = np.zeros((n, ROOMS), np.int32)
+        self.room_rec: F64 = np.zeros((n, ROOMS, PARTS))
+        self.room_n = np.zeros((n, ROOMS, PARTS), np.int32)
         self.room_thr: F64 = np.full(n, np.inf)  # the current silence's limit by its room
 
     def _grow(self) -> None:
@@ -307,15 +311,21 @@ class LearnedDetector:
         """The limit of a silence at home (not seated) by the room it began in (inf: none)."""
         r = self.rules.inactivity
         room = int(self.last_room[h])
+        part = self._part(h, ts)
         if (
             room < 0
             or int(self.ctx[h]) != HOME
             or not self._homes[h].covered
-            or self.room_n[h, room] < r.room_min_silences
+            or self.room_n[h, room, part] < r.room_min_silences
             or self._learned_days(h, ts) < r.room_min_days
         ):
             return math.inf
-        return max(float(self.room_rec[h, room]) * r.factor + r.room_margin_s, r.room_floor_s)
+        record = float(self.room_rec[h, room, part])
+        return max(record * r.factor + r.room_margin_s, r.room_floor_s)
+
+    def _part(self, h: int, ts: float) -> int:
+        """The part of the local day (0..PARTS-1) at `ts`."""
+        return min(int(self._local_hour(h, ts) * PARTS // SLOTS), PARTS - 1)
 
     def _end_silence(self, h: int, ts: float) -> None:
         """A silence ended with activity: learn it (when plausible) and re-arm."""
@@ -343,8 +353,10 @@ class LearnedDetector:
                 self._learn_silence(h, ctx, start, ts)
                 room = int(self.last_room[h])
                 if ctx == HOME and room >= 0:
-                    self.room_rec[h, room] = max(self.room_rec[h, room], length)
-                    self.room_n[h, room] += length >= r.room_sample_s
+                    part = self._part(h, start)  # where and when the silence began
+                    rec = self.room_rec[h, room, part]
+                    self.room_rec[h, room, part] = max(rec, length)
+                    self.room_n[h, room, part] += length >= r.room_sample_s
                 if ctx == ASLEEP:
                     self._learn_wake(h, ts)
         self.last_act[h] = ts
@@ -800,7 +812,14 @@ class LearnedDetector:
                 wake_h=float(self.wake_h[h]),
                 seat_s=float(self.seat_s[h]),
                 rooms={
-                    name: [round(float(self.room_rec[h, i]), 1), float(self.room_n[h, i])]
+                    name: [
+                        x
+                        for p in range(PARTS)
+                        for x in (
+                            round(float(self.room_rec[h, i, p]), 1),
+                            float(self.room_n[h, i, p]),
+                        )
+                    ]
                     for name, i in home.rooms.items()
                 },
             )
@@ -826,11 +845,12 @@ class LearnedDetector:
             self.daily_mean[h] = b.daily_mean
             self.daily_days[h] = b.daily_days
             self.wake_h[h] = b.wake_h
-            for name, (record, count) in b.rooms.items():
+            for name, pairs in b.rooms.items():
                 idx = self._room_index(h, name)
                 if idx >= 0:
-                    self.room_rec[h, idx] = record
-                    self.room_n[h, idx] = int(count)
+                    per_part = pairs * PARTS if len(pairs) == 2 else pairs  # saved before parts
+                    self.room_rec[h, idx] = per_part[0 : 2 * PARTS : 2]
+                    self.room_n[h, idx] = [int(c) for c in per_part[1 : 2 * PARTS : 2]]
             self._refresh(h, _ts(now))
 
     def threshold(self, home_id: str, context: int, hour: int) -> float:

@@ -40,8 +40,8 @@ def no_room_rule() -> Rules:
     return replace(rules, inactivity=replace(rules.inactivity, room_min_silences=10**9))
 
 
-def rooms_routine(days: int) -> list[Reading]:
-    """Up at 07:00, bed at 22:00. In the living room, sits still 80 min from 09:00 (and
+def rooms_routine(days: int, sit_hour: float = 9) -> list[Reading]:
+    """Up at 07:00, bed at 22:00. In the living room, sits still 80 min from `sit_hour` (and
     moves every 10 min otherwise); in the kitchen, never still for more than 15 min."""
     rng = random.Random(5)
     out: list[Reading] = []
@@ -51,7 +51,7 @@ def rooms_routine(days: int) -> list[Reading]:
         t = day + timedelta(minutes=5)
         while t < day + timedelta(hours=15):
             hour = (t - day).total_seconds() / 3600 + 7
-            if 9 <= hour < 9.1:
+            if sit_hour <= hour < sit_hour + 0.1:
                 out.append(motion(t))
                 t += timedelta(minutes=80)  # the morning sit
                 out.append(motion(t))
@@ -114,6 +114,39 @@ def test_room_records_survive_a_restart() -> None:
     fresh.restore(copy.deepcopy(d.export()), T0 + timedelta(days=8))
     assert fresh.export()[0].rooms == d.export()[0].rooms
     assert _still_after(fresh, "pir-kit", T0 + timedelta(days=8, hours=3), 46) == ["inactivity"]
+
+
+def test_a_room_is_learned_by_the_part_of_the_day() -> None:
+    """The living room's 80 min sit is after lunch (13:00): a silence that began there at
+    10:10 is judged by the morning's own record (10 min: the 45 min floor), one at 13:10 by
+    the sit's."""
+    days = rooms_routine(9, sit_hour=13)
+    morning = T0 + timedelta(days=8, hours=3, minutes=10)  # 10:10
+    d = LearnedDetector(COVERED)
+    run_offline(d, [x for x in days if x.ts < morning], tail=timedelta(0))
+    assert _still_after(d, "pir-liv", morning, 44) == []
+    [s] = d.advance(morning + timedelta(minutes=46))
+    assert (s.kind, s.evidence["room"], s.evidence["room_expected_max_s"]) == (
+        "inactivity",
+        "living room",
+        45 * 60,
+    )
+    afternoon = T0 + timedelta(days=8, hours=6, minutes=10)  # 13:10
+    e = LearnedDetector(COVERED)
+    run_offline(e, [x for x in days if x.ts < afternoon], tail=timedelta(0))
+    assert _still_after(e, "pir-liv", afternoon, 100) == []
+
+
+def test_room_records_saved_before_the_parts_hold_for_every_part() -> None:
+    d = LearnedDetector(COVERED)
+    run_offline(d, rooms_routine(8), tail=timedelta(0))
+    [baseline] = copy.deepcopy(d.export())
+    old = replace(baseline, rooms={"kitchen": [900.0, 30.0]})  # one pair: record, count
+    fresh = LearnedDetector(COVERED)
+    fresh.restore([old], T0 + timedelta(days=8))
+    assert fresh.export()[0].rooms == {"kitchen": [900.0, 30.0] * 4}
+    # 15 min x 1.2 + 20 min = 38 min: the 45 min floor, at any time of the day.
+    assert _still_after(fresh, "pir-kit", T0 + timedelta(days=8, hours=8), 46) == ["inactivity"]
 
 
 SEAT = Layout(
