@@ -202,6 +202,10 @@ class RealHomeReport:
     ttd_s: list[float] = field(default_factory=list)
     ttd_asleep_s: list[float] = field(default_factory=list)  # instants in an annotated sleep
     injected_asleep: int = 0
+    # Within the span the resident's annotations cover (where they say where they were):
+    # its days, and the false alarms raised in it per non-technical kind.
+    annotated_days: float = 0.0
+    annotated_false_alarms: dict[str, int] = field(default_factory=dict)
 
     @property
     def non_technical(self) -> int:
@@ -227,6 +231,22 @@ class RealHomeReport:
             "injected_asleep": self.injected_asleep,
             "ttd_mean_asleep_h": _mean_h(self.ttd_asleep_s),
             "ttd_mean_awake_h": _mean_h(_without(self.ttd_s, self.ttd_asleep_s)),
+            "annotated_days": round(self.annotated_days, 1),
+            "annotated_false_alarms": dict(sorted(self.annotated_false_alarms.items())),
+            "annotated_false_alarms_per_day": (
+                round(sum(self.annotated_false_alarms.values()) / self.annotated_days, 3)
+                if self.annotated_days > 0
+                else None
+            ),
+            "annotated_collapse_false_alarms_per_day": (
+                round(
+                    sum(v for k, v in self.annotated_false_alarms.items() if k in COLLAPSE_KINDS)
+                    / self.annotated_days,
+                    3,
+                )
+                if self.annotated_days > 0
+                else None
+            ),
         }
 
 
@@ -288,6 +308,10 @@ def evaluate_real_home(
     report = RealHomeReport(ds.home_id, (last - first).total_seconds() / 86400)
     signals = run_offline(make(ds), ds.readings, tail=timedelta(0))
     report.false_alarms, report.technical = false_alarms(signals)
+    if ds.annotated is not None:
+        lo, hi = ds.annotated
+        report.annotated_days = (min(hi, last) - max(lo, first)).total_seconds() / 86400
+        report.annotated_false_alarms, _ = false_alarms(s for s in signals if lo <= s.event_at < hi)
     detector = make(ds)
     it: Iterator[Reading] = iter(ds.readings)
     pending: Reading | None = next(it, None)

@@ -34,6 +34,10 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _per_day(count: int, days: float) -> float | None:
+    return round(count / days, 3) if days > 0 else None
+
+
 def _mean_h(values: list[float]) -> float | None:
     return round(statistics.fmean(values) / 3600, 2) if values else None
 
@@ -252,7 +256,7 @@ def evaluate_homes(
 ) -> None:
     """Real homes: false alarms per day untouched; time to detect an injected collapse."""
     from alerts.detect import default_detectors
-    from alerts.replay import DatasetError, evaluate_real_home, load_dataset
+    from alerts.replay import COLLAPSE_KINDS, DatasetError, evaluate_real_home, load_dataset
 
     def make(ds: Dataset) -> Any:
         return default_detectors(ds.layout)
@@ -279,6 +283,20 @@ def evaluate_homes(
         "detected": sum(r.detected for r in reports),
         "ttd_mean_h": round(statistics.fmean(ttd) / 3600, 2) if ttd else None,
         "ttd_median_h": round(statistics.median(ttd) / 3600, 2) if ttd else None,
+        "annotated_days": round(sum(r.annotated_days for r in reports), 1),
+        "annotated_false_alarms_per_day": _per_day(
+            sum(sum(r.annotated_false_alarms.values()) for r in reports),
+            sum(r.annotated_days for r in reports),
+        ),
+        "annotated_collapse_false_alarms_per_day": _per_day(
+            sum(
+                v
+                for r in reports
+                for k, v in r.annotated_false_alarms.items()
+                if k in COLLAPSE_KINDS
+            ),
+            sum(r.annotated_days for r in reports),
+        ),
         "injected_asleep": sum(r.injected_asleep for r in reports),
         "ttd_mean_asleep_h": _mean_h([t for r in reports for t in r.ttd_asleep_s]),
         "ttd_mean_awake_h": _mean_h(
@@ -289,7 +307,8 @@ def evaluate_homes(
         print(json.dumps({"homes": rows, "total": total}, indent=2))
         return
     table = Table(title="Real homes: untouched replay and injected collapse")
-    for col in ("home", "days", "FA/day (all)", "FA/day (collapse kinds)", "detected",
+    for col in ("home", "days", "FA/day (all)", "FA/day (collapse kinds)",
+                "annotated days", "FA/day annotated (all / collapse)", "detected",
                 "mean TTD h", "median TTD h", "false alarms"):  # fmt: skip
         table.add_column(col)
     for x in [*rows, total]:
@@ -298,6 +317,9 @@ def evaluate_homes(
             str(x["days"]),
             str(x["false_alarms_per_day"]),
             str(x["collapse_false_alarms_per_day"]),
+            str(x["annotated_days"]),
+            f"{x['annotated_false_alarms_per_day']}"
+            f" / {x['annotated_collapse_false_alarms_per_day']}",
             f"{x['detected']}/{x['injected']}",
             str(x["ttd_mean_h"]),
             str(x["ttd_median_h"]),
