@@ -496,7 +496,7 @@ class LearnedDetector:
         rr = self.rules.rooms
         home = self._homes[h]
         hour = self._local_hour(h, ts)
-        night = hour >= rr.night_from_hour or hour < rr.night_to_hour
+        night = hour >= rr.out_of_bed_from_hour or hour < rr.night_to_hour  # the bed's night
         # Too long in the bathroom: only where a motion sensor shows presence there. A PIR
         # re-arming (motion 0) or a radar's presence 0 comes after the elder left: it neither
         # starts nor ends a stay (nor does the bathroom door).
@@ -756,12 +756,8 @@ class LearnedDetector:
         home = self._homes[h]
         if col in (T_WATER, T_POWER) and int(self.ctx[h]) == OUT:
             return None  # nobody home: no use expected
-        quiet = self.rules.rooms.out_of_bed_quiet_s
         if col == T_BED and not home.bed_elsewhere:
             return None  # a mat that went to rest with nothing after: still in bed, asleep
-        if col == T_BED and t - float(self.last_act[h]) < quiet:
-            self.due[h, col] = float(self.last_act[h]) + quiet  # up and about: not lying still
-            return None
         if col == T_BATH:
             since = home.bath_since
             home.bath_fired = True

@@ -84,7 +84,9 @@ class RoomRule:
     bathroom_floor_s: float = 40 * MINUTE
     out_of_bed_default_s: float = 90 * MINUTE
     out_of_bed_floor_s: float = 45 * MINUTE
-    out_of_bed_quiet_s: float = 30 * MINUTE
+    # Out of bed at night: the mat emptied from this hour (the elder in bed for the night; the
+    # earliest simulated bedtime is 20:50) to `night_to_hour`. Night wandering keeps 23:00.
+    out_of_bed_from_hour: int = 21
     wander_default_s: float = 45 * MINUTE
     wander_floor_s: float = 30 * MINUTE
     factor: float = 1.5

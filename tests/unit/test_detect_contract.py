@@ -325,6 +325,39 @@ def test_out_of_bed_at_night_needs_the_elder_seen_elsewhere() -> None:
     assert [s.kind for s in signals] == ["out_of_bed_night"]
 
 
+def test_out_of_bed_at_night_while_moving_about_and_from_21_h() -> None:
+    """In bed at 21:00, up at 22:10 and sitting in the living room, moving every 10 min: out of
+    bed too long at the limit (90 min in the first week), although never still for long."""
+    d = LearnedDetector(LAYOUT)
+    run_offline(d, routine(3), tail=timedelta(0))
+    evening = T0 + timedelta(days=3, hours=14)  # 21:00 (UTC is the home's zone)
+    d.observe(r("bed", "bed_mat", "occupied", 1.0, evening))
+    left = evening + timedelta(minutes=70)  # 22:10
+    d.observe(r("bed", "bed_mat", "occupied", 0.0, left))
+    signals = []
+    for k in range(2, 100, 10):
+        signals += d.observe(motion(left + timedelta(minutes=k)))
+        signals += d.advance(left + timedelta(minutes=k + 1))
+    assert [s.kind for s in signals if s.kind == "out_of_bed_night"] == ["out_of_bed_night"]
+    [s] = [s for s in signals if s.kind == "out_of_bed_night"]
+    assert s.evidence["expected_max_s"] == 90 * 60
+    assert timedelta(minutes=90) <= s.event_at - left <= timedelta(minutes=92)
+
+
+def test_leaving_the_bed_in_the_evening_before_21_h_is_no_night() -> None:
+    d = LearnedDetector(LAYOUT)
+    run_offline(d, routine(3), tail=timedelta(0))
+    evening = T0 + timedelta(days=3, hours=12)  # 19:00: a rest on the bed, then the evening
+    d.observe(r("bed", "bed_mat", "occupied", 1.0, evening))
+    left = evening + timedelta(minutes=40)  # 19:40
+    d.observe(r("bed", "bed_mat", "occupied", 0.0, left))
+    signals = []
+    for k in range(2, 150, 10):
+        signals += d.observe(motion(left + timedelta(minutes=k)))
+        signals += d.advance(left + timedelta(minutes=k + 1))
+    assert [s for s in signals if s.kind == "out_of_bed_night"] == []
+
+
 def test_bathroom_alert_once_per_stay_and_not_while_out() -> None:
     d = LearnedDetector(LAYOUT)
     d.observe(motion(T0 + timedelta(minutes=1), "pir-bath"))
