@@ -36,8 +36,9 @@ async def load_layout(conn: AsyncConnection[Any]) -> Layout:
 
 
 async def load_layout_from(pool: AsyncConnectionPool[Any]) -> Layout:
-    """`load_layout` on a connection of the pool."""
-    async with pool.connection() as conn:
+    """`load_layout` on a connection of the pool (waiting at most 2 s for one: the full
+    stream waits for it)."""
+    async with pool.connection(timeout=2.0) as conn:
         return await load_layout(conn)
 
 
@@ -66,6 +67,7 @@ async def save(conn: AsyncConnection[Any], baselines: list[Baseline]) -> int:
                     "wake_h": None if math.isnan(b.wake_h) else b.wake_h,
                     "seat_s": b.seat_s,
                     "rooms": b.rooms,
+                    "room_parts": b.room_parts,
                 }
                 await copy.write_row((b.home_id, msgspec.json.encode(state).decode()))
         cur = await conn.execute(
@@ -98,19 +100,34 @@ async def load(conn: AsyncConnection[Any]) -> list[Baseline]:
                 wake_h=math.nan if state.get("wake_h") is None else float(state["wake_h"]),
                 seat_s=float(state.get("seat_s", 0.0)),
                 rooms={k: [float(x) for x in v] for k, v in state.get("rooms", {}).items()},
+                room_parts={
+                    k: [float(x) for x in v] for k, v in state.get("room_parts", {}).items()
+                },
             )
         )
     return out
 
 
 async def keep(
-    pool: AsyncConnectionPool[Any], learned: LearnedDetector, interval_s: float = 300.0
+    pool: AsyncConnectionPool[Any],
+    learned: LearnedDetector,
+    interval_s: float = 300.0,
+    restored: bool = True,
 ) -> None:
-    """Save the learned baselines every `interval_s` (a named task of the alerts stage)."""
+    """Save the learned baselines every `interval_s` (a named task of the alerts stage).
+
+    If they could not be restored at start (`restored` False: the database was down), they
+    are restored first, at the first save that reaches the database: saving before that
+    would overwrite every elder's stored history with what was learned since the start."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             async with pool.connection() as conn:
+                if not restored:
+                    homes = await restore(conn, learned)
+                    restored = True
+                    log.warning("detector baselines restored late: %d homes", homes)
+                    continue
                 await save(conn, learned.export())
         except Exception:
             log.exception("could not save detector baselines; will retry")

@@ -7,9 +7,12 @@ room (from the `devices` table live, from `sensors.json` in replay) and each hom
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 class Role(enum.Enum):
@@ -107,7 +110,7 @@ class Layout:
         placed = list(devices)
         self._devices = {d.device_id: classify(d.kind, d.room, d.entry) for d in placed}
         self._covered = _motion_covered(placed, self._devices)
-        self._tz = {h: ZoneInfo(tz) for h, tz in (timezones or {}).items()}
+        self._tz = {h: _zone(h, tz) for h, tz in (timezones or {}).items()}
         self._default_tz = ZoneInfo(default_tz)
 
     def device(self, device_id: str, kind: str) -> DeviceInfo:
@@ -126,6 +129,16 @@ class Layout:
     def tz(self, home_id: str) -> ZoneInfo:
         """The home's time zone (local hours drive the per-slot baselines)."""
         return self._tz.get(home_id, self._default_tz)
+
+
+def _zone(home_id: str, name: str) -> ZoneInfo:
+    """The home's time zone; UTC, with a warning, when the name is not one (the column is
+    free text: a typo must not stop detection)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("home %s: unknown time zone %r, using UTC", home_id, name)
+        return ZoneInfo("UTC")
 
 
 def _motion_covered(placed: list[PlacedDevice], infos: dict[str, DeviceInfo]) -> dict[str, bool]:

@@ -8,6 +8,7 @@ and are exported/imported as `Baseline` values for persistence.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from alerts.layout import DeviceInfo, Layout, Role
 from alerts.model import Category, Severity, Signal
 from alerts.rules import HOUR, Rules
 from devices.payload import Reading
+
+log = logging.getLogger(__name__)
 
 HOME, ASLEEP, OUT, SEATED = 0, 1, 2, 3
 CONTEXTS = ("home", "asleep", "out", "seated")
@@ -87,10 +90,13 @@ class Baseline:
     daily_days: int
     wake_h: float = math.nan  # latest usual end of sleep, hours after local noon (nan: none)
     seat_s: float = 0.0  # time seen seated on a chair mat, seconds (for the usual seat)
-    # room -> per part of the day (PARTS): [longest at-home silence that began there then (s),
-    # learned silences >= the sample length that began there then, ...] (saved before the
-    # parts: one pair, which then holds for every part)
+    # room -> [longest at-home silence that began there (s), learned silences >= the sample
+    # length that began there], over the whole day (what a build before the parts reads)
     rooms: dict[str, list[float]] = field(default_factory=dict)
+    # room -> the same pair per part of the day, PARTS pairs in a row; a room missing here
+    # (saved before the parts, or with another number of parts) takes its `rooms` pair for
+    # every part
+    room_parts: dict[str, list[float]] = field(default_factory=dict)
 
 
 class _Home:
@@ -192,7 +198,8 @@ class LearnedDetector:
     def set_layout(self, layout: Layout) -> None:
         """Follow a reloaded layout (a device installed or moved while running): roles,
         rooms and time zones from the next reading on; each home's room-rule coverage is
-        recomputed (its thresholds at the next rollover or learned silence)."""
+        recomputed now, and used by its thresholds from their next refresh (a learned
+        silence, a change of the usual seat, the end of the warm-up)."""
         self.layout = layout
         for home in self._homes:
             home.covered = layout.motion_covered(home.home_id)
@@ -809,6 +816,13 @@ class LearnedDetector:
                 seat_s=float(self.seat_s[h]),
                 rooms={
                     name: [
+                        round(float(self.room_rec[h, i].max()), 1),
+                        float(self.room_n[h, i].sum()),
+                    ]
+                    for name, i in home.rooms.items()
+                },
+                room_parts={
+                    name: [
                         x
                         for p in range(PARTS)
                         for x in (
@@ -841,12 +855,18 @@ class LearnedDetector:
             self.daily_mean[h] = b.daily_mean
             self.daily_days[h] = b.daily_days
             self.wake_h[h] = b.wake_h
-            for name, pairs in b.rooms.items():
+            for name in sorted(b.rooms.keys() | b.room_parts.keys()):
+                per_part = b.room_parts.get(name, [])
+                if len(per_part) != 2 * PARTS:  # saved before the parts, or with other parts
+                    pair = b.rooms.get(name, [])
+                    if len(pair) != 2:
+                        log.warning("baseline of %s: room %r unreadable", b.home_id, name)
+                        continue
+                    per_part = pair * PARTS
                 idx = self._room_index(h, name)
                 if idx >= 0:
-                    per_part = pairs * PARTS if len(pairs) == 2 else pairs  # saved before parts
-                    self.room_rec[h, idx] = per_part[0 : 2 * PARTS : 2]
-                    self.room_n[h, idx] = [int(c) for c in per_part[1 : 2 * PARTS : 2]]
+                    self.room_rec[h, idx] = per_part[0::2]
+                    self.room_n[h, idx] = [int(c) for c in per_part[1::2]]
             self._refresh(h, _ts(now))
 
     def threshold(self, home_id: str, context: int, hour: int) -> float:

@@ -414,11 +414,9 @@ class AlertService:
             return
         try:
             layout = await self._load_layout()
-        except (psycopg.Error, OSError) as exc:
+        except Exception:  # whatever it is, the messages go on with the rooms there are
             self._layout_retry_at = time.monotonic() + _LAYOUT_RETRY_S
-            log.warning(
-                "could not reload device rooms (%s); retrying in %.0f s", exc, _LAYOUT_RETRY_S
-            )
+            log.exception("could not reload device rooms; retrying in %.0f s", _LAYOUT_RETRY_S)
             return
         self._layout_of = registry
         learned.set_layout(layout)

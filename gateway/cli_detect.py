@@ -84,7 +84,9 @@ def replay(
         return
     first, last = ds.readings[0].ts, ds.readings[-1].ts
     end = last + parse_duration(tail)
-    stream = as_sent(ds.readings, recorded_devices(ds), start=first, end=end)
+    # `as_sent` ends before `end`: the last event is in even with --tail 0s.
+    stream_end = max(end, last + timedelta(seconds=1))
+    stream = as_sent(ds.readings, recorded_devices(ds), start=first, end=stream_end)
     signals = run_offline(default_detectors(ds.layout), stream, until=end)
     lines = [json.dumps(signal_json(s)) for s in signals]
     if alerts_out is not None:
@@ -135,6 +137,7 @@ async def replay_live(
     from devices.recorded import as_sent
     from devices.status import online
     from ingest import device_store
+    from ingest.registry import MISS_INTERVAL_S
     from simulators.drive import MqttSink, drive
     from simulators.publisher import MqttPublisher
 
@@ -152,20 +155,33 @@ async def replay_live(
                 " registry knows an entry door by its room (hall, entrance): rename the room"
             )
     devices = recorded_devices(ds)
-    async with await psycopg.AsyncConnection.connect(dsn) as conn:
-        async with conn.transaction():
-            rows = [(d.device_id, d.kind, d.room) for d in devices]
-            await device_store.register_homes(
-                conn, [(ds.home_id, f"Replay of {ds.home_id}", rows)], village, ds.timezone
+    # All or nothing: a refused replay registers nothing.
+    async with await psycopg.AsyncConnection.connect(dsn) as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT timezone, village_id FROM homes WHERE id = %s", (ds.home_id,)
+        )
+        home_row = await cur.fetchone()
+        if home_row is not None and tuple(home_row) != (ds.timezone, village):
+            raise ReplayError(
+                f"home {ds.home_id!r} exists in village {home_row[1]!r} with time zone"
+                f" {home_row[0]!r}, not {village!r} / {ds.timezone!r}: use --home"
             )
-            cur = await conn.execute(
-                "SELECT id, home_id, kind, coalesce(room, '') FROM devices WHERE id = ANY(%s)",
-                ([d.device_id for d in devices],),
-            )
-            have = {str(i): (str(h), str(k), str(r)) for i, h, k, r in await cur.fetchall()}
+        rows = [(d.device_id, d.kind, d.room) for d in devices]
+        await device_store.register_homes(
+            conn, [(ds.home_id, f"Replay of {ds.home_id}", rows)], village, ds.timezone
+        )
+        cur = await conn.execute(
+            "SELECT id, home_id, kind, coalesce(room, '') FROM devices WHERE id = ANY(%s)",
+            ([d.device_id for d in devices],),
+        )
+        have = {str(i): (str(h), str(k), str(r)) for i, h, k, r in await cur.fetchall()}
         clash = [d.device_id for d in devices if have[d.device_id] != (d.home_id, d.kind, d.room)]
         if clash:
             raise ReplayError(f"registered already as another home, kind or room: {clash}")
+    # Every process checks the registry again on a message from an unknown device, at most
+    # once per MISS_INTERVAL_S: after that long, the first reading is known to all of them
+    # (ingest stores it, detection places it in its room) instead of being dead-lettered.
+    await asyncio.sleep(MISS_INTERVAL_S + 0.5)
     first = start or ds.readings[0].ts
     last = end or ds.readings[-1].ts + timedelta(seconds=1)
     boot = int(time.time()) if boot is None else boot

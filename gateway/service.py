@@ -248,6 +248,7 @@ async def serve(
                 )
                 running.subscribers["alerts_urgent"] = urgent
             layout_of = None  # the registry copy the layout was loaded with
+            restored = False
             try:  # rooms and learned baselines; detection runs without them if unreachable
                 async with pool.connection() as conn:
                     layout_of = alerts_cache.current
@@ -255,6 +256,7 @@ async def serve(
                     learned = detectors.find(LearnedDetector)
                     if learned is not None:
                         await baselines.restore(conn, learned)
+                    restored = True
             except psycopg.Error:
                 log.exception("could not load device rooms / baselines; starting without them")
                 layout_of = None  # the rooms follow once the database answers
@@ -262,7 +264,7 @@ async def serve(
                 learned = detectors.find(LearnedDetector)
             running.detectors = detectors
             if learned is not None and full:
-                tasks.append(("alerts-baselines", baselines.keep(pool, learned)))
+                tasks.append(("alerts-baselines", baselines.keep(pool, learned, restored=restored)))
             fallback = EmergencyFallback(
                 pool,
                 _channels(settings, http, pool, vapid),

@@ -11,6 +11,10 @@ from devices.registry import Registry
 
 log = logging.getLogger(__name__)
 
+MISS_INTERVAL_S = 2.0
+"""A message from an unknown device checks the registry again at most this often: a device
+registered this long before its first message is known by then to every process."""
+
 
 class RegistryCache:
     """Holds the latest registry snapshot and reloads it periodically or on a miss.
@@ -25,7 +29,7 @@ class RegistryCache:
         self,
         load: Callable[[], Awaitable[Registry]],
         refresh_s: float = 30.0,
-        miss_interval_s: float = 2.0,
+        miss_interval_s: float = MISS_INTERVAL_S,
         version: Callable[[], Awaitable[int | None]] | None = None,
     ) -> None:
         self._load = load

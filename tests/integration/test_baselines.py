@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -66,3 +67,26 @@ async def test_usual_seat_survives_a_restart(pool: AsyncConnectionPool[Any]) -> 
             assert fresh.threshold(home, ctx, hour) == pytest.approx(
                 learned.threshold(home, ctx, hour), rel=1e-3
             )
+
+
+async def test_not_restored_at_start_they_are_restored_before_anything_is_saved(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    """The database was down at start: the first save that reaches it restores the stored
+    history first, instead of overwriting it with what was learned since the start."""
+    async with pool.connection() as conn:
+        home = await first_home(conn)
+        learned = LearnedDetector(LAYOUT)
+        run_offline(learned, in_home(home, routine(8)), tail=timedelta(0))
+        await baselines.save(conn, learned.export())
+    started_blank = LearnedDetector(LAYOUT)
+    run_offline(started_blank, in_home(home, routine(1)), tail=timedelta(0))  # one day only
+    task = asyncio.create_task(baselines.keep(pool, started_blank, interval_s=0.05, restored=False))
+    try:
+        await asyncio.sleep(0.5)  # a restore, then several saves
+    finally:
+        task.cancel()
+    async with pool.connection() as conn:
+        [stored] = await baselines.load(conn)
+    assert stored.records == learned.export()[0].records  # the 8 days' history survived
+    assert started_blank.export()[0].records == stored.records

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from alerts.learned import LearnedDetector
@@ -75,8 +76,6 @@ async def test_a_recording_arrives_as_its_devices_would_send_it(
     assert await scalar(db_url, "SELECT timezone FROM homes WHERE id = 'rec_home'") == (
         "Europe/Amsterdam"
     )
-    import psycopg
-
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         cur = await conn.execute(
             "SELECT device_id, boot, seq, ts, metric, value FROM readings ORDER BY ts, device_id"
@@ -120,3 +119,31 @@ async def test_a_recording_the_registry_would_misread_is_refused(
     with pytest.raises(ReplayError, match="entry door in room 'kitchen'"):
         await replay_live(ds, db_url, mosquitto.url, mosquitto.protocol, speed=60)
     assert await scalar(db_url, "SELECT count(*) FROM homes WHERE id = 'rec_home'") == 0
+
+
+async def test_a_refused_replay_registers_nothing(
+    db_url: str, mosquitto: EmbeddedBroker, tmp_path: Path
+) -> None:
+    folder = recording(tmp_path)
+    ds = load_dataset(folder / "events.csv", folder / "sensors.json")
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await conn.execute(
+            "INSERT INTO devices (id, home_id, kind, room) VALUES"
+            " ('rec_home-2', 'h01', 'pir_motion', 'hall')"
+        )
+        await conn.commit()
+    with pytest.raises(ReplayError, match=r"registered already .*rec_home-2"):
+        await replay_live(ds, db_url, mosquitto.url, mosquitto.protocol, speed=60)
+    assert await scalar(db_url, "SELECT count(*) FROM homes WHERE id = 'rec_home'") == 0
+    assert await scalar(db_url, "SELECT count(*) FROM devices WHERE id LIKE 'rec_home-%%'") == 1
+    # The same home, registered before in another time zone, is not replayed into it.
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        await conn.execute("DELETE FROM devices WHERE id = 'rec_home-2'")
+        await conn.execute(
+            "INSERT INTO homes (id, village_id, timezone) SELECT 'rec_home', village_id,"
+            " 'Asia/Shanghai' FROM homes WHERE id = 'h01'"
+        )
+        await conn.commit()
+    with pytest.raises(ReplayError, match="time zone 'Asia/Shanghai'"):
+        await replay_live(ds, db_url, mosquitto.url, mosquitto.protocol, speed=60)
+    assert await scalar(db_url, "SELECT count(*) FROM devices WHERE home_id = 'rec_home'") == 0

@@ -141,10 +141,21 @@ def test_room_records_saved_before_the_parts_hold_for_every_part() -> None:
     d = LearnedDetector(COVERED)
     run_offline(d, rooms_routine(8), tail=timedelta(0))
     [baseline] = copy.deepcopy(d.export())
-    old = replace(baseline, rooms={"kitchen": [900.0, 30.0]})  # one pair: record, count
+    old = replace(baseline, rooms={"kitchen": [900.0, 30.0]}, room_parts={})  # one pair
     fresh = LearnedDetector(COVERED)
     fresh.restore([old], T0 + timedelta(days=8))
-    assert fresh.export()[0].rooms == {"kitchen": [900.0, 30.0] * 4}
+    assert fresh.export()[0].room_parts == {"kitchen": [900.0, 30.0] * 4}
+    # What a build before the parts reads stays one pair per room: the day's longest, all.
+    assert fresh.export()[0].rooms == {"kitchen": [900.0, 120.0]}
+    # Saved with another number of parts: the whole-day pair; unreadable: left out.
+    other = replace(
+        baseline,
+        rooms={"kitchen": [900.0, 30.0], "hall": [1.0]},
+        room_parts={"kitchen": [60.0, 5.0] * 6},
+    )
+    again = LearnedDetector(COVERED)
+    again.restore([other], T0 + timedelta(days=8))
+    assert again.export()[0].room_parts == {"kitchen": [900.0, 30.0] * 4}
     # 15 min x 1.2 + 20 min = 38 min: the 45 min floor, at any time of the day.
     assert _still_after(fresh, "pir-kit", T0 + timedelta(days=8, hours=8), 46) == ["inactivity"]
 

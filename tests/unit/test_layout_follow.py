@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import psycopg
+import pytest
 
 from alerts.config import AlertSettings
 from alerts.detect import default_detectors
@@ -83,7 +84,7 @@ async def test_a_device_installed_while_running_is_placed_in_its_room() -> None:
     task = asyncio.create_task(svc.run())
     try:
         # Unknown to the layout loaded at start, it would count by its kind alone.
-        assert Layout().device("h01-pir-bath", "pir_motion").room == ""
+        assert learned.layout.device("h01-pir-bath", "pir_motion").room == ""
         hall = topics.topic("h01", "h01-pir-hall", topics.Channel.READINGS)
         await full.messages.put(Message(hall, b"{}", 1, False, 1, 0))
         await wait_acked(full, 1)
@@ -100,11 +101,16 @@ async def test_a_device_installed_while_running_is_placed_in_its_room() -> None:
         task.cancel()
 
 
-async def test_a_failed_reload_keeps_the_old_layout_and_is_retried_later() -> None:
+@pytest.mark.parametrize(
+    "error",
+    [psycopg.OperationalError("database down"), ValueError("any other failure")],
+    ids=["database", "other"],
+)
+async def test_a_failed_reload_keeps_the_old_layout_and_is_retried_later(error: Exception) -> None:
     src = Source()
     svc, full, learned, _ = await started(src)
     before = learned.layout
-    src.fail = psycopg.OperationalError("database down")
+    src.fail = error
     task = asyncio.create_task(svc.run())
     try:
         await full.messages.put(src.install("h01-bed", "bed_mat", "bedroom"))
@@ -119,3 +125,9 @@ async def test_a_failed_reload_keeps_the_old_layout_and_is_retried_later() -> No
         assert learned.layout.device("h01-door", "door_contact").role.value == "entry_door"
     finally:
         task.cancel()
+
+
+def test_a_home_with_an_unknown_time_zone_is_judged_in_utc() -> None:
+    """The column is free text: a typo must not stop the layout (and detection) loading."""
+    layout = Layout([PlacedDevice("h01-pir", "h01", "pir_motion", "hall")], {"h01": "Mars/Base"})
+    assert str(layout.tz("h01")) == "UTC"

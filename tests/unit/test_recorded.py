@@ -82,4 +82,4 @@ def test_unknown_kind_and_bad_speed_are_refused() -> None:
     with pytest.raises(ValueError, match="not in the catalogue"):
         list(heartbeats([RecordedDevice("h-9", "h", "water")], T0, T0 + timedelta(hours=1)))
     with pytest.raises(ValueError, match="speed"):
-        list(as_sent(RECORDED, DEVICES, start=T0, end=T0, speed=0))
+        list(as_sent(RECORDED, DEVICES, start=T0, end=T0 + timedelta(hours=1), speed=0))
