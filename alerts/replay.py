@@ -233,21 +233,19 @@ class RealHomeReport:
             "ttd_mean_awake_h": _mean_h(_without(self.ttd_s, self.ttd_asleep_s)),
             "annotated_days": round(self.annotated_days, 1),
             "annotated_false_alarms": dict(sorted(self.annotated_false_alarms.items())),
-            "annotated_false_alarms_per_day": (
-                round(sum(self.annotated_false_alarms.values()) / self.annotated_days, 3)
-                if self.annotated_days > 0
-                else None
+            "annotated_false_alarms_per_day": per_day(
+                sum(self.annotated_false_alarms.values()), self.annotated_days
             ),
-            "annotated_collapse_false_alarms_per_day": (
-                round(
-                    sum(v for k, v in self.annotated_false_alarms.items() if k in COLLAPSE_KINDS)
-                    / self.annotated_days,
-                    3,
-                )
-                if self.annotated_days > 0
-                else None
+            "annotated_collapse_false_alarms_per_day": per_day(
+                sum(v for k, v in self.annotated_false_alarms.items() if k in COLLAPSE_KINDS),
+                self.annotated_days,
             ),
         }
+
+
+def per_day(count: int, days: float) -> float | None:
+    """`count` per day over `days` (None: no days)."""
+    return round(count / days, 3) if days > 0 else None
 
 
 def _mean_h(values: list[float]) -> float | None:

@@ -34,10 +34,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _per_day(count: int, days: float) -> float | None:
-    return round(count / days, 3) if days > 0 else None
-
-
 def _mean_h(values: list[float]) -> float | None:
     return round(statistics.fmean(values) / 3600, 2) if values else None
 
@@ -272,7 +268,13 @@ def evaluate_homes(
 ) -> None:
     """Real homes: false alarms per day untouched; time to detect an injected collapse."""
     from alerts.detect import default_detectors
-    from alerts.replay import COLLAPSE_KINDS, DatasetError, evaluate_real_home, load_dataset
+    from alerts.replay import (
+        COLLAPSE_KINDS,
+        DatasetError,
+        evaluate_real_home,
+        load_dataset,
+        per_day,
+    )
 
     def make(ds: Dataset) -> Any:
         return default_detectors(ds.layout)
@@ -300,11 +302,11 @@ def evaluate_homes(
         "ttd_mean_h": round(statistics.fmean(ttd) / 3600, 2) if ttd else None,
         "ttd_median_h": round(statistics.median(ttd) / 3600, 2) if ttd else None,
         "annotated_days": round(sum(r.annotated_days for r in reports), 1),
-        "annotated_false_alarms_per_day": _per_day(
+        "annotated_false_alarms_per_day": per_day(
             sum(sum(r.annotated_false_alarms.values()) for r in reports),
             sum(r.annotated_days for r in reports),
         ),
-        "annotated_collapse_false_alarms_per_day": _per_day(
+        "annotated_collapse_false_alarms_per_day": per_day(
             sum(
                 v
                 for r in reports

@@ -325,6 +325,15 @@ def test_out_of_bed_at_night_needs_the_elder_seen_elsewhere() -> None:
     assert [s.kind for s in signals] == ["out_of_bed_night"]
 
 
+def _moving_about(d: LearnedDetector, since: datetime, minutes: int) -> list[Signal]:
+    """Living-room motion every 10 min from 2 min after `since`; every signal raised."""
+    signals: list[Signal] = []
+    for k in range(2, minutes, 10):
+        signals += d.observe(motion(since + timedelta(minutes=k)))
+        signals += d.advance(since + timedelta(minutes=k + 1))
+    return signals
+
+
 def test_out_of_bed_at_night_while_moving_about_and_from_21_h() -> None:
     """In bed at 21:00, up at 22:10 and sitting in the living room, moving every 10 min: out of
     bed too long at the limit (90 min in the first week), although never still for long."""
@@ -334,10 +343,7 @@ def test_out_of_bed_at_night_while_moving_about_and_from_21_h() -> None:
     d.observe(r("bed", "bed_mat", "occupied", 1.0, evening))
     left = evening + timedelta(minutes=70)  # 22:10
     d.observe(r("bed", "bed_mat", "occupied", 0.0, left))
-    signals = []
-    for k in range(2, 100, 10):
-        signals += d.observe(motion(left + timedelta(minutes=k)))
-        signals += d.advance(left + timedelta(minutes=k + 1))
+    signals = _moving_about(d, left, 100)
     assert [s.kind for s in signals if s.kind == "out_of_bed_night"] == ["out_of_bed_night"]
     [s] = [s for s in signals if s.kind == "out_of_bed_night"]
     assert s.evidence["expected_max_s"] == 90 * 60
@@ -351,10 +357,7 @@ def test_leaving_the_bed_in_the_evening_before_21_h_is_no_night() -> None:
     d.observe(r("bed", "bed_mat", "occupied", 1.0, evening))
     left = evening + timedelta(minutes=40)  # 19:40
     d.observe(r("bed", "bed_mat", "occupied", 0.0, left))
-    signals = []
-    for k in range(2, 150, 10):
-        signals += d.observe(motion(left + timedelta(minutes=k)))
-        signals += d.advance(left + timedelta(minutes=k + 1))
+    signals = _moving_about(d, left, 150)
     assert [s for s in signals if s.kind == "out_of_bed_night"] == []
 
 
