@@ -461,6 +461,7 @@ def sos_latency(
     load: float = 0.8,
     first_home: int = 1,
     label: str = "",
+    waits: bool = False,
 ) -> list[Figure]:
     """SOS publish -> alert committed -> first notification handed over, while background
     readings run at `load` x our sustained ingest rate."""
@@ -509,6 +510,14 @@ def sos_latency(
             # seconds loading the registry, contacts and learned baselines (in diagnostic runs
             # with a 2 s wait, the first presses of a loaded phase took 70-160 ms).
             time.sleep(8.0)
+            sampler_stop = threading.Event()
+            if waits:
+                urgent_ports = _ports([procs[1].pid])
+                threading.Thread(
+                    target=_sample_waits,
+                    args=(dsn, urgent_ports, logdir / f"waits-{first_home}.txt", sampler_stop),
+                    daemon=True,
+                ).start()
             # The presses come from a process of their own, as a device would: in this one
             # the load generator's thread holds the GIL much of the time.
             with multiprocessing.get_context("fork").Manager() as manager:
@@ -525,6 +534,7 @@ def sos_latency(
             ):
                 time.sleep(0.2)
             stop.set()
+            sampler_stop.set()
             if background is not None:
                 background.join(120)
     finally:
@@ -608,6 +618,37 @@ def _prioritise(
         _renice(broker, -5)
     for proc in bulk:
         _renice(proc.pid, 10)
+
+
+def _ports(pids: list[int]) -> set[int]:
+    """The local ports of the TCP connections of `pids` (a backend's `client_port`)."""
+    ports = set()
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            for c in psutil.Process(pid).net_connections(kind="tcp"):
+                if c.raddr:
+                    ports.add(c.laddr.port)
+    return ports
+
+
+def _sample_waits(dsn: str, ports: set[int], out: Path, stop: threading.Event) -> None:
+    """Until `stop`: every ~3 ms, what each busy database process is doing (running, or the
+    event it waits for), one line per process: unix time, whose (U: the urgent process's;
+    c: another client's; else the server process's kind), state, wait event, statement.
+    With `--logs` and `--waits`, the per-press record says which presses were slow, and this
+    says where their time went: how the family lookup's scan and the WAL sync were found."""
+    with psycopg.connect(dsn, autocommit=True) as conn, out.open("w") as f:
+        while not stop.is_set():
+            rows = conn.execute(
+                "SELECT client_port, backend_type, state, wait_event_type, wait_event,"
+                " left(query, 30) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND (state IS DISTINCT FROM 'idle')"
+            ).fetchall()
+            t = time.time()
+            for port, btype, state, wet, we, q in rows:
+                who = "U" if port in ports else ("c" if port else btype)
+                f.write(f"{t:.4f}\t{who}\t{state}\t{wet}:{we}\t{q!r}\n")
+            time.sleep(0.003)
 
 
 def _renice(pid: int, nice: int) -> None:
@@ -723,6 +764,10 @@ def _bulk_homes(dsn: str, homes: int, contacts: bool = False) -> int:
                 " UNION ALL SELECT id, 'webhook', 'http://127.0.0.1:9/bench', 2 FROM users"
                 " WHERE username = 'bench-worker'"
             )
+        conn.commit()
+        # A deployment that has run for a while has statistics for these tables (autovacuum
+        # would gather them within a minute or so); without them the planner guesses.
+        conn.execute("ANALYZE")
         conn.commit()
     return homes * len(DEVICE_KINDS)
 
@@ -842,6 +887,12 @@ def main() -> None:
     )
     parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory")
     parser.add_argument(
+        "--waits",
+        action="store_true",
+        help="during the SOS phases, sample what the database's processes wait for (with"
+        " --logs: waits-N.txt beside each phase's per-press record)",
+    )
+    parser.add_argument(
         "--broker-config",
         default="",
         help="extra Mosquitto configuration lines separated by ';' (e.g. 'autosave_interval 60')",
@@ -899,7 +950,7 @@ def main() -> None:
                     (0.8, ours.value, 1 + 2 * n, "of the ingest-only rate"),
                 ):
                     figures += sos_latency(
-                        dsn, broker, args.workers, rate, n, logdir, load, first, label
+                        dsn, broker, args.workers, rate, n, logdir, load, first, label, args.waits
                     )
             if "rss" in only:
                 figures.append(service_rss(pg, broker, args.homes, 30.0, 400.0, logdir))
