@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from alerts import store
 from alerts.channels import Channel, DeliveryError, Notice
 from alerts.commands import CommandSink
-from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
+from alerts.config import AlertMetrics, AlertSettings, Clock, retry_delay_s, utc_now
 from alerts.links import ack_token
 from alerts.model import Outgoing, Scope
 
@@ -134,23 +134,26 @@ class Dispatcher:
             )
             roles = {int(u): str(r) for u, r in await cur.fetchall()}
             sendable = [n for n in notes if alerts[n.alert_id] is not None]
-            results = await asyncio.gather(
-                *(
-                    self._send(
-                        n,
-                        Notice(
-                            alert,
-                            n.round,
-                            n.user_id,
-                            self._console_url,
-                            n.notice,
-                            self._ack_url(n, roles.get(n.user_id or 0)),
-                        ),
+            results: list[str | None] = []
+            step = self._settings.send_concurrency
+            for i in range(0, len(sendable), step):
+                results += await asyncio.gather(
+                    *(
+                        self._send(
+                            n,
+                            Notice(
+                                alert,
+                                n.round,
+                                n.user_id,
+                                self._console_url,
+                                n.notice,
+                                self._ack_url(n, roles.get(n.user_id or 0)),
+                            ),
+                        )
+                        for n in sendable[i : i + step]
+                        if (alert := alerts[n.alert_id]) is not None
                     )
-                    for n in sendable
-                    if (alert := alerts[n.alert_id]) is not None
                 )
-            )
             for note, error in zip(sendable, results, strict=True):
                 retry_at = None
                 final = note.id in self._final
@@ -161,7 +164,7 @@ class Dispatcher:
                     and note.attempts + 1 < self._settings.max_attempts
                 ):
                     retry_at = now + timedelta(
-                        seconds=self._settings.retry_base_s * 2**note.attempts
+                        seconds=retry_delay_s(self._settings.retry_base_s, note.attempts)
                     )
                 await store.record_attempt(
                     conn, note, error is None, error, retry_at, now, self.routing.channels
@@ -186,7 +189,7 @@ class Dispatcher:
                 except Exception as exc:
                     error = repr(exc)
                     log.warning("command %d to %s failed: %s", command_id, device_id, error)
-                backoff = self._settings.retry_base_s * 2 ** min(attempts, 8)
+                backoff = retry_delay_s(self._settings.retry_base_s, min(attempts, 8))
                 await store.record_command(
                     conn, command_id, error, now + timedelta(seconds=backoff)
                 )

@@ -13,7 +13,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
-from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
+from alerts.config import AlertMetrics, AlertSettings, Clock, retry_delay_s, utc_now
 from alerts.detect import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
@@ -291,7 +291,9 @@ class AlertService:
         """When a failed first-round send is tried again (as the dispatcher would)."""
         if attempts + 1 >= self._settings.max_attempts:
             return None
-        return self._clock() + timedelta(seconds=self._settings.retry_base_s * 2**attempts)
+        return self._clock() + timedelta(
+            seconds=retry_delay_s(self._settings.retry_base_s, attempts)
+        )
 
     async def clear(self, home_id: str, kind: str, reason: str) -> int | None:
         """The data shows the condition is over: resolve the home's alert of this kind with

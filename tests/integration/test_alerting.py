@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
@@ -201,13 +201,17 @@ async def test_failing_channel_falls_back_and_retries_with_backoff(
         assert rcpts(smtp_server) == ["family-h01"]
         await d.step()  # the fallback (the worker's e-mail) is due at once
         assert rcpts(smtp_server) == ["family-h01", "worker-v1"]
-        clock.to(4.9, t0)
+        # Retry n comes after retry_base_s * 2**(n-1), less up to a quarter at random.
+        clock.to(3.7, t0)
         await d.step()
         assert len(http_receiver.requests) == 1
-        clock.to(5, t0)  # first retry after retry_base_s
+        clock.to(5, t0)  # first retry within 3.75-5 s
         await d.step()
         assert len(http_receiver.requests) == 2
-        clock.to(15, t0)  # second retry after 2 x retry_base_s; then it gives up
+        clock.to(12.4, t0)
+        await d.step()
+        assert len(http_receiver.requests) == 2
+        clock.to(15, t0)  # second retry 7.5-10 s after the first; then it gives up
         await d.step()
         assert len(http_receiver.requests) == 3
         clock.to(100, t0)
@@ -597,3 +601,48 @@ async def test_a_cancelled_raise_leaves_a_usable_connection_and_no_half_alert(
             await conn.rollback()
             await conn.execute("DELETE FROM alerts")
             await conn.commit()
+
+
+class _Slow:
+    """A channel that takes 50 ms per send and notes how many sends were in flight at once."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.most = 0
+        self.targets: list[str] = []
+
+    async def send(self, target: str, notice: Any) -> None:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.05)
+            self.targets.append(target)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_dispatcher_sends_a_turn_a_few_at_a_time(
+    pool: AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """With the urgent path in the same process, a turn's sends all at once held up an
+    emergency behind them; a turn now sends `send_concurrency` at a time, and sends all."""
+    t0 = start_time()
+    slow = _Slow()
+    d = Dispatcher(
+        AlertSettings(send_concurrency=3),
+        pool,
+        {"email": cast(Channel, slow), "webhook": cast(Channel, slow)},
+        AlertMetrics(CollectorRegistry()),
+        "http://console.test/console",
+        clock=Clock(t0),
+    )
+    for home in ("h01", "h02", "h03", "h04", "h05", "h06"):
+        await raise_(pool, d, sos(home, t0), t0)
+    due = int(await scalar(db_url, "SELECT count(*) FROM notifications WHERE status = 'pending'"))
+    assert due >= 8
+    assert await d.step() == due
+    assert len(slow.targets) == due
+    assert slow.most == 3
+    assert await scalar(db_url, "SELECT count(*) FROM notifications WHERE status = 'sent'") == due

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from alerts.config import retry_delay_s
 from alerts.kpi import month_bounds
 from alerts.links import ack_token, check_ack_token
 from alerts.model import Category, Severity
@@ -91,3 +93,14 @@ def test_month_bounds() -> None:
     )
     with pytest.raises(ValueError, match="2026-11"):
         month_bounds("November")
+
+
+def test_retry_delays_double_and_are_spread_over_the_last_quarter() -> None:
+    rng = random.Random(7)
+    for attempts, full in ((0, 5.0), (1, 10.0), (3, 40.0)):
+        delays = [retry_delay_s(5.0, attempts, rng) for _ in range(400)]
+        assert all(0.75 * full <= d <= full for d in delays)
+        # Spread out, not in lockstep: the failures of one turn come due at different times.
+        assert max(delays) - min(delays) > 0.2 * full
+        assert len({round(d, 6) for d in delays}) > 390
+    assert retry_delay_s(1.0, 10_000, rng) <= 2.0**30  # a long outage does not overflow
