@@ -300,13 +300,25 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def _receive(port: int, out: Path, dsn: str, commits: Path) -> None:
+class _MailSink:
+    """An SMTP server that accepts every message (and keeps none)."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 Message accepted for delivery"
+
+
+def _receive(port: int, out: Path, dsn: str, commits: Path, smtp_port: int) -> None:
     """Run the receiver (in its own process: the benchmark's load generator must not slow
     it down, as an external system would not be), and note when each alert's commit became
-    visible (the store's pg_notify is delivered at commit)."""
+    visible (the store's pg_notify is delivered at commit). It also runs the mail server
+    the family's e-mails go to: without one, every e-mail failed and was retried (the
+    dispatcher's retries then shared the urgent process with the presses)."""
+    from aiosmtpd.controller import Controller
+
     _Receiver.out = out
     if os.geteuid() == 0:
         os.nice(-10)  # before its threads start: they inherit it
+    Controller(_MailSink(), hostname="127.0.0.1", port=smtp_port).start()
 
     def listen() -> None:
         from alerts.store import NOTIFY_CHANNEL
@@ -364,7 +376,7 @@ def _paced_load(port: int, rate: float, stop: threading.Event) -> threading.Thre
 
 @contextlib.contextmanager
 def alert_processes(
-    dsn: str, broker: EmbeddedBroker, logdir: Path
+    dsn: str, broker: EmbeddedBroker, logdir: Path, smtp_port: int | None = None
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Detection over the full stream in one process, the urgent path in another."""
     env = _service_env(
@@ -374,6 +386,7 @@ def alert_processes(
             "ELDERCARE_ALERTS__POLL_S": "0.5",
             "ELDERCARE_ALERTS__CLIENT_ID": "bench-alerts",
             "ELDERCARE_ALERTS__URGENT_SEPARATE": "true",
+            **({} if smtp_port is None else {"ELDERCARE_ALERTS__SMTP__PORT": str(smtp_port)}),
         },
     )
     procs = [_spawn(c, env, logdir / f"{c}.log") for c in ("alerts", "urgent")]
@@ -465,11 +478,13 @@ def sos_latency(
 ) -> list[Figure]:
     """SOS publish -> alert committed -> first notification handed over, while background
     readings run at `load` x our sustained ingest rate."""
-    receiver_port = free_port()
+    receiver_port, smtp_port = free_port(), free_port()
     arrivals_file = logdir / f"arrivals-{first_home}.txt"
     commits_file = logdir / f"commits-{first_home}.txt"
     receiver = multiprocessing.get_context("fork").Process(
-        target=_receive, args=(receiver_port, arrivals_file, dsn, commits_file), daemon=True
+        target=_receive,
+        args=(receiver_port, arrivals_file, dsn, commits_file, smtp_port),
+        daemon=True,
     )
     receiver.start()
     if os.geteuid() == 0 and receiver.pid is not None:
@@ -501,7 +516,7 @@ def sos_latency(
     sent: dict[int, float] = {}
     try:
         with (
-            alert_processes(dsn, broker, logdir) as procs,
+            alert_processes(dsn, broker, logdir, smtp_port) as procs,
             ingest_workers(dsn, broker, workers, logdir) as ingest,
         ):
             _prioritise(urgent=procs[1], bulk=[procs[0], *ingest], broker=broker.pid)
