@@ -21,6 +21,7 @@ from alerts.model import Outgoing, Scope
 
 log = logging.getLogger(__name__)
 ACK_ROLES = frozenset({"village_worker", "town_staff", "district_staff", "operator"})
+TURN = 50  # notifications a dispatcher step sends at most; the rest wait for the next step
 
 
 class Dispatcher:
@@ -116,14 +117,20 @@ class Dispatcher:
         """Send a just-opened alert's due notifications at once, without waiting for the
         dispatcher's next step (the urgent path calls this right after the commit)."""
         async with self._pool.connection() as conn:
-            return await self._notifications(conn, alert_id)
+            return (await self._notifications(conn, alert_id))[1]
 
-    async def _notifications(self, conn: store.Conn, alert_id: int | None = None) -> int:
+    async def _notifications(
+        self, conn: store.Conn, alert_id: int | None = None, limit: int = TURN
+    ) -> tuple[int, int]:
+        """Claim up to `limit` due notifications (of `alert_id` only, if given), send them
+        side by side, record each result and commit; returns (claimed, attempted)."""
         now = self._clock()
         async with conn.transaction(), conn.pipeline():
-            notes = await store.due_notifications(conn, now - self._backup, alert_id=alert_id)
+            notes = await store.due_notifications(
+                conn, now - self._backup, limit=limit, alert_id=alert_id
+            )
             if not notes:
-                return 0
+                return 0, 0
             alerts = {
                 a_id: await store.get_alert(conn, Scope(everything=True), a_id)
                 for a_id in {n.alert_id for n in notes}
@@ -134,26 +141,23 @@ class Dispatcher:
             )
             roles = {int(u): str(r) for u, r in await cur.fetchall()}
             sendable = [n for n in notes if alerts[n.alert_id] is not None]
-            results: list[str | None] = []
-            step = self._settings.send_concurrency
-            for i in range(0, len(sendable), step):
-                results += await asyncio.gather(
-                    *(
-                        self._send(
-                            n,
-                            Notice(
-                                alert,
-                                n.round,
-                                n.user_id,
-                                self._console_url,
-                                n.notice,
-                                self._ack_url(n, roles.get(n.user_id or 0)),
-                            ),
-                        )
-                        for n in sendable[i : i + step]
-                        if (alert := alerts[n.alert_id]) is not None
+            results = await asyncio.gather(
+                *(
+                    self._send(
+                        n,
+                        Notice(
+                            alert,
+                            n.round,
+                            n.user_id,
+                            self._console_url,
+                            n.notice,
+                            self._ack_url(n, roles.get(n.user_id or 0)),
+                        ),
                     )
+                    for n in sendable
+                    if (alert := alerts[n.alert_id]) is not None
                 )
+            )
             for note, error in zip(sendable, results, strict=True):
                 retry_at = None
                 final = note.id in self._final
@@ -174,7 +178,7 @@ class Dispatcher:
                 ).inc()
                 if error is not None:
                     log.warning("notification %d failed: %s", note.id, error)
-        return len(sendable)
+        return len(notes), len(sendable)
 
     async def _device_commands(self, conn: store.Conn) -> int:
         if self._commands is None:
@@ -196,10 +200,24 @@ class Dispatcher:
         return len(due)
 
     async def step(self) -> int:
-        """Do everything that is due now; returns how many notifications were attempted."""
+        """Do everything that is due now (up to `TURN` notifications); returns how many
+        notifications were attempted.
+
+        Notifications go out `send_concurrency` at a time, each batch claimed, sent side by
+        side and committed before the next, with the escalation rounds planned again in
+        between: the urgent path, which shares the primary dispatcher's process, never waits
+        behind more than a batch (a turn of 30 failing e-mails sent together held an SOS up
+        230 ms in the benchmark), and a batch of sends that time out delays the next rounds
+        by one `send_timeout_s`, as a whole turn did before."""
+        batch = self._settings.send_concurrency
+        sent = 0
         async with self._pool.connection() as conn:
-            await self._rounds(conn)
-            sent = await self._notifications(conn)
+            for _ in range(-(-TURN // batch)):
+                await self._rounds(conn)
+                claimed, attempted = await self._notifications(conn, limit=batch)
+                sent += attempted
+                if claimed < batch:
+                    break
             await self._device_commands(conn)
         return sent
 

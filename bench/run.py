@@ -512,7 +512,8 @@ def sos_latency(
             (hook,),
         )
         conn.commit()
-    stop = threading.Event()
+    stop, sampler_stop = threading.Event(), threading.Event()
+    sampler: threading.Thread | None = None
     sent: dict[int, float] = {}
     try:
         with (
@@ -525,14 +526,18 @@ def sos_latency(
             # seconds loading the registry, contacts and learned baselines (in diagnostic runs
             # with a 2 s wait, the first presses of a loaded phase took 70-160 ms).
             time.sleep(8.0)
-            sampler_stop = threading.Event()
             if waits:
-                urgent_ports = _ports([procs[1].pid])
-                threading.Thread(
+                sampler = threading.Thread(
                     target=_sample_waits,
-                    args=(dsn, urgent_ports, logdir / f"waits-{first_home}.txt", sampler_stop),
+                    args=(
+                        dsn,
+                        _ports([procs[1].pid]),
+                        logdir / f"waits-{first_home}.txt",
+                        sampler_stop,
+                    ),
                     daemon=True,
-                ).start()
+                )
+                sampler.start()
             # The presses come from a process of their own, as a device would: in this one
             # the load generator's thread holds the GIL much of the time.
             with multiprocessing.get_context("fork").Manager() as manager:
@@ -549,10 +554,12 @@ def sos_latency(
             ):
                 time.sleep(0.2)
             stop.set()
-            sampler_stop.set()
             if background is not None:
                 background.join(120)
     finally:
+        sampler_stop.set()
+        if sampler is not None:
+            sampler.join(10)
         receiver.terminate()
         receiver.join(10)
     with psycopg.connect(dsn) as conn:
@@ -913,6 +920,8 @@ def main() -> None:
         help="extra Mosquitto configuration lines separated by ';' (e.g. 'autosave_interval 60')",
     )
     args = parser.parse_args()
+    if args.waits and args.logs is None:
+        parser.error("--waits writes beside the per-press records: give --logs DIR too")
     only = set(args.only.split(","))
     per_publisher = min(args.readings // PUBLISHERS, 60_000)
     figures: list[Figure] = []

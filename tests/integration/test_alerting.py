@@ -627,7 +627,7 @@ async def test_dispatcher_sends_a_turn_a_few_at_a_time(
     pool: AsyncConnectionPool[Any], db_url: str
 ) -> None:
     """With the urgent path in the same process, a turn's sends all at once held up an
-    emergency behind them; a turn now sends `send_concurrency` at a time, and sends all."""
+    emergency behind them; a step now sends in batches of `send_concurrency`, and sends all."""
     t0 = start_time()
     slow = _Slow()
     d = Dispatcher(
