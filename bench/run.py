@@ -37,6 +37,7 @@ from rich.table import Table
 from gateway.cli import run_argv
 from gateway.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from gateway.seed import seed_demo
+from gateway.service import SHUTDOWN_STUCK_EXIT
 from ingest.migrate import migrate
 
 console = Console()
@@ -56,6 +57,35 @@ class Figure:
     target: str | None = None
     ok: bool | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+class _CpuUse:
+    """CPU used on the whole machine, and by this process's finished children (the
+    `mosquitto_pub` load generators, which stand in for devices on other machines), from
+    creation to `cores()`: core-seconds per second. Tells whether a phase was CPU-bound."""
+
+    def __init__(self) -> None:
+        self._t0 = time.perf_counter()
+        self._machine0 = self._machine()
+        self._children0 = self._children()
+
+    @staticmethod
+    def _machine() -> float:
+        t = psutil.cpu_times()
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0))
+
+    @staticmethod
+    def _children() -> float:
+        t = os.times()
+        return t.children_user + t.children_system
+
+    def cores(self) -> dict[str, float]:
+        elapsed = time.perf_counter() - self._t0
+        return {
+            "machine_busy_cores": round((self._machine() - self._machine0) / elapsed, 2),
+            "load_generator_cores": round((self._children() - self._children0) / elapsed, 2),
+            "cores": float(os.cpu_count() or 1),
+        }
 
 
 def _require(tool: str) -> str:
@@ -214,11 +244,21 @@ def _spawn(component: str, env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then wait: a service not stopped after its `shutdown_timeout_s` (30 s) logs
+    what it is stuck in and exits 70. Killed at 40 s in any case: before, a process that had
+    not stopped after 15 s was left running (two were found, still reconnecting, after
+    their benchmark had ended)."""
     for proc in procs:
         proc.terminate()
     for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(15)
+        try:
+            code = proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait(10)
+            console.print(f"[red]{proc.args!r} did not stop in 40 s: killed[/red]")
+        if code == SHUTDOWN_STUCK_EXIT:
+            console.print(f"[red]{proc.args!r} was stuck stopping (see its log)[/red]")
 
 
 @contextlib.contextmanager
@@ -254,7 +294,7 @@ def our_ingest(
     total = per_publisher * PUBLISHERS
     before = _count(dsn)
     with ingest_workers(dsn, broker, workers, logdir) as procs:
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), _CpuUse()
         _publish_all(
             broker.port, per_publisher, datetime.now(UTC) - timedelta(hours=2), seq0=1_000_000
         )
@@ -264,6 +304,7 @@ def our_ingest(
                 raise RuntimeError(f"ingest did not finish; logs in {logdir}")
             time.sleep(0.05)
         elapsed = time.perf_counter() - t0
+        used = cpu.cores()
         rss = sum(psutil.Process(p.pid).memory_info().rss for p in procs if p.poll() is None)
     return Figure(
         f"our ingest, QoS 1, ack after commit ({workers} workers, $share)",
@@ -273,6 +314,7 @@ def our_ingest(
             "readings": total,
             "seconds": round(elapsed, 3),
             "workers_rss_mib": round(rss / 2**20, 1),
+            **used,
         },
     )
 
@@ -445,7 +487,7 @@ def service_sustained(
             ingest_workers(dsn, broker, workers, logdir),
         ):
             baseline = store.next()
-            t0 = time.perf_counter()
+            t0, cpu = time.perf_counter(), _CpuUse()
             _publish_all(
                 broker.port, per_publisher, datetime.now(UTC) - timedelta(hours=4), seq0=3_000_000
             )
@@ -454,13 +496,19 @@ def service_sustained(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the service did not catch up; logs in {logdir}")
             elapsed = time.perf_counter() - t0
+            used = cpu.cores()
     finally:
         store.close()
     return Figure(
         "our whole service (ingest + full-stream detection), sustained",
         total / elapsed,
         "readings/s",
-        detail={"readings": total, "seconds": round(elapsed, 3), "resolution_s": 1.0},
+        detail={
+            "readings": total,
+            "seconds": round(elapsed, 3),
+            "resolution_s": 1.0,
+            **used,
+        },
     )
 
 
@@ -1000,9 +1048,16 @@ def _print(figures: list[Figure]) -> None:
     for col in ("measure", "value", "ratio", "target", "ok"):
         table.add_column(col)
     for f in figures:
+        busy = f.detail.get("machine_busy_cores")
         table.add_row(
             f.name,
-            f"{f.value:,.1f} {f.unit}",
+            f"{f.value:,.1f} {f.unit}"
+            + (
+                ""
+                if busy is None
+                else f"\nCPU {busy:.2f} of {f.detail['cores']:.0f} cores busy, "
+                f"{f.detail['load_generator_cores']:.2f} the load generator's"
+            ),
             "" if f.ratio is None else f"{f.ratio:.2f}",
             f.target or "",
             "" if f.ok is None else ("yes" if f.ok else "NO"),

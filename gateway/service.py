@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
+import io
 import logging
+import os
 import signal
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -51,6 +56,36 @@ from ingest.registry import RegistryCache
 from ingest.service import IngestMetrics, IngestWorker
 
 log = logging.getLogger(__name__)
+SHUTDOWN_STUCK_EXIT = 70  # EX_SOFTWARE
+
+
+def _guard_shutdown(
+    loop: asyncio.AbstractEventLoop, timeout_s: float, stopped: threading.Event
+) -> None:
+    """If `stopped` is not set `timeout_s` after this process was asked to stop, log every
+    task and thread it is stuck in and exit. (The benchmark found processes that never stopped after
+    SIGTERM and lived on, reconnecting, after their broker and database were gone.)"""
+
+    def tasks() -> None:
+        for task in asyncio.all_tasks(loop):
+            out = io.StringIO()
+            task.print_stack(limit=12, file=out)
+            log.error("still running: %s", out.getvalue().rstrip())
+
+    def guard() -> None:
+        if stopped.wait(timeout_s):
+            return
+        log.error("not stopped %g s after being asked to; exiting", timeout_s)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to list
+            loop.call_soon_threadsafe(tasks)
+        time.sleep(1.0)  # (a loop too busy to list its tasks in 1 s says as much)
+        faulthandler.dump_traceback(all_threads=True)
+        logging.shutdown()
+        os._exit(SHUTDOWN_STUCK_EXIT)
+
+    threading.Thread(target=guard, name="shutdown-guard", daemon=True).start()
+
+
 COMPONENTS = ("ingest", "alerts", "gateway")
 """What `serve` runs by default. `alerts` includes the urgent path (SOS, smoke, gas...) unless
 `urgent` is named too: then that path runs on its own (give it its own process with
@@ -163,7 +198,9 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     metrics = CollectorRegistry()
     vapid = vapid_keys(settings)
+    stopped = threading.Event()
     async with AsyncExitStack() as stack:
+        stack.callback(stopped.set)  # the last thing on the way out
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             dsn,
             min_size=settings.database.pool_min,
@@ -366,6 +403,7 @@ async def serve(
                 on_ready(running)
             await stop.wait()
             log.info("stopping")
+            _guard_shutdown(asyncio.get_running_loop(), settings.shutdown_timeout_s, stopped)
             if server is not None:
                 server.should_exit = True
                 await asyncio.wait([created["http"]], timeout=5.0)

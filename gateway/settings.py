@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="where `eldercare up` keeps the embedded database and broker data",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a process asked to stop that has not stopped after this long logs what"
+        " it is stuck in and exits (code 70): a crash, which the service is built to survive,"
+        " rather than a process that never ends",
+    )
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttSettings = MqttSettings()
     ingest: IngestSettings = IngestSettings()
