@@ -63,8 +63,9 @@ def _guard_shutdown(
     loop: asyncio.AbstractEventLoop, timeout_s: float, stopped: threading.Event
 ) -> None:
     """If `stopped` is not set `timeout_s` after this process was asked to stop, log every
-    task and thread it is stuck in and exit. (The benchmark found processes that never stopped after
-    SIGTERM and lived on, reconnecting, after their broker and database were gone.)"""
+    task and thread it is stuck in and exit. (The benchmark found processes that never
+    stopped after SIGTERM and lived on, reconnecting, after their broker and database were
+    gone.)"""
 
     def tasks() -> None:
         for task in asyncio.all_tasks(loop):
