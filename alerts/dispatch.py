@@ -69,7 +69,8 @@ class Dispatcher:
         if channel is None:
             return f"no channel {note.channel!r} configured"
         try:
-            await asyncio.wait_for(channel.send(note.target, notice), self._settings.send_timeout_s)
+            async with asyncio.timeout(self._settings.send_timeout_s):
+                await channel.send(note.target, notice)
         except DeliveryError as exc:
             if exc.final:
                 self._final.add(note.id)
@@ -224,8 +225,13 @@ class Dispatcher:
     async def run(self) -> None:
         """Work until cancelled."""
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when the
+            # awaited thing is done as the task is cancelled, swallowing the cancellation. A
+            # wake() at the moment of shutdown left this loop running for ever (two benchmark
+            # processes never stopped; tests/unit/test_cancellation.py).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_s)
+                async with asyncio.timeout(self._settings.poll_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.step()

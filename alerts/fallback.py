@@ -169,7 +169,8 @@ class EmergencyFallback:
                 return False
             try:
                 notice = Notice(alert, 0, contact.user_id, self._console_url)
-                await asyncio.wait_for(channel.send(contact.target, notice), 10.0)
+                async with asyncio.timeout(10.0):
+                    await channel.send(contact.target, notice)
             except (DeliveryError, TimeoutError) as exc:
                 log.error("fallback notification to %s failed: %s", contact.target, exc)
                 return False

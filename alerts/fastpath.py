@@ -181,7 +181,8 @@ class FastPath:
             )
             error, final = None, False
             try:
-                await asyncio.wait_for(channel.send(contact.target, notice), self._send_timeout_s)
+                async with asyncio.timeout(self._send_timeout_s):
+                    await channel.send(contact.target, notice)
             except DeliveryError as exc:
                 error, final = str(exc), exc.final
             except TimeoutError:

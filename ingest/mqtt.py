@@ -343,7 +343,8 @@ class Subscriber:
         )
         client.loop_start()
         try:
-            await asyncio.wait_for(self.connected_once.wait(), self._settings.connect_timeout_s)
+            async with asyncio.timeout(self._settings.connect_timeout_s):
+                await self.connected_once.wait()
         except TimeoutError:
             client.loop_stop()
             raise RuntimeError(

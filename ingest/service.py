@@ -182,7 +182,8 @@ class IngestWorker:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
+                async with asyncio.timeout(remaining):  # not wait_for: see alerts/dispatch.py
+                    batch.append(await queue.get())
             except TimeoutError:
                 break
         return batch

@@ -66,7 +66,8 @@ async def run_homes(
     while not stop.is_set():
         deadline += tick_s
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(0.0, deadline - loop.time()))
+            async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                await stop.wait()
         if stop.is_set():
             return
         now = clock()
