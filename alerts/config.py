@@ -49,6 +49,12 @@ class AlertSettings(BaseModel):
         " e-mails sent together held an emergency up 230 ms in the benchmark)",
     )
     poll_s: float = Field(default=1.0, gt=0)
+    state_save_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="save the detectors' state of the homes that changed this often"
+        " (alerts/state.py; what a kill loses is replayed from the stored readings)",
+    )
     store_timeout_s: float = Field(
         default=2.0, gt=0, description="wait this long for the database before the fallback"
     )

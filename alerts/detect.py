@@ -6,16 +6,22 @@ at once; ``advance(now)`` returns those that the passing of event time causes.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from alerts.layout import Role, classify
 from alerts.model import Category, Severity, Signal
-from devices.catalogue import SOS_KINDS
+from devices.catalogue import CATALOGUE, SOS_KINDS
 from devices.payload import Reading
 
 if TYPE_CHECKING:
     from alerts.layout import Layout
     from alerts.rules import Rules
+    from alerts.technical import DeviceWatch
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -104,19 +110,26 @@ class HazardDetector:
         return []
 
 
-class DetectorSet:
-    """Several detectors run as one."""
+Screen = Callable[[list[Signal]], list[Signal]]
+"""Takes the signals of a set's detectors and returns those to raise."""
 
-    def __init__(self, detectors: list[Detector]) -> None:
+
+class DetectorSet:
+    """Several detectors run as one (with `screen`, their signals pass through it)."""
+
+    def __init__(self, detectors: list[Detector], screen: Screen | None = None) -> None:
         self._detectors = detectors
+        self._screen = screen
 
     def observe(self, reading: Reading) -> list[Signal]:
         """Every detector's signals for this reading."""
-        return [s for d in self._detectors for s in d.observe(reading)]
+        out = [s for d in self._detectors for s in d.observe(reading)]
+        return self._screen(out) if self._screen is not None and out else out
 
     def advance(self, now: datetime) -> list[Signal]:
         """Every detector's signals for the time now reached."""
-        return [s for d in self._detectors for s in d.advance(now)]
+        out = [s for d in self._detectors for s in d.advance(now)]
+        return self._screen(out) if self._screen is not None and out else out
 
     def find(self, kind: type[T]) -> T | None:
         """The first detector of type `kind` (e.g. to persist its baselines)."""
@@ -124,6 +137,54 @@ class DetectorSet:
             if isinstance(d, kind):
                 return d
         return None
+
+
+_POWER_METRICS = frozenset({"power", "watts", "energy"})
+_WATER_METRICS = frozenset({"flow", "flowing"})
+
+
+def utility_of(kind: str) -> str | None:
+    """ "water" or "power" for a device kind whose readings tell that utility's use (as the
+    learned rules count them: by its role, or a meter's metric), None for any other kind."""
+    role = classify(kind).role
+    if role is Role.WATER:
+        return "water"
+    if role is Role.POWER:
+        return "power"
+    spec = CATALOGUE.get(kind)
+    names = {m.name for m in spec.metrics} if spec is not None else set()
+    if names & _WATER_METRICS:
+        return "water"
+    if names & _POWER_METRICS:
+        return "power"
+    return None
+
+
+class DeadMeterScreen:
+    """No `no_utility_use` for a utility whose every device in the home is dead (silent
+    past its heartbeat, offline by its status, or behind an offline hub): no use was seen
+    because nothing could see it, and the watch's technical alert (`device_silent`,
+    `hub_offline`) says so instead of a wellbeing one."""
+
+    def __init__(self, watch: DeviceWatch) -> None:
+        self._watch = watch
+
+    def blind(self, home_id: str, utility: str, at: datetime | None = None) -> bool:
+        """Whether every device of the home that would see `utility` use is dead (False
+        when the home has none the watch knows)."""
+        meters = [d for d, kind in self._watch.devices(home_id) if utility_of(kind) == utility]
+        return bool(meters) and all(self._watch.device_dead(d, at) for d in meters)
+
+    def __call__(self, signals: list[Signal]) -> list[Signal]:
+        """`signals` without the no-use signals of blind utilities."""
+        out = []
+        for s in signals:
+            utility = s.evidence.get("utility") if s.kind == "no_utility_use" else None
+            if utility in ("water", "power") and self.blind(s.home_id, str(utility), s.event_at):
+                log.info("no %s use at %s not raised: its meters are dead", utility, s.home_id)
+                continue
+            out.append(s)
+        return out
 
 
 IMMEDIATE_KINDS = frozenset({"sos", "fall", "smoke", "gas", "co"})
@@ -153,5 +214,6 @@ def default_detectors(layout: Layout | None = None, rules: Rules | None = None) 
             TemperatureWatch(rules.temperature),
             VitalsWatch(rules.vitals),
             LearnedDetector(layout, rules, suppressed=watch.hub_offline),
-        ]
+        ],
+        screen=DeadMeterScreen(watch),
     )

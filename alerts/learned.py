@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,14 +49,18 @@ _ALARM_METRICS = frozenset({"fall", "press"})
 _METER_METRICS = frozenset({"power", "watts", "flow", "energy"})
 
 # Timers kept as deadlines (event-time seconds; +inf when unarmed), one column each.
-T_BATH, T_BED, T_WANDER, T_WATER, T_POWER = range(5)
-N_TIMERS = 5
+# T_OUT: out of home too long (`not_back`); T_RETURN: an unconfirmed return becomes one (no
+# signal of its own: the elder is then at home, and the inactivity rule takes over).
+T_BATH, T_BED, T_WANDER, T_WATER, T_POWER, T_OUT, T_RETURN = range(7)
+N_TIMERS = 7
 _TIMER_KINDS = (
     "bathroom_too_long",
     "out_of_bed_night",
     "night_wandering",
     "no_utility_use",
     "no_utility_use",
+    "not_back",
+    "",
 )
 # Learned maxima per home (seconds): bathroom stay, night out-of-bed, night outing, water gap,
 # power gap.
@@ -114,10 +118,14 @@ class _Home:
         "has_bath_motion",
         "has_bed",
         "home_id",
+        "inside_at",
+        "inside_dev",
+        "inside_n",
         "out_count",
         "out_device",
         "out_since",
         "out_start",
+        "pending_return",
         "rooms",
         "seat_room",
         "wander_exit",
@@ -130,6 +138,10 @@ class _Home:
         self.out_device = ""
         self.out_since = -math.inf
         self.out_start = math.nan
+        self.pending_return = math.nan  # first activity inside after the door, unconfirmed
+        self.inside_n = 0  # activations inside (not releases) since the door, while out
+        self.inside_dev = ""  # the first device of them ("*": more than one device)
+        self.inside_at = -math.inf  # the last of them
         self.bath_since = math.nan
         self.bath_fired = False
         self.bed_left = math.nan
@@ -159,6 +171,7 @@ class LearnedDetector:
         self._suppressed = suppressed or (lambda _home: False)
         self._index: dict[str, int] = {}
         self._homes: list[_Home] = []
+        self._dirty: set[int] = set()  # homes whose state changed since `take_dirty`
         self._alloc(capacity)
 
     # -- storage -----------------------------------------------------------------------------
@@ -187,6 +200,13 @@ class LearnedDetector:
         self.room_rec: F64 = np.zeros((n, ROOMS, PARTS))
         self.room_n = np.zeros((n, ROOMS, PARTS), np.int32)
         self.room_thr: F64 = np.full(n, np.inf)  # the current silence's limit by its room
+        self.flagged_out: F64 = np.full(n, np.nan)  # when `not_back` fired on this outing
+        # Outings: the longest one begun in each part of the day (confirmed returns), how
+        # many, and the latest return (hours after local noon) of an outing begun by day.
+        self.out_rec: F64 = np.zeros((n, PARTS))
+        self.out_n = np.zeros((n, PARTS), np.int32)
+        self.back_late: F64 = np.full(n, np.nan)
+        self.out_long = np.zeros(n, np.int32)  # outings by day longer than the cap
 
     def _grow(self) -> None:
         old = len(self.last_act)
@@ -281,6 +301,7 @@ class LearnedDetector:
         if info.role is Role.PASSIVE or reading.metric in _NON_ACTIVITY_METRICS:
             return []
         h = self.home(reading.home_id)
+        self._dirty.add(h)
         ts = _ts(reading.ts)
         tz = self.layout.tz(reading.home_id)
         off = reading.ts.astimezone(tz).utcoffset()
@@ -433,8 +454,14 @@ class LearnedDetector:
                 self.ctx[h] = OUT
                 home.out_start = ts
                 self._wander_start(h, ts)
+                if self.due[h, T_WANDER] == np.inf:  # by day: night wandering has the night
+                    self.due[h, T_OUT] = self._not_back_due(h, ts)
             home.out_device = ""
             home.out_count = 0
+            home.inside_n = 0
+            home.inside_dev = ""
+            home.pending_return = math.nan  # a door again: whatever came before is no return
+            self.due[h, T_RETURN] = np.inf
             self.last_door[h] = ts
             return
         self._seat(h, info, reading, ts)  # also while out: sitting down may be the return
@@ -449,6 +476,27 @@ class LearnedDetector:
                 and reading.kind in _RELEASE_KINDS
                 and ts - self.last_door[h] <= r.release_lag_s
             )
+            # Two activations inside soon after the door, or `inside_events` however late (each
+            # within `inside_gap_s` of the one before):
+            # a return, unless a door follows. If it is never confirmed, the elder is home
+            # `unconfirmed_s` after the first of it (a sensor's stray event is not enough).
+            soon = ts - self.last_door[h] <= r.return_window_s
+            if reading.value != 0.0:  # an activation (a contact closing is the same one)
+                if ts - home.inside_at > self.rules.outing.inside_gap_s:
+                    home.inside_n, home.inside_dev = 0, ""  # strays hours apart add up to none
+                home.inside_at = ts
+                home.inside_n += 1
+                if home.inside_dev not in ("", reading.device_id):
+                    home.inside_dev = "*"
+                elif not home.inside_dev:
+                    home.inside_dev = reading.device_id
+            # Late, one device firing on its own (a PIR's stray triggers) needs twice as many.
+            need = 2 if soon else self.rules.outing.inside_events
+            if not soon and home.inside_dev != "*":
+                need *= 2
+            if not lagging and home.inside_n >= need and math.isnan(home.pending_return):
+                home.pending_return = ts
+                self.due[h, T_RETURN] = ts + self.rules.outing.unconfirmed_s
             if ts - home.out_since > r.return_window_s or not home.out_device:
                 if lagging:
                     return
@@ -581,7 +629,65 @@ class LearnedDetector:
             away = max(0.0, ts - home.out_start)
             self.last_use[h] = np.minimum(self.last_use[h] + away, ts)
             self.due[h, T_WATER : T_POWER + 1] += away
+            if self.due[h, T_OUT] < np.inf or not math.isnan(self.flagged_out[h]):
+                self._learn_outing(h, home.out_start, ts)  # an outing begun by day
             home.out_start = math.nan
+        home.pending_return = math.nan
+        self.due[h, T_OUT] = np.inf
+        self.due[h, T_RETURN] = np.inf
+        self.flagged_out[h] = np.nan
+
+    def _day_hours(self, h: int, ts: float) -> float:
+        """Hours since the last local 06:00 (an outing's day runs from 0 to 24)."""
+        return float(((ts + self.offset[h] - DAY / 4) % DAY) / HOUR)
+
+    def _learn_outing(self, h: int, start: float, end: float) -> None:
+        """A confirmed return from an outing begun by day: learn its length and how late the
+        elder comes back (`back_late`, hours after 06:00; +inf once they stayed out past the
+        next 06:00, when "not back by night" is no sign for them: the cap still bounds)."""
+        o = self.rules.outing
+        length = end - start
+        if length <= 0:
+            return
+        start_pos = self._day_hours(h, start)
+        end_pos = start_pos + length / HOUR
+        night_pos = float((o.night_hour - 6) % 24)
+        late = float(self.back_late[h])
+        if end_pos >= 24.0 and start_pos < night_pos:
+            self.back_late[h] = np.inf
+        elif end_pos > night_pos and (math.isnan(late) or end_pos > late):
+            self.back_late[h] = end_pos
+        if length > o.cap_s:
+            self.out_long[h] += 1
+        if length > o.learn_cap_s:
+            return  # an absence (away mode's business), not an outing's length
+        part = self._part(h, start)
+        self.out_rec[h, part] = max(float(self.out_rec[h, part]), length)
+        self.out_n[h, part] += 1
+
+    def _not_back_due(self, h: int, start: float) -> float:
+        """When an outing begun at `start` (by day) is too long: its learned limit, the night
+        bound, and the cap, whichever comes first."""
+        o = self.rules.outing
+        part = self._part(h, start)
+        if self.out_n[h, part] >= o.min_outings:
+            limit = max(o.floor_s, float(self.out_rec[h, part]) * o.factor + o.margin_s)
+        else:
+            limit = max(o.default_s, float(self.out_rec[h, part]) * o.factor + o.margin_s)
+        # An elder who is often out longer than the cap by day (work, a day centre) is judged
+        # against `long_cap_s` instead: the cap would alert on every such day.
+        cap = o.long_cap_s if self.out_long[h] >= o.long_outings else o.cap_s
+        due = start + min(limit, cap)
+        # Not back by night: `night_hour` local, or the latest the elder came back + margin,
+        # for an outing begun before it (never sooner than `floor_s` after leaving).
+        start_pos = self._day_hours(h, start)
+        bound = float((o.night_hour - 6) % 24)
+        late = float(self.back_late[h])
+        if not math.isnan(late):
+            bound = max(bound, late + o.night_margin_s / HOUR)
+        if start_pos < bound < 24.0:
+            due = min(due, start + max((bound - start_pos) * HOUR, o.floor_s))
+        return due
 
     def _wander_end(self, h: int, ts: float) -> None:
         home = self._homes[h]
@@ -714,6 +820,7 @@ class LearnedDetector:
             if self._suppressed(home_id):
                 continue  # the hub is offline: a technical alert, not an inactivity one
             self.fired[h] = True
+            self._dirty.add(h)
             self._flag(h, t)
             morning = r.night_end_hour - 2 <= slot < r.morning_end_hour
             kind = "not_up" if ctx == ASLEEP and (morning or late) else "inactivity"
@@ -752,17 +859,42 @@ class LearnedDetector:
             )
         return out
 
+    def _unconfirmed_return(self, h: int) -> None:
+        """Activity inside after the door, never confirmed, and no door since: the elder is
+        home (as of that activity); the silence since its last reading is judged as one at
+        home from now on."""
+        home = self._homes[h]
+        if int(self.ctx[h]) != OUT or math.isnan(home.pending_return):
+            return
+        r = self.rules.inactivity
+        self._back(h, home.pending_return)
+        home.out_device = ""
+        last = float(self.last_act[h])
+        hour = self._local_hour(h, last)
+        asleep = hour >= r.presume_asleep_from_hour or hour < r.presume_asleep_to_hour
+        self.ctx[h] = ASLEEP if asleep else (SEATED if self.seated[h] else HOME)
+        self.fired[h] = False
+        self.room_thr[h] = self._room_threshold(h, last)
+
     def _room_name(self, h: int) -> str | None:
         """The room of the home's last activity reading (None: unknown)."""
         idx = int(self.last_room[h])
         return next((name for name, i in self._homes[h].rooms.items() if i == idx), None)
 
     def _fire_timer(self, h: int, col: int, t: float) -> Signal | None:
+        self._dirty.add(h)
         due = float(self.due[h, col])
         self.due[h, col] = np.inf
         home = self._homes[h]
         if col in (T_WATER, T_POWER) and int(self.ctx[h]) == OUT:
             return None  # nobody home: no use expected
+        if col == T_RETURN:
+            self._unconfirmed_return(h)
+            return None
+        if col == T_OUT:
+            if int(self.ctx[h]) != OUT or self._suppressed(home.home_id):
+                return None  # back, or the hub is offline (a technical alert says so)
+            self.flagged_out[h] = t
         if col == T_BED and not home.bed_elsewhere:
             return None  # a mat that went to rest with nothing after: still in bed, asleep
         if col == T_BATH:
@@ -773,15 +905,18 @@ class LearnedDetector:
             since = home.bed_left
         elif col == T_WANDER:
             since = home.wander_exit
+        elif col == T_OUT:
+            since = home.out_start
         else:
             since = self.last_use[h, col - T_WATER]
         if math.isnan(since):
             return None
-        what = ("water" if col == T_WATER else "power") if col >= T_WATER else None
+        what = ("water" if col == T_WATER else "power") if col in (T_WATER, T_POWER) else None
         summary = {
             T_BATH: "in the bathroom for {:.1f} h",
             T_BED: "out of bed at night for {:.1f} h",
             T_WANDER: "went out at night {:.1f} h ago and has not come back",
+            T_OUT: "went out {:.1f} h ago and has not come back",
         }.get(col, f"no {what} use for {{:.1f}} h")
         evidence: dict[str, Any] = {
             "since": _dt(since).isoformat(),
@@ -790,7 +925,13 @@ class LearnedDetector:
         }
         if what is not None:
             evidence["utility"] = what
-        severity = Severity.CRITICAL if col in (T_BATH, T_WANDER) else Severity.WARNING
+        if col == T_OUT:
+            part = self._part(h, since)
+            evidence["usual_longest_s"] = (
+                round(float(self.out_rec[h, part])) if self.out_n[h, part] else None
+            )
+            evidence["learned_outings"] = int(self.out_n[h, part])
+        severity = Severity.CRITICAL if col in (T_BATH, T_WANDER, T_OUT) else Severity.WARNING
         return Signal(
             home.home_id,
             _TIMER_KINDS[col],
@@ -851,7 +992,8 @@ class LearnedDetector:
                 days >= self.rules.inactivity.seat_min_days
                 and b.seat_s / days >= self.rules.inactivity.seat_min_s_per_day
             )
-            self.maxima[h] = np.asarray(b.maxima, dtype=np.float64)
+            maxima = np.asarray(b.maxima, dtype=np.float64)[:N_TIMERS]
+            self.maxima[h, : len(maxima)] = maxima  # saved with fewer timers: the rest unset
             self.daily_mean[h] = b.daily_mean
             self.daily_days[h] = b.daily_days
             self.wake_h[h] = b.wake_h
@@ -869,10 +1011,66 @@ class LearnedDetector:
                     self.room_n[h, idx] = [int(c) for c in per_part[1::2]]
             self._refresh(h, _ts(now))
 
+    def take_dirty(self) -> list[str]:
+        """The homes whose state changed since the last call (to persist only those)."""
+        homes = [self._homes[h].home_id for h in sorted(self._dirty)]
+        self._dirty.clear()
+        return homes
+
+    def mark_dirty(self, home_ids: Iterable[str]) -> None:
+        """Persist these homes next time again (their save failed)."""
+        self._dirty.update(self._index[i] for i in home_ids if i in self._index)
+
+    def export_state(self, home_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Each home's whole state (learned baselines, silence in progress, occupancy, open
+        stays, pending deadlines), as plain values (floats may be nan / inf): what a restart
+        needs to go on exactly where it stopped. All homes unless `home_ids` says which."""
+        wanted = (
+            range(len(self._homes))
+            if home_ids is None
+            else [self._index[i] for i in home_ids if i in self._index]
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for h in wanted:
+            home = self._homes[h]
+            out[home.home_id] = {
+                "arrays": {name: getattr(self, name)[h].tolist() for name in _STATE_ARRAYS},
+                "home": {slot: getattr(home, slot) for slot in _HOME_STATE},
+            }
+        return out
+
+    def restore_state(self, states: dict[str, dict[str, Any]], now: datetime) -> int:
+        """Load what `export_state` gave (after `restore` of the baselines, before live
+        readings). A value whose shape no longer fits (saved by another build) is skipped with
+        a warning, leaving what the baselines gave. Returns how many homes were restored."""
+        done = 0
+        for home_id, state in states.items():
+            h = self.home(home_id)
+            arrays = state.get("arrays", {})
+            for name in _STATE_ARRAYS:
+                if name not in arrays:
+                    continue
+                target = getattr(self, name)
+                value = np.asarray(arrays[name], dtype=target.dtype)
+                if value.shape != target[h].shape:
+                    log.warning("state of %s: %s saved as %s, skipped", home_id, name, value.shape)
+                    continue
+                target[h] = value
+            home = self._homes[h]
+            for slot, value in state.get("home", {}).items():
+                if slot in _HOME_STATE:
+                    setattr(home, slot, dict(value) if slot == "rooms" else value)
+            self._refresh(h, _ts(now))
+            done += 1
+        return done
+
     def threshold(self, home_id: str, context: int, hour: int) -> float:
         """The current inactivity threshold (seconds) of a home, context and local hour."""
         return float(self.thresholds[self.home(home_id), context, hour])
 
+
+_HOME_STATE = tuple(s for s in _Home.__slots__ if s not in ("home_id", "covered"))
+"""A home's values persisted with its state (its id is the key; coverage is the layout's)."""
 
 _ARRAYS = (
     "last_act",
@@ -898,4 +1096,12 @@ _ARRAYS = (
     "room_rec",
     "room_n",
     "room_thr",
+    "out_rec",
+    "out_n",
+    "flagged_out",
+    "back_late",
+    "out_long",
 )
+
+_STATE_ARRAYS = tuple(a for a in _ARRAYS if a != "thresholds")
+"""The per-home arrays persisted (thresholds are recomputed from the records)."""

@@ -183,12 +183,16 @@ async def set_home_mode(
     reason: str = "",
     user_id: int | None = None,
 ) -> None:
-    """Put a home in `away` / `hospital` mode (or back to normal with None)."""
+    """Put a home in `away` / `hospital` mode from `since` until `until` (open-ended when
+    None), or back to normal with None. The one writer of `home_modes`, which `AwayMode`
+    reads: the elder's away mode in the API and pages is this row too."""
     if mode is None:
         await conn.execute("DELETE FROM home_modes WHERE home_id = %s", (home_id,))
         return
     if mode not in ("away", "hospital"):
         raise ValueError(f"mode must be away or hospital, not {mode!r}")
+    if until is not None and until <= since:
+        raise ValueError("a home mode must end after it starts")
     await conn.execute(
         "INSERT INTO home_modes (home_id, mode, since, until, reason, set_by)"
         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (home_id) DO UPDATE SET"

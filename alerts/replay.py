@@ -1,15 +1,20 @@
 """Offline replay of recorded homes (../shared/data format) and evaluation against them.
 
 The detectors run in-process on the data's own clock: a month replays in seconds and raises
-the same alerts as live. `evaluate_collapse` injects a collapse by dropping every event after
-a random instant and measures how long the detectors take to notice.
+the same alerts as live. `evaluate_real_home` counts the false alarms of the untouched
+recording, then injects a collapse by dropping every event after an instant (in each context
+the resident's annotations tell: awake at home, asleep, out) and measures how long the
+detectors take to notice, against when the untouched recording saw the resident again.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import csv
+import itertools
 import json
+import math
 import random
 import statistics
 from collections.abc import Iterable, Iterator
@@ -20,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.detect import Detector
-from alerts.layout import Layout, PlacedDevice
+from alerts.layout import Layout, PlacedDevice, Role
 from alerts.model import Category, Signal
 from devices.payload import Reading
 
@@ -42,7 +47,9 @@ DATASET_KINDS: dict[str, tuple[str, str]] = {
     "power": ("power_plug", "power"),
 }
 # Alerts that mean "this elder may be lying somewhere": they detect an injected collapse.
-COLLAPSE_KINDS = frozenset({"inactivity", "not_up", "bathroom_too_long", "out_of_bed_night"})
+COLLAPSE_KINDS = frozenset(
+    {"inactivity", "not_up", "bathroom_too_long", "out_of_bed_night", "not_back"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,58 +196,181 @@ def signal_json(signal: Signal) -> dict[str, Any]:
     }
 
 
+# -- evaluation on recorded homes ---------------------------------------------------------------
+
+# Where the resident was, from their own annotations (activities.csv): in an annotated sleep
+# `asleep`, in an annotated outing `out`, anywhere else in the annotated span `awake` at home.
+CONTEXTS = ("awake", "asleep", "out")
+# Outside the span the annotations cover nobody knows where the resident was.
+UNANNOTATED = "unannotated"
+# The target: no injected collapse without an alert within 12 h; and later than 24 h.
+MISS_WITHIN = timedelta(hours=12)
+MISS_LATE = timedelta(hours=24)
+# Readings that are no sighting of the resident (as for the learned detectors, none of them
+# ends a silence): housekeeping, and meters, which run whether anybody is there or not.
+_NOT_SEEN_METRICS = frozenset(
+    {"heartbeat", "battery", "battery_pct", "status", "rssi", "worn", "breathing_rate"}
+    | {"power", "watts", "flow", "energy"}
+)
+
+
+def context_at(ds: Dataset, t: datetime) -> str:
+    """Where the resident's annotations say they were at `t` (see CONTEXTS)."""
+    if any(a <= t < b for a, b in ds.sleep_intervals):
+        return "asleep"
+    if any(a <= t < b for a, b in ds.out_intervals):
+        return "out"
+    return "awake"
+
+
+def context_spans(
+    ds: Dataset, lo: datetime, hi: datetime
+) -> dict[str, list[tuple[datetime, datetime]]]:
+    """[lo, hi) cut into the stretches of each context, in time order."""
+    bounds = {t for a, b in (*ds.sleep_intervals, *ds.out_intervals) for t in (a, b) if lo < t < hi}
+    cuts = sorted({lo, hi} | bounds) if lo < hi else []
+    spans: dict[str, list[tuple[datetime, datetime]]] = {c: [] for c in CONTEXTS}
+    for a, b in itertools.pairwise(cuts):
+        spans[context_at(ds, a)].append((a, b))  # no interval starts or ends inside (a, b)
+    return spans
+
+
+def _eligible(ds: Dataset, skip_days: float) -> tuple[datetime, datetime]:
+    """Where a collapse may be injected: after `skip_days`, within the annotated span."""
+    lo, hi = ds.readings[0].ts + timedelta(days=skip_days), ds.readings[-1].ts
+    if ds.annotated is not None:
+        lo, hi = max(lo, ds.annotated[0]), min(hi, ds.annotated[1])
+    return lo, hi
+
+
+def sample_instants(
+    ds: Dataset, per_context: int, seed: int, skip_days: float, total: int | None = None
+) -> list[tuple[datetime, str]]:
+    """Instants to inject a collapse at, with their context, in time order: after
+    `skip_days`, within the span the annotations cover, `per_context` in each context
+    (uniform over the time the resident spent in it; none in a context never seen); or, with
+    `total`, that many uniform over the span, in whichever context they fall."""
+    rng = random.Random(seed)
+    lo, hi = _eligible(ds, skip_days)
+    if hi <= lo:
+        return []
+    if total is not None:
+        span = (hi - lo).total_seconds()
+        picked = [lo + timedelta(seconds=rng.uniform(0, span)) for _ in range(total)]
+        return sorted((t, context_at(ds, t)) for t in picked)
+    out: list[tuple[datetime, str]] = []
+    for ctx, spans in context_spans(ds, lo, hi).items():
+        lengths = [(b - a).total_seconds() for a, b in spans]
+        size = sum(lengths)
+        for _ in range(per_context if size > 0 else 0):
+            x = rng.uniform(0, size)
+            for k, ((a, _b), n) in enumerate(zip(spans, lengths, strict=True)):
+                if x < n or k == len(spans) - 1:  # the last: x is at most its length
+                    out.append((a + timedelta(seconds=max(0.0, min(x, n - 1e-3))), ctx))
+                    break
+                x -= n
+    return sorted(out)
+
+
+def sightings(ds: Dataset) -> list[datetime]:
+    """When the untouched recording sees the resident: its activity readings' times."""
+    return [
+        r.ts
+        for r in ds.readings
+        if r.metric not in _NOT_SEEN_METRICS
+        and ds.layout.device(r.device_id, r.kind).role is not Role.PASSIVE
+    ]
+
+
+def next_sighting(seen: list[datetime], t: datetime) -> datetime | None:
+    """The first of the sorted `seen` after `t` (None: never again)."""
+    i = bisect.bisect_right(seen, t)
+    return seen[i] if i < len(seen) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """One injected collapse: every event after `at` dropped.
+
+    `seen_again` is when the untouched recording next sees the resident (for an instant out,
+    the return): before it, nothing can tell a collapse from the quiet spell that was. The
+    alert is the first of a collapse kind after `at` in the run without the later events.
+    """
+
+    at: datetime
+    context: str
+    seen_again: datetime | None
+    alert_at: datetime | None = None
+    alert_kind: str | None = None
+
+    @property
+    def gap_s(self) -> float:
+        """The natural gap: from the instant to the next sighting (inf: none)."""
+        return math.inf if self.seen_again is None else (self.seen_again - self.at).total_seconds()
+
+    @property
+    def delay_s(self) -> float | None:
+        """From the instant to the alert."""
+        return None if self.alert_at is None else (self.alert_at - self.at).total_seconds()
+
+    @property
+    def excess_s(self) -> float | None:
+        """From the next sighting to the alert; 0 for an alert before it."""
+        if self.alert_at is None:
+            return None
+        if self.seen_again is None:
+            return 0.0
+        return max(0.0, (self.alert_at - self.seen_again).total_seconds())
+
+    @property
+    def before_seen_again(self) -> bool:
+        """Alerted before the untouched recording saw the resident again."""
+        return self.alert_at is not None and (
+            self.seen_again is None or self.alert_at < self.seen_again
+        )
+
+    def missed(self, within: timedelta) -> bool:
+        """No alert within `within` of the instant."""
+        return self.alert_at is None or self.alert_at - self.at > within
+
+
 @dataclass(slots=True)
 class RealHomeReport:
     """Measured on one recorded home."""
 
     home_id: str
     days: float
-    false_alarms: dict[str, int] = field(default_factory=dict)
+    false_alarms: dict[str, int] = field(default_factory=dict)  # per non-technical kind
     technical: int = 0
-    injected: int = 0
-    detected: int = 0
-    ttd_s: list[float] = field(default_factory=list)
-    ttd_asleep_s: list[float] = field(default_factory=list)  # instants in an annotated sleep
-    injected_asleep: int = 0
     # Within the span the resident's annotations cover (where they say where they were):
     # its days, and the false alarms raised in it per non-technical kind.
     annotated_days: float = 0.0
     annotated_false_alarms: dict[str, int] = field(default_factory=dict)
+    # Per context (CONTEXTS, and UNANNOTATED for the rest of the recording): the days the
+    # resident spent in it, and the untouched replay's non-technical alerts per kind, by
+    # where the resident was when what they alert on began (`since`, else the alert time).
+    context_days: dict[str, float] = field(default_factory=dict)
+    context_false_alarms: dict[str, dict[str, int]] = field(default_factory=dict)
+    injections: list[Injection] = field(default_factory=list)
 
     @property
     def non_technical(self) -> int:
         """False alarms of every non-technical kind."""
         return sum(self.false_alarms.values())
 
+    @property
+    def injected(self) -> int:
+        """Injected collapses."""
+        return len(self.injections)
+
+    @property
+    def detected(self) -> int:
+        """Injected collapses alerted on within the tail run after them (24 h)."""
+        return sum(i.alert_at is not None for i in self.injections)
+
     def summary(self) -> dict[str, Any]:
         """The numbers, JSON-ready."""
-        ttd = sorted(self.ttd_s)
-        return {
-            "home": self.home_id,
-            "days": round(self.days, 1),
-            "false_alarms": dict(sorted(self.false_alarms.items())),
-            "false_alarms_per_day": round(self.non_technical / self.days, 3),
-            "collapse_false_alarms_per_day": round(
-                sum(v for k, v in self.false_alarms.items() if k in COLLAPSE_KINDS) / self.days, 3
-            ),
-            "injected": self.injected,
-            "detected": self.detected,
-            "ttd_mean_h": round(statistics.fmean(ttd) / 3600, 2) if ttd else None,
-            "ttd_median_h": round(statistics.median(ttd) / 3600, 2) if ttd else None,
-            "ttd_p90_h": round(ttd[int(0.9 * (len(ttd) - 1))] / 3600, 2) if ttd else None,
-            "injected_asleep": self.injected_asleep,
-            "ttd_mean_asleep_h": _mean_h(self.ttd_asleep_s),
-            "ttd_mean_awake_h": _mean_h(_without(self.ttd_s, self.ttd_asleep_s)),
-            "annotated_days": round(self.annotated_days, 1),
-            "annotated_false_alarms": dict(sorted(self.annotated_false_alarms.items())),
-            "annotated_false_alarms_per_day": per_day(
-                sum(self.annotated_false_alarms.values()), self.annotated_days
-            ),
-            "annotated_collapse_false_alarms_per_day": per_day(
-                sum(v for k, v in self.annotated_false_alarms.items() if k in COLLAPSE_KINDS),
-                self.annotated_days,
-            ),
-        }
+        return score([self], self.home_id)
 
 
 def per_day(count: int, days: float) -> float | None:
@@ -248,15 +378,95 @@ def per_day(count: int, days: float) -> float | None:
     return round(count / days, 3) if days > 0 else None
 
 
-def _mean_h(values: list[float]) -> float | None:
-    return round(statistics.fmean(values) / 3600, 2) if values else None
+def _hours(values: list[float], how: Any) -> float | None:
+    return round(how(values) / 3600, 2) if values else None
 
 
-def _without(values: list[float], some: list[float]) -> list[float]:
-    rest = list(values)
-    for v in some:
-        rest.remove(v)
-    return rest
+def _minutes(values: list[float], how: Any) -> float | None:
+    return round(how(values) / 60, 1) if values else None
+
+
+def _p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[int(0.9 * (len(ordered) - 1))]
+
+
+def injection_numbers(injections: list[Injection]) -> dict[str, Any]:
+    """Detection of injected collapses: missed, delay, and excess over the natural gap.
+
+    `missed_12h` counts every instant; `missed_12h_gap_le_12h` only those the untouched
+    recording saw the resident again within 12 h of (`gap_over_12h` are the others: there an
+    alert within 12 h is also one on the untouched data). Delay and excess are over the
+    instants alerted on within 24 h."""
+    alerted = [i for i in injections if i.alert_at is not None and not i.missed(MISS_LATE)]
+    delays = [i.delay_s for i in alerted if i.delay_s is not None]
+    excess = [i.excess_s for i in alerted if i.excess_s is not None]
+    gaps = [i.gap_s for i in injections if math.isfinite(i.gap_s)]
+    short = [i for i in injections if i.gap_s <= MISS_WITHIN.total_seconds()]
+    kinds: dict[str, int] = {}
+    for i in alerted:
+        kinds[str(i.alert_kind)] = kinds.get(str(i.alert_kind), 0) + 1
+    return {
+        "injected": len(injections),
+        "missed_12h": sum(i.missed(MISS_WITHIN) for i in injections),
+        "injected_gap_le_12h": len(short),
+        "missed_12h_gap_le_12h": sum(i.missed(MISS_WITHIN) for i in short),
+        "gap_over_12h": len(injections) - len(short),
+        "missed_24h": sum(i.missed(MISS_LATE) for i in injections),
+        "alert_before_seen_again": sum(i.before_seen_again for i in alerted),
+        "natural_gap_median_h": _hours(gaps, statistics.median),
+        "delay_mean_h": _hours(delays, statistics.fmean),
+        "delay_median_h": _hours(delays, statistics.median),
+        "excess_mean_min": _minutes(excess, statistics.fmean),
+        "excess_median_min": _minutes(excess, statistics.median),
+        "excess_p90_min": _minutes(excess, _p90),
+        "alert_kinds": dict(sorted(kinds.items())),
+    }
+
+
+def score(reports: list[RealHomeReport], home: str) -> dict[str, Any]:
+    """The numbers of `reports` pooled (one home, or several as if one), JSON-ready: false
+    alarms a day overall and per context, and detection of the injected collapses overall
+    and per context. A context's `false_alarms_per_day` is per day of the whole recording
+    (the contexts' add up to the total); `false_alarms_per_context_day` per day spent in it."""
+    days = sum(r.days for r in reports)
+    counts: dict[str, int] = {}
+    annotated: dict[str, int] = {}
+    for r in reports:
+        for k, v in r.false_alarms.items():
+            counts[k] = counts.get(k, 0) + v
+        for k, v in r.annotated_false_alarms.items():
+            annotated[k] = annotated.get(k, 0) + v
+    annotated_days = sum(r.annotated_days for r in reports)
+    contexts: dict[str, dict[str, Any]] = {}
+    for ctx in (*CONTEXTS, UNANNOTATED):
+        ctx_days = sum(r.context_days.get(ctx, 0.0) for r in reports)
+        n = sum(sum(r.context_false_alarms.get(ctx, {}).values()) for r in reports)
+        contexts[ctx] = {
+            "days": round(ctx_days, 2),
+            "false_alarms": n,
+            "false_alarms_per_day": per_day(n, days),
+            "false_alarms_per_context_day": per_day(n, ctx_days),
+        }
+        if ctx != UNANNOTATED:
+            contexts[ctx] |= injection_numbers(
+                [i for r in reports for i in r.injections if i.context == ctx]
+            )
+    return {
+        "home": home,
+        "days": round(days, 1),
+        "false_alarms": dict(sorted(counts.items())),
+        "false_alarms_per_day": per_day(sum(counts.values()), days),
+        "collapse_false_alarms_per_day": per_day(
+            sum(v for k, v in counts.items() if k in COLLAPSE_KINDS), days
+        ),
+        "technical": sum(r.technical for r in reports),
+        "annotated_days": round(annotated_days, 1),
+        "annotated_false_alarms": dict(sorted(annotated.items())),
+        "annotated_false_alarms_per_day": per_day(sum(annotated.values()), annotated_days),
+        **injection_numbers([i for r in reports for i in r.injections]),
+        "contexts": contexts,
+    }
 
 
 def false_alarms(signals: Iterable[Signal]) -> tuple[dict[str, int], int]:
@@ -271,37 +481,57 @@ def false_alarms(signals: Iterable[Signal]) -> tuple[dict[str, int], int]:
     return counts, technical
 
 
-def _at_home(ds: Dataset, t: datetime) -> bool:
-    return not any(a <= t < b for a, b in ds.out_intervals)
+def alert_began(signal: Signal) -> datetime:
+    """When what an alert is about began: its evidence's `since`, else the alert time."""
+    since = signal.evidence.get("since")
+    if isinstance(since, str):
+        try:
+            at = datetime.fromisoformat(since)
+        except ValueError:
+            return signal.event_at
+        return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return signal.event_at
 
 
-def collapse_instants(ds: Dataset, count: int, seed: int, skip_days: float) -> list[datetime]:
-    """Random instants (sorted) after `skip_days`, within the span the resident's own
-    annotations cover, at times they do not mark as out of the house."""
-    rng = random.Random(seed)
+def false_alarms_by_context(
+    ds: Dataset, signals: Iterable[Signal]
+) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
+    """The days of the recording per context, and its non-technical alerts per context and
+    kind, by the context at which what they alert on began (UNANNOTATED: outside the span)."""
     first, last = ds.readings[0].ts, ds.readings[-1].ts
-    lo = first + timedelta(days=skip_days)
+    days = {ctx: 0.0 for ctx in (*CONTEXTS, UNANNOTATED)}
+    days[UNANNOTATED] = (last - first).total_seconds() / 86400
     if ds.annotated is not None:
-        lo, last = max(lo, ds.annotated[0]), min(last, ds.annotated[1])
-    span = (last - lo).total_seconds()
-    picked: list[datetime] = []
-    while len(picked) < count and span > 0:
-        t = lo + timedelta(seconds=rng.uniform(0, span))
-        if _at_home(ds, t):
-            picked.append(t)
-    return sorted(picked)
+        for ctx, spans in context_spans(
+            ds, max(first, ds.annotated[0]), min(last, ds.annotated[1])
+        ).items():
+            days[ctx] = sum((b - a).total_seconds() for a, b in spans) / 86400
+            days[UNANNOTATED] -= days[ctx]
+    counts: dict[str, dict[str, int]] = {ctx: {} for ctx in days}
+    for s in signals:
+        if s.category is Category.TECHNICAL:
+            continue
+        began = alert_began(s)
+        ctx = UNANNOTATED
+        if ds.annotated is not None and ds.annotated[0] <= began < ds.annotated[1]:
+            ctx = context_at(ds, began)
+        counts[ctx][s.kind] = counts[ctx].get(s.kind, 0) + 1
+    return days, counts
 
 
 def evaluate_real_home(
     ds: Dataset,
     make: Any,
-    instants: int = 40,
+    per_context: int = 15,
     seed: int = 7,
     skip_days: float = 7.0,
-    tail: timedelta = timedelta(hours=24),
+    tail: timedelta = MISS_LATE,
+    instants: int | None = None,
 ) -> RealHomeReport:
-    """Replay untouched (false alarms per day), then inject a collapse at random instants by
-    dropping every later event (time to detect, from the instant)."""
+    """Replay untouched (false alarms per day, per context), then inject a collapse at
+    instants in every context (`sample_instants`) by dropping every later event: the first
+    alert of a collapse kind within `tail` (at least 24 h) after it, against the natural gap."""
+    tail = max(tail, MISS_LATE)
     first, last = ds.readings[0].ts, ds.readings[-1].ts
     report = RealHomeReport(ds.home_id, (last - first).total_seconds() / 86400)
     signals = run_offline(make(ds), ds.readings, tail=timedelta(0))
@@ -310,12 +540,14 @@ def evaluate_real_home(
         lo, hi = ds.annotated
         report.annotated_days = (min(hi, last) - max(lo, first)).total_seconds() / 86400
         report.annotated_false_alarms, _ = false_alarms(s for s in signals if lo <= s.event_at < hi)
+    report.context_days, report.context_false_alarms = false_alarms_by_context(ds, signals)
+    seen = sightings(ds)
     detector = make(ds)
     it: Iterator[Reading] = iter(ds.readings)
     pending: Reading | None = next(it, None)
     step = timedelta(minutes=1)
     clock = first  # the last tick the shared detector was advanced to (a grid from `first`)
-    for instant in collapse_instants(ds, instants, seed, skip_days):
+    for instant, ctx in sample_instants(ds, per_context, seed, skip_days, instants):
         # Bring the shared detector up to the instant, then run a copy with no more events.
         while pending is not None and pending.ts <= instant:
             while clock + step <= pending.ts:
@@ -323,18 +555,27 @@ def evaluate_real_home(
                 detector.advance(clock)
             detector.observe(pending)
             pending = next(it, None)
-        fork = copy.deepcopy(detector)
-        report.injected += 1
-        asleep = any(a <= instant < b for a, b in ds.sleep_intervals)
-        report.injected_asleep += asleep
-        hits = [
-            s
-            for s in _run_clock(fork, clock, instant + tail, step)
-            if s.kind in COLLAPSE_KINDS and s.event_at >= instant
-        ]
-        if hits:
-            report.detected += 1
-            report.ttd_s.append((hits[0].event_at - instant).total_seconds())
-            if asleep:
-                report.ttd_asleep_s.append(report.ttd_s[-1])
+        hit = _first_collapse_alert(copy.deepcopy(detector), clock, instant, instant + tail, step)
+        report.injections.append(
+            Injection(
+                instant,
+                ctx,
+                next_sighting(seen, instant),
+                hit.event_at if hit is not None else None,
+                hit.kind if hit is not None else None,
+            )
+        )
     return report
+
+
+def _first_collapse_alert(
+    fork: Detector, clock: datetime, instant: datetime, end: datetime, step: timedelta
+) -> Signal | None:
+    """Advance `fork` from the tick after `clock` up to `end`; the first alert of a collapse
+    kind at or after `instant`."""
+    while clock + step <= end:
+        clock += step
+        for s in fork.advance(clock):
+            if s.kind in COLLAPSE_KINDS and s.event_at >= instant:
+                return s
+    return None

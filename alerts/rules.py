@@ -77,6 +77,44 @@ class InactivityRule:
 
 
 @dataclass(frozen=True, slots=True)
+class OutingRule:
+    """Out of home too long (`not_back`), and a return that was never confirmed.
+
+    An outing (a door episode, then no confirmed activity inside) is judged against the
+    longest outing the elder began in the same part of the day (learned on confirmed returns),
+    times `factor` plus `margin_s`, at least `floor_s`; at least `default_s` until the part has
+    `min_outings` of them. Whatever was learned, `cap_s` bounds it, so that an elder who fell
+    outside, or came back and collapsed out of every sensor's sight, is alerted within 12 h of
+    leaving; an elder out longer than that by day `long_outings` times (work, a day centre) is
+    bounded by `long_cap_s` instead. An outing begun by day that is still going on at
+    `night_hour` (local) is `not_back` then, or at the latest the elder has come back before
+    plus `night_margin_s`; never once they have stayed out past the next 06:00 (the cap still
+    bounds). Outings begun at night are night wandering's (RoomRule).
+
+    Two activations inside within `return_window_s` (InactivityRule) after the door, or
+    `inside_events` however late (each within `inside_gap_s` of the one before; twice as many
+    from a single device), that never add up to a confirmed return are a return all the same
+    once `unconfirmed_s` passed without a door: the elder is then at home, and the
+    inactivity rule judges the silence since the last of that activity.
+    """
+
+    default_s: float = 6 * HOUR
+    floor_s: float = 4 * HOUR
+    cap_s: float = 11.5 * HOUR
+    long_outings: int = 3
+    long_cap_s: float = 16 * HOUR
+    factor: float = 1.25
+    margin_s: float = 1 * HOUR
+    min_outings: int = 5
+    learn_cap_s: float = 16 * HOUR  # longer: an absence (away mode's business), not learned
+    night_hour: int = 22
+    night_margin_s: float = 1 * HOUR
+    unconfirmed_s: float = 20 * MINUTE
+    inside_events: int = 4
+    inside_gap_s: float = 45 * MINUTE
+
+
+@dataclass(frozen=True, slots=True)
 class RoomRule:
     """Too long in the bathroom, out of bed too long at night, night wandering."""
 
@@ -153,6 +191,7 @@ class Rules:
 
     inactivity: InactivityRule = field(default_factory=InactivityRule)
     rooms: RoomRule = field(default_factory=RoomRule)
+    outing: OutingRule = field(default_factory=OutingRule)
     utility: UtilityRule = field(default_factory=UtilityRule)
     daily: DailyActivityRule = field(default_factory=DailyActivityRule)
     temperature: TemperatureRule = field(default_factory=TemperatureRule)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,15 +23,35 @@ from alerts.layout import Layout
 from alerts.learned import LearnedDetector
 from alerts.model import Raised, Severity, Signal
 from alerts.mutes import MuteChain, default_mutes
-from devices import payload, topics
+from alerts.state import Marks, catch_up
+from alerts.technical import DeviceWatch
+from devices import payload, status, topics
 from devices.catalogue import CATALOGUE, SOS_KINDS
 from devices.payload import Reading, Rejection
 from devices.registry import Registry
+from ingest.db import read_in_chunks
 from ingest.mqtt import Message, Subscriber
 from ingest.registry import RegistryCache
 
 log = logging.getLogger(__name__)
 _LAYOUT_RETRY_S = 30.0
+
+Installed = tuple[str, str, str, datetime]
+"""A registered device as the device watch is seeded with: id, home, kind, installed at."""
+
+
+async def load_installed(pool: AsyncConnectionPool[Any]) -> list[Installed]:
+    """Every registered device with the time it was registered (`devices.created_at`),
+    read in chunks: from then on it is expected to report."""
+    out: list[Installed] = []
+    query = "SELECT id, home_id, kind, created_at FROM devices"
+    async with (
+        pool.connection(timeout=5.0) as conn,
+        contextlib.aclosing(read_in_chunks(conn, "watch_devices", query, chunk=5000)) as rows,
+    ):
+        async for chunk in rows:
+            out += [(str(d), str(h), str(k), at) for d, h, k, at in chunk]
+    return out
 
 
 def urgent_filters(registry: Registry) -> list[str]:
@@ -77,8 +98,22 @@ class AlertService:
         urgent_grace_s: float = 0.0,
         layout: Callable[[], Awaitable[Layout]] | None = None,
         layout_of: Registry | None = None,
+        installed: Callable[[], Awaitable[list[Installed]]] | None = None,
+        marks: Marks | None = None,
+        stored: Callable[[], Awaitable[list[Reading]]] | None = None,
     ) -> None:
         self._settings = settings
+        # The last reading handled per device (alerts.state): a reading the detectors' saved
+        # state holds already (the broker handing it again after a restart) is not observed
+        # twice. `stored` gives, at start, the readings ingest stored since that state was
+        # saved, replayed before the live stream (`resume`).
+        self.marks = marks
+        self._stored = stored
+        self._resumed = asyncio.Event()  # the clock waits for the replay (`tick`)
+        # Seeds the device watch with every registered device and its install time (at
+        # start); `_watch_of` is the registry copy the watch last followed.
+        self._load_installed = installed
+        self._watch_of: Registry | None = None
         # Loads the detectors' layout (rooms, time zones) again after the registry changed;
         # `_layout_of` is the registry copy the current one was loaded with.
         self._load_layout = layout
@@ -108,8 +143,84 @@ class AlertService:
 
     @staticmethod
     def filters() -> list[str]:
-        """Every reading of every home."""
-        return [topics.subscription(topics.Channel.READINGS)]
+        """Every reading of every home, and every device's (retained) status: its last
+        will says when it is gone."""
+        return [
+            topics.subscription(topics.Channel.READINGS),
+            topics.subscription(topics.Channel.STATUS),
+        ]
+
+    def watch(self) -> DeviceWatch | None:
+        """The detectors' device watch, if they have one."""
+        detectors: DetectorSet | None = self._detectors
+        return None if detectors is None else detectors.find(DeviceWatch)
+
+    async def seed_watch(self) -> int:
+        """Expect every registered device from its install time on (so that one that never
+        reports, or stopped while this process was down, is flagged after its grace).
+        Without the install times (the database unreachable), from now. Returns how many
+        devices were new to the watch."""
+        watch = self.watch()
+        if watch is None:
+            return 0
+        registry = self._cache.current
+        now = self._clock()
+        try:
+            load = self._load_installed or (lambda: load_installed(self._pool))
+            installed = await load()
+        except Exception as exc:  # whatever it is, the registry copy still names them
+            log.warning("no install times for the device watch (%r); expecting from now", exc)
+            installed = [(d.device_id, d.home_id, d.kind, now) for d in registry]
+        new = sum(watch.expect(d, h, k, min(at, now)) for d, h, k, at in installed)
+        if installed:  # devices restored from before the restart but since removed
+            watch.retain(d for d, _h, _k, _at in installed)
+        self._watch_of = registry
+        log.info("device watch seeded: %d devices expected (%d new)", len(installed), new)
+        return new
+
+    def follow_watch(self) -> None:
+        """After the registry changed: expect its new devices from now, forget the removed."""
+        registry = self._cache.current
+        previous = self._watch_of
+        watch = self.watch()
+        if watch is None or registry is previous:
+            return
+        self._watch_of = registry
+        now = self._clock()
+        for d in registry:
+            if not watch.known(d.device_id):
+                watch.expect(d.device_id, d.home_id, d.kind, now)
+        if previous is not None and len(registry):
+            for d in previous:
+                if registry.get(d.device_id) is None:
+                    watch.forget(d.device_id)
+
+    async def handle_status(self, msg: Message, topic: topics.Topic) -> list[Signal]:
+        """A device's status message: to the device watch (an "offline" raises its silence
+        at once). Unknown devices, other homes' topics and bad payloads are ignored."""
+        watch = self.watch()
+        parsed = status.parse(msg.payload)
+        if watch is None or parsed is None:
+            return []
+        device = self._cache.current.get(topic.device_id)
+        if device is None and await self._cache.maybe_refresh(miss=True):
+            device = self._cache.current.get(topic.device_id)
+        if device is None or device.home_id != topic.home_id:
+            log.info("status on %s ignored: not a registered device of that home", msg.topic)
+            return []
+        now = self._clock()
+        at = now
+        if parsed.ts is not None:
+            with contextlib.suppress(ValueError, OverflowError, OSError):
+                at = min(now, datetime.fromtimestamp(parsed.ts, tz=UTC))
+        return watch.observe_status(
+            device.device_id,
+            parsed.state is status.State.ONLINE,
+            at,
+            home_id=device.home_id,
+            kind=device.kind,
+            reason=parsed.reason,
+        )
 
     async def _store_once(
         self, signal: Signal, alert_id: int | None = None, hold_s: float = 0.0
@@ -325,6 +436,13 @@ class AlertService:
         assert sub is not None
         started = asyncio.get_running_loop().time()
         now = self._clock()
+        parsed = topics.parse(msg.topic)
+        if not urgent and parsed is not None and parsed.channel is topics.Channel.STATUS:
+            signals = await self.handle_status(msg, parsed)
+            if signals and not await self._raise_all(signals, msg, sub):
+                return  # acknowledged once stored, by the background retry
+            sub.ack(msg)
+            return
         if not urgent:
             self.last_reading_at = now
         result = payload.decode(msg.topic, msg.payload, self._cache.current, now)
@@ -346,7 +464,12 @@ class AlertService:
             if urgent:
                 signals = [s for r in result for s in self._immediate.observe(r)]
             else:
-                signals = [s for r in result for s in self._detectors.observe(r)]
+                marks = self.marks
+                fresh = result if marks is None else [r for r in result if not marks.seen(r)]
+                signals = [s for r in fresh for s in self._detectors.observe(r)]
+                if marks is not None:
+                    for r in fresh:
+                        marks.note(r)
                 if left:
                     signals = [s for s in signals if s.kind not in IMMEDIATE_KINDS]
             if signals:
@@ -358,20 +481,44 @@ class AlertService:
     async def run(self) -> None:
         """Handle messages until cancelled."""
         if self._sub is None:
+            self._resumed.set()
             return
-        await self._cache.maybe_refresh()
-        self.refresh_urgent()
+        try:
+            await self._cache.maybe_refresh()
+            self.refresh_urgent()
+            await self.seed_watch()
+            await self.resume()
+        finally:
+            self._resumed.set()
         while True:
             msg = await self._sub.messages.get()
             try:
                 await self._cache.maybe_refresh()
                 self.refresh_urgent()
                 await self.follow_layout()
+                self.follow_watch()
                 await self.handle(msg)
             except Exception:
                 log.exception(
                     "alert handling failed for %s; message left unacknowledged", msg.topic
                 )
+
+    async def resume(self) -> int:
+        """Replay the readings stored since the detectors' state was saved (a restart, even
+        a kill, loses nothing the alerts stage had handled but not saved yet), and raise
+        what they, and the deadlines passed meanwhile, give. Returns readings replayed."""
+        if self._stored is None or self.marks is None:
+            return 0
+        try:
+            readings = await self._stored()
+        except psycopg.Error:
+            log.exception("could not read the readings stored since the last save")
+            return 0
+        replayed, signals = catch_up(self._detectors, self.marks, readings, self._clock())
+        for signal in signals:
+            await self.raise_signal(signal)
+        log.info("caught up on %d stored readings: %d signals", replayed, len(signals))
+        return replayed
 
     def refresh_urgent(self) -> None:
         """Follow the current registry copy (cheap when it has not changed since): point the
@@ -474,7 +621,9 @@ class AlertService:
                 del self._device_locks[msg.topic]
 
     async def tick(self, interval_s: float = 1.0) -> None:
-        """Advance detection time with the wall clock (live mode)."""
+        """Advance detection time with the wall clock (live mode), once the readings stored
+        since the last save are replayed (before: a silence would be judged without them)."""
+        await self._resumed.wait()
         while True:
             await asyncio.sleep(interval_s)
             for signal in self._detectors.advance(self._clock()):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field, model_validator
 
-from alerts import store
+from alerts import mutes, store
 from alerts.model import Status
 from gateway import access, family, queries
 from gateway.access import Area
@@ -19,6 +19,9 @@ from gateway.auth import Principal, scope_for
 from gateway.care import VISITS_PER_WEEK, week_start
 from gateway.errors import ApiError
 from gateway.i18n import LOCALES, translator
+
+# Where a deployment is by default (homes carry their own zone): "this week" of a request.
+DEPLOYMENT_TZ = ZoneInfo("Asia/Shanghai")
 
 Conn = queries.Conn
 AlertJson = Callable[[Any], dict[str, Any]]
@@ -39,8 +42,11 @@ class ElderUpdate(BaseModel):
 
 
 class AwayMode(BaseModel):
-    """Away / hospital mode: from when, until when (open-ended when absent), and why."""
+    """Away / hospital mode of the elder's home: which, from when, until when (open-ended
+    when absent), and why. Stored as the home's mode (`alerts.mutes.set_home_mode`), which
+    mutes its wellbeing alerts and care-visit targets while it lasts."""
 
+    mode: Literal["away", "hospital"] = "away"
     away_from: datetime
     away_until: datetime | None = None
     reason: str = Field(default="", max_length=200)
@@ -157,8 +163,10 @@ def build_router(
     principal_dep: Callable[..., Awaitable[Principal]],
     alert_json: AlertJson,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    local_tz: ZoneInfo = DEPLOYMENT_TZ,
 ) -> APIRouter:
-    """The `/api/v1` routes other than auth and the alert list/stream/ack."""
+    """The `/api/v1` routes other than auth and the alert list/stream/ack. `local_tz` is
+    the deployment's time zone, where "this week" is taken when a request names none."""
     router = APIRouter(prefix="/api/v1")
     User = Annotated[Principal, Depends(principal_dep)]
     Limit = Annotated[int, Query(ge=1, le=500)]
@@ -268,8 +276,8 @@ def build_router(
 
     @router.get("/elders/{elder_id}", tags=["elders"])
     async def get_elder(elder_id: str, principal: User) -> dict[str, Any]:
-        """The elder's file: profile, conditions, contacts, thresholds, away mode, devices,
-        open alerts. Audited."""
+        """The elder's file: profile, conditions, contacts, thresholds, away mode (`away_mode`
+        away / hospital / null, its window, and `away_now`), devices, open alerts. Audited."""
         now = clock()
         async with pool.connection() as conn:
             found = await audited(conn, principal, elder_id, "file")
@@ -303,30 +311,30 @@ def build_router(
 
     @router.put("/elders/{elder_id}/away", tags=["elders"])
     async def set_away(elder_id: str, body: AwayMode, principal: User) -> dict[str, Any]:
-        """Put the elder in away / hospital mode (staff)."""
+        """Put the elder's home in away / hospital mode from `away_from` until `away_until`
+        (open-ended when absent), replacing any mode it had (staff). While it lasts, the
+        home's wellbeing alerts are muted (never emergencies) and care visits not due."""
         need(principal, Area.EDIT_ELDER)
         async with pool.connection() as conn:
-            await elder_or_404(conn, principal, elder_id)
-            await queries.update_elder(
+            found = await elder_or_404(conn, principal, elder_id)
+            await mutes.set_home_mode(
                 conn,
-                elder_id,
-                {
-                    "away_from": body.away_from,
-                    "away_until": body.away_until,
-                    "away_reason": body.reason,
-                },
+                found.home_id,
+                body.mode,
+                since=body.away_from,
+                until=body.away_until,
+                reason=body.reason,
+                user_id=principal.user_id,
             )
         return await get_elder(elder_id, principal)
 
     @router.delete("/elders/{elder_id}/away", tags=["elders"])
     async def clear_away(elder_id: str, principal: User) -> dict[str, Any]:
-        """End away mode (staff)."""
+        """End away / hospital mode: the elder's home is back to normal now (staff)."""
         need(principal, Area.EDIT_ELDER)
         async with pool.connection() as conn:
-            await elder_or_404(conn, principal, elder_id)
-            await queries.update_elder(
-                conn, elder_id, {"away_from": None, "away_until": None, "away_reason": ""}
-            )
+            found = await elder_or_404(conn, principal, elder_id)
+            await mutes.set_home_mode(conn, found.home_id, None, since=clock())
         return await get_elder(elder_id, principal)
 
     @router.get("/elders/{elder_id}/readings", tags=["readings"])
@@ -511,7 +519,7 @@ def build_router(
         """Elders living alone below the target of visits in the week (Monday; default this
         week), grouped by village; `all_elders=true` lists everyone (staff)."""
         need(principal, Area.CARE)
-        start = week_start(week or clock().date())
+        start = week_start(week or clock().astimezone(local_tz).date())
         async with pool.connection() as conn:
             rows = await queries.compliance(conn, access.home_filter(principal), start, village)
         villages: dict[str, dict[str, Any]] = {}

@@ -68,19 +68,22 @@ async def close_weeks(
 ) -> list[ClosedWeek]:
     """Close the last full week (in each home's time zone) of every elder living alone that
     is not closed yet; a week short of `VISITS_PER_WEEK` visits raises a `care_visits`
-    alert, unless the elder was away during it or the home is newer than the week."""
+    alert, unless the home was in away / hospital mode (`home_modes`) during it or the home
+    is newer than the week."""
     cur = await conn.execute(
         """
         WITH w AS (
             SELECT e.id AS elder_id, h.id AS home_id, h.timezone, h.created_at,
-                   e.away_from, e.away_until,
+                   m.since AS mode_since, m.until AS mode_until,
                    (date_trunc('week', %(now)s AT TIME ZONE h.timezone))::date - 7 AS week
-            FROM elders e JOIN homes h ON h.id = e.home_id WHERE e.lives_alone
+            FROM elders e JOIN homes h ON h.id = e.home_id
+            LEFT JOIN home_modes m ON m.home_id = h.id
+            WHERE e.lives_alone
         )
         SELECT w.elder_id, w.home_id, w.week,
                (w.week::timestamp AT TIME ZONE w.timezone) AS starts,
                ((w.week + 7)::timestamp AT TIME ZONE w.timezone) AS ends,
-               w.created_at, w.away_from, w.away_until
+               w.created_at, w.mode_since, w.mode_until
         FROM w WHERE NOT EXISTS (
             SELECT 1 FROM care_weeks c WHERE c.elder_id = w.elder_id AND c.week_start = w.week)
         ORDER BY w.elder_id
@@ -95,8 +98,8 @@ async def close_weeks(
         starts,
         ends,
         created,
-        away_from,
-        away_until,
+        mode_since,
+        mode_until,
     ) in await cur.fetchall():
         async with conn.transaction():
             count_cur = await conn.execute(
@@ -107,9 +110,9 @@ async def close_weeks(
             row = await count_cur.fetchone()
             count = int(row[0]) if row else 0
             away = (
-                away_from is not None
-                and away_from < ends
-                and (away_until is None or away_until > starts)
+                mode_since is not None
+                and mode_since < ends
+                and (mode_until is None or mode_until > starts)
             )
             short = count < VISITS_PER_WEEK and not away and created <= starts
             alert_id: int | None = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -32,10 +31,6 @@ def parse_duration(text: str) -> timedelta:
         raise typer.BadParameter(f"{text!r}: give a number and s, m, h or d, e.g. 24h")
     seconds = float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
     return timedelta(seconds=seconds)
-
-
-def _mean_h(values: list[float]) -> float | None:
-    return round(statistics.fmean(values) / 3600, 2) if values else None
 
 
 def replay(
@@ -261,89 +256,132 @@ def _replay_live_cmd(
 
 def evaluate_homes(
     homes: Annotated[list[Path], typer.Argument(help="folders with events.csv + sensors.json")],
-    instants: Annotated[int, typer.Option(help="injected collapses per home")] = 40,
+    per_context: Annotated[
+        int, typer.Option(help="injected collapses per home in each context (awake, asleep, out)")
+    ] = 15,
+    instants: Annotated[
+        int | None,
+        typer.Option(help="instead: this many per home, uniform over the annotated span"),
+    ] = None,
     seed: Annotated[int, typer.Option()] = 7,
     skip_days: Annotated[float, typer.Option(help="no collapse in the first days")] = 7.0,
+    loho: Annotated[
+        bool,
+        typer.Option(
+            "--loho", help="choose the parameters on the other homes, report each held out"
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON report")] = False,
 ) -> None:
-    """Real homes: false alarms per day untouched; time to detect an injected collapse."""
+    """Real homes, per home and per context (awake at home, asleep, out): false alarms a day
+    untouched; injected collapses missed within 12 h / 24 h, delay, and excess delay over the
+    natural gap (from when the untouched recording next saw the resident to the alert)."""
     from alerts.detect import default_detectors
-    from alerts.replay import (
-        COLLAPSE_KINDS,
-        DatasetError,
-        evaluate_real_home,
-        load_dataset,
-        per_day,
-    )
+    from alerts.replay import DatasetError, RealHomeReport, evaluate_real_home, load_dataset, score
+    from alerts.rules import Rules
+    from alerts.tuning import candidates, evaluate_grid, leave_one_home_out, training_score
 
-    def make(ds: Dataset) -> Any:
-        return default_detectors(ds.layout)
-
-    reports = []
+    if per_context < 0 or (instants is not None and instants < 0) or (loho and len(homes) < 2):
+        console.print(
+            "[red]--per-context and --instants >= 0; --loho needs two homes or more[/red]"
+        )
+        raise typer.Exit(2)
+    datasets = []
     for folder in homes:
         try:
             ds = load_dataset(folder / "events.csv", folder / "sensors.json")
         except DatasetError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-        reports.append(evaluate_real_home(ds, make, instants, seed, skip_days))
-    rows = [r.summary() for r in reports]
-    ttd = [t for r in reports for t in r.ttd_s]
-    days = sum(r.days for r in reports)
-    total = {
-        "home": "all",
-        "days": round(days, 1),
-        "false_alarms_per_day": round(sum(r.non_technical for r in reports) / days, 3),
-        "collapse_false_alarms_per_day": round(
-            sum(x["collapse_false_alarms_per_day"] * x["days"] for x in rows) / days, 3
-        ),
-        "injected": sum(r.injected for r in reports),
-        "detected": sum(r.detected for r in reports),
-        "ttd_mean_h": round(statistics.fmean(ttd) / 3600, 2) if ttd else None,
-        "ttd_median_h": round(statistics.median(ttd) / 3600, 2) if ttd else None,
-        "annotated_days": round(sum(r.annotated_days for r in reports), 1),
-        "annotated_false_alarms_per_day": per_day(
-            sum(sum(r.annotated_false_alarms.values()) for r in reports),
-            sum(r.annotated_days for r in reports),
-        ),
-        "annotated_collapse_false_alarms_per_day": per_day(
-            sum(
-                v
-                for r in reports
-                for k, v in r.annotated_false_alarms.items()
-                if k in COLLAPSE_KINDS
-            ),
-            sum(r.annotated_days for r in reports),
-        ),
-        "injected_asleep": sum(r.injected_asleep for r in reports),
-        "ttd_mean_asleep_h": _mean_h([t for r in reports for t in r.ttd_asleep_s]),
-        "ttd_mean_awake_h": _mean_h(
-            [t for r in reports for t in r.ttd_s if t not in set(r.ttd_asleep_s)]
-        ),
-    }
+        if not ds.readings:
+            console.print(f"[red]{folder}: no events[/red]")
+            raise typer.Exit(2)
+        datasets.append(ds)
+
+    def run(ds: Dataset, rules: Rules) -> RealHomeReport:
+        return evaluate_real_home(
+            ds, lambda d: default_detectors(d.layout, rules=rules), per_context, seed, skip_days,
+            instants=instants,
+        )  # fmt: skip
+
+    out: dict[str, Any]
+    if not loho:
+        reports = [run(ds, Rules()) for ds in datasets]
+        out = {"homes": [r.summary() for r in reports], "total": score(reports, "all")}
+    else:
+        started = time.monotonic()
+
+        def progress(name: str, home: str, _report: RealHomeReport) -> None:
+            console.print(f"  {name} on {home} ({time.monotonic() - started:.0f} s)")
+
+        grid = evaluate_grid(datasets, run, candidates(), on_done=progress)
+        chosen = leave_one_home_out(grid)
+        held = [grid[chosen[ds.home_id]][ds.home_id] for ds in datasets]
+        out = {
+            "homes": [r.summary() | {"candidate": chosen[r.home_id]} for r in held],
+            "total": score(held, "all") | {"candidate": "held out"},
+            "chosen": chosen,
+            "grid": {
+                name: {
+                    home: {
+                        "false_alarms_per_day": round(s.false_alarms_per_day, 3),
+                        "missed_12h_gap_le_12h": s.missed_12h,
+                        "excess_mean_min": (
+                            round(s.excess_mean_s / 60, 1) if s.excess_mean_s != float("inf")
+                            else None
+                        ),
+                    }
+                    for home, r in per_home.items()
+                    for s in [training_score([r])]
+                }
+                for name, per_home in grid.items()
+            },
+        }  # fmt: skip
     if as_json:
-        print(json.dumps({"homes": rows, "total": total}, indent=2))
+        print(json.dumps(out, indent=2))
         return
-    table = Table(title="Real homes: untouched replay and injected collapse")
-    for col in ("home", "days", "FA/day (all)", "FA/day (collapse kinds)",
-                "annotated days", "FA/day annotated (all / collapse)", "detected",
-                "mean TTD h", "median TTD h", "false alarms"):  # fmt: skip
+    _print_homes(out, loho)
+
+
+def _print_homes(out: dict[str, Any], loho: bool) -> None:
+    """The table of `evaluate-homes`: per home (and in total), all contexts then each."""
+    from alerts.replay import CONTEXTS
+
+    title = "Real homes: untouched replay and injected collapse"
+    table = Table(title=title + (" (each home held out)" if loho else ""))
+    columns = ["home", "context", "days", "FA/day", "FA/context-day", "injected", "missed 12h",
+               "missed 12h (gap ≤12h)", "gap >12h", "missed 24h", "alert before seen",
+               "delay mean/median h", "excess mean/median min"]  # fmt: skip
+    for col in (*columns, "candidate") if loho else columns:
         table.add_column(col)
-    for x in [*rows, total]:
-        table.add_row(
-            str(x["home"]),
-            str(x["days"]),
-            str(x["false_alarms_per_day"]),
-            str(x["collapse_false_alarms_per_day"]),
-            str(x["annotated_days"]),
-            f"{x['annotated_false_alarms_per_day']}"
-            f" / {x['annotated_collapse_false_alarms_per_day']}",
-            f"{x['detected']}/{x['injected']}",
-            str(x["ttd_mean_h"]),
-            str(x["ttd_median_h"]),
-            json.dumps(x.get("false_alarms", "")),
+    for x in [*out["homes"], out["total"]]:
+        for ctx in ("all", *CONTEXTS):
+            c = x if ctx == "all" else x["contexts"][ctx]
+            cells = [
+                str(x["home"]) if ctx == "all" else "",
+                ctx,
+                str(x["days"] if ctx == "all" else c["days"]),
+                str(c["false_alarms_per_day"]),
+                "" if ctx == "all" else str(c["false_alarms_per_context_day"]),
+                str(c["injected"]),
+                str(c["missed_12h"]),
+                f"{c['missed_12h_gap_le_12h']}/{c['injected_gap_le_12h']}",
+                str(c["gap_over_12h"]),
+                str(c["missed_24h"]),
+                str(c["alert_before_seen_again"]),
+                f"{c['delay_mean_h']} / {c['delay_median_h']}",
+                f"{c['excess_mean_min']} / {c['excess_median_min']}",
+            ]
+            table.add_row(*cells, *([x["candidate"] if ctx == "all" else ""] if loho else []))
+        table.add_section()
+    Console(width=220).print(table)
+    for x in [*out["homes"], out["total"]]:
+        unannotated = x["contexts"]["unannotated"]
+        console.print(
+            f"{x['home']}: false alarms {json.dumps(x['false_alarms'])}; outside the annotated"
+            f" span {unannotated['false_alarms']} in {unannotated['days']} days",
+            highlight=False,
         )
-    Console().print(table)
 
 
 def evaluate(

@@ -70,6 +70,9 @@ class Elder:
     notes: str
     conditions: list[str]
     thresholds: dict[str, Any]
+    # Away / hospital mode, from the home's `home_modes` row (None / "" when it has none):
+    # `away_from` and `away_until` are its window, which may be over or still to come.
+    away_mode: str | None
     away_from: datetime | None
     away_until: datetime | None
     away_reason: str
@@ -208,9 +211,11 @@ async def home(conn: Conn, f: HomeFilter, home_id: str) -> Home | None:
 
 _ELDER_SELECT = """
 SELECT e.id, e.home_id, e.full_name, e.born, e.sex, e.phone, e.lives_alone, e.notes,
-       e.conditions, e.thresholds, e.away_from, e.away_until, e.away_reason,
+       e.conditions, e.thresholds, m.mode AS away_mode, m.since AS away_from,
+       m.until AS away_until, coalesce(m.reason, '') AS away_reason,
        h.village_id, v.name AS village, h.address, h.timezone
 FROM elders e JOIN homes h ON h.id = e.home_id JOIN regions v ON v.id = h.village_id
+LEFT JOIN home_modes m ON m.home_id = e.home_id
 """
 
 
@@ -533,7 +538,8 @@ async def compliance(
     conn: Conn, f: HomeFilter, week_start: date, village: str | None
 ) -> list[Compliance]:
     """Every elder living alone in the filter with their visits in the week starting
-    `week_start` (Monday, in the home's time zone), by village and name."""
+    `week_start` (Monday, in the home's time zone) and whether their home was in away /
+    hospital mode (`home_modes`) during it, by village and name."""
     params = {**f.params, "week": week_start, "village": village}
     query = _compose(
         f,
@@ -543,10 +549,11 @@ async def compliance(
                      AND c.visited_at >= (%(week)s::date)::timestamp AT TIME ZONE h.timezone
                      AND c.visited_at < (%(week)s::date + 7)::timestamp AT TIME ZONE h.timezone
                   )::int AS visits,
-                  (e.away_from IS NOT NULL
-                   AND e.away_from <= (%(week)s::date + 7)::timestamp AT TIME ZONE h.timezone
-                   AND (e.away_until IS NULL OR e.away_until
-                        > (%(week)s::date)::timestamp AT TIME ZONE h.timezone)) AS away
+                  EXISTS (SELECT 1 FROM home_modes m WHERE m.home_id = h.id
+                     AND m.since <= (%(week)s::date + 7)::timestamp AT TIME ZONE h.timezone
+                     AND (m.until IS NULL
+                          OR m.until > (%(week)s::date)::timestamp AT TIME ZONE h.timezone)
+                  ) AS away
            FROM elders e JOIN homes h ON h.id = e.home_id JOIN regions v ON v.id = h.village_id
            WHERE {where} AND e.lives_alone
              AND (%(village)s::text IS NULL OR h.village_id = %(village)s)

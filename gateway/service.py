@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from alerts import baselines, push_store
+from alerts import baselines, push_store, state
 from alerts import store as alert_store
 from alerts.channels import (
     AppriseChannel,
@@ -35,7 +36,7 @@ from alerts.channels import (
     WebPushChannel,
 )
 from alerts.commands import MqttCommandPublisher
-from alerts.config import AlertMetrics
+from alerts.config import AlertMetrics, utc_now
 from alerts.detect import IMMEDIATE_KINDS, default_detectors
 from alerts.dispatch import Dispatcher
 from alerts.fallback import EmergencyFallback
@@ -43,8 +44,10 @@ from alerts.fastpath import FastPath
 from alerts.learned import LearnedDetector
 from alerts.rota import RotaWatch
 from alerts.service import AlertService, urgent_filters
+from alerts.technical import DeviceWatch
 from alerts.watchdog import PipelineWatchdog
 from alerts.webpush import VapidKeys, load_keys
+from devices.payload import Reading
 from gateway.app import AppContext, create_app
 from gateway.care import CareMetrics, CareTask
 from gateway.live import Broadcaster
@@ -287,6 +290,8 @@ async def serve(
                 running.subscribers["alerts_urgent"] = urgent
             layout_of = None  # the registry copy the layout was loaded with
             restored = False
+            marks = state.Marks()
+            since: datetime | None = None  # the oldest save restored: replayed from there
             try:  # rooms and learned baselines; detection runs without them if unreachable
                 async with pool.connection() as conn:
                     layout_of = alerts_cache.current
@@ -294,6 +299,17 @@ async def serve(
                     learned = detectors.find(LearnedDetector)
                     if learned is not None:
                         await baselines.restore(conn, learned)
+                        # The whole state (silences, contexts, deadlines), newer than those.
+                        got = await state.restore(
+                            conn, learned, marks, detectors.find(DeviceWatch), utc_now()
+                        )
+                        since = got.oldest
+                        log.info(
+                            "detector state restored: %d homes, %d devices, saved from %s",
+                            got.homes,
+                            got.watch,
+                            since,
+                        )
                     restored = True
             except psycopg.Error:
                 log.exception("could not load device rooms / baselines; starting without them")
@@ -303,6 +319,26 @@ async def serve(
             running.detectors = detectors
             if learned is not None and full:
                 tasks.append(("alerts-baselines", baselines.keep(pool, learned, restored=restored)))
+                tasks.append(
+                    (
+                        "alerts-state",
+                        state.keep(
+                            pool,
+                            learned,
+                            marks,
+                            detectors.find(DeviceWatch),
+                            interval_s=settings.alerts.state_save_s,
+                            restored=restored,
+                        ),
+                    )
+                )
+
+            async def stored() -> list[Reading]:
+                if since is None:
+                    return []
+                async with pool.connection() as conn:
+                    return await state.stored_since(conn, since, utc_now())
+
             fallback = EmergencyFallback(
                 pool,
                 _channels(settings, http, pool, vapid),
@@ -339,6 +375,8 @@ async def serve(
                 else settings.ingest.registry_refresh_s + 5 * settings.alerts.poll_s + 5.0,
                 layout=lambda: baselines.load_layout_from(pool),
                 layout_of=layout_of,
+                marks=marks,
+                stored=stored,
             )
             tasks += [("alerts-fallback", fallback.run()), ("dispatcher", dispatcher.run())]
             if urgent_here:

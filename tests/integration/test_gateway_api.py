@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from alerts.mutes import set_home_mode
 from gateway.care import CareMetrics, CareTask, close_weeks, import_tag_visits, week_start
 from tests.integration.helpers import Pool, assert_error, login, raise_sos
 
@@ -65,8 +66,10 @@ async def test_elder_file_has_profile_contacts_devices_and_alerts(
     assert away.status_code == 200
     assert away.json()["away_now"] is True
     assert away.json()["away_reason"] == "hospital"
+    assert away.json()["away_mode"] == "away"
     back = await client.delete("/api/v1/elders/e01/away", headers=headers)
     assert back.json()["away_now"] is False
+    assert back.json()["away_mode"] is None
 
     bad = await client.put(
         "/api/v1/elders/e01/away",
@@ -270,7 +273,8 @@ async def test_a_short_week_raises_one_care_alert(pool: Pool) -> None:
     assert last_week == date(2026, 3, 2)
     async with pool.connection() as conn:
         await conn.execute("UPDATE homes SET created_at = '2026-01-01'")
-        await conn.execute("UPDATE elders SET away_from = '2026-03-01' WHERE id = 'e03'")
+        # e03 (home h03) is in hospital from before that week.
+        await set_home_mode(conn, "h03", "hospital", since=datetime(2026, 3, 1, tzinfo=SHANGHAI))
         visit_day = datetime(2026, 3, 4, 10, 0, tzinfo=SHANGHAI)
         for elder, count in (("e01", 3), ("e02", 2)):
             for _ in range(count):

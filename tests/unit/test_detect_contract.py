@@ -23,8 +23,8 @@ from devices.payload import Reading
 
 KINDS = {
     "sos", "fall", "smoke", "gas", "co", "inactivity", "not_up", "bathroom_too_long",
-    "out_of_bed_night", "night_wandering", "no_utility_use", "low_activity", "indoor_cold",
-    "indoor_heat", "vitals", "device_silent", "low_battery", "hub_offline",
+    "out_of_bed_night", "night_wandering", "not_back", "no_utility_use", "low_activity",
+    "indoor_cold", "indoor_heat", "vitals", "device_silent", "low_battery", "hub_offline",
 }  # fmt: skip
 _REPO = Path(__file__).resolve().parents[2]
 # CI has shared/ beside the clone; a worktree under wt/ has it one level further up.
@@ -187,9 +187,13 @@ def test_going_out_keeps_inactivity_quiet_and_return_rearms() -> None:
     d.observe(motion(T0))
     d.observe(r("door", "door_contact", "open", 1.0, T0 + timedelta(minutes=1)))
     d.observe(r("door", "door_contact", "open", 0.0, T0 + timedelta(minutes=1, seconds=5)))
-    assert d.advance(T0 + timedelta(hours=26)) == []
-    # A door while out, then one stray event: not yet proof of a return.
-    d.observe(r("door", "door_contact", "open", 1.0, T0 + timedelta(hours=26, minutes=1)))
+    assert d.advance(T0 + timedelta(hours=5, minutes=59)) == []
+    # Out: no inactivity alert, and one `not_back` once the outing passes its bound (6 h
+    # before any outing was learned), on its own time.
+    [late] = d.advance(T0 + timedelta(hours=26))
+    assert late.kind == "not_back"
+    assert late.evidence["expected_max_s"] == 6 * 3600
+    # One stray event long after the door (a pet, a sensor): no return, nothing raised.
     d.observe(motion(T0 + timedelta(hours=26, minutes=2)))
     assert d.advance(T0 + timedelta(hours=33)) == []
     # Two devices inside within the return window: back home, inactivity is armed again.
@@ -235,7 +239,7 @@ def test_release_right_after_the_door_is_no_return() -> None:
     d.observe(r("door", "door_contact", "open", 1.0, T0 + timedelta(minutes=1)))
     d.observe(r("pir-living", "pir_motion", "motion", 0.0, T0 + timedelta(minutes=1, seconds=9)))
     d.observe(chair(0.0, T0 + timedelta(minutes=1, seconds=15)))
-    assert d.advance(T0 + timedelta(hours=12)) == []
+    assert [s.kind for s in d.advance(T0 + timedelta(hours=12))] == ["not_back"]
     # A release long after the door is someone who was in the chair: with motion, a return.
     back = T0 + timedelta(hours=12, minutes=30)
     d.observe(motion(back - timedelta(minutes=5)))
