@@ -213,7 +213,12 @@ def default_detectors(layout: Layout | None = None, rules: Rules | None = None) 
             watch,
             TemperatureWatch(rules.temperature),
             VitalsWatch(rules.vitals),
-            LearnedDetector(layout, rules, suppressed=watch.hub_offline),
+            LearnedDetector(
+                layout,
+                rules,
+                suppressed=watch.hub_offline,
+                unseen=lambda home: bool(watch.dead(home)),
+            ),
         ],
         screen=DeadMeterScreen(watch),
     )

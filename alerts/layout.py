@@ -110,6 +110,13 @@ class Layout:
         placed = list(devices)
         self._devices = {d.device_id: classify(d.kind, d.room, d.entry) for d in placed}
         self._covered = _motion_covered(placed, self._devices)
+        self._homes = {d.home_id for d in placed}
+        self._bed_seen = {
+            d.home_id
+            for d in placed
+            if self._devices[d.device_id].role is Role.BED
+            or (self._devices[d.device_id].bedroom and d.kind not in _SOS_KINDS)
+        }
         self._tz = {h: _zone(h, tz) for h, tz in (timezones or {}).items()}
         self._default_tz = ZoneInfo(default_tz)
 
@@ -125,6 +132,11 @@ class Layout:
         """Whether every room where the home's activity devices are also has a motion
         sensor (PIR or radar): the elder cannot leave a room unseen."""
         return self._covered.get(home_id, False)
+
+    def bed_unseen(self, home_id: str) -> bool:
+        """Whether the home has devices in the layout, none of them a bed mat nor in the
+        bedroom: the elder goes to bed where no sensor sees (False for a home not in it)."""
+        return home_id in self._homes and home_id not in self._bed_seen
 
     def tz(self, home_id: str) -> ZoneInfo:
         """The home's time zone (local hours drive the per-slot baselines)."""

@@ -82,6 +82,31 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else float(f"{value:.3g}")
+
+
+def _gpd_fit(
+    n: float, s1: float, s2: float, k0: float, scale0: float, shape0: float, max_shape: float
+) -> tuple[float, float]:
+    """A generalised Pareto tail (scale, shape) by the method of moments on `n` excesses
+    (sum `s1`, sum of squares `s2`) pooled with a prior tail worth `k0` of them."""
+    m1_0 = scale0 / (1 - shape0)
+    m2_0 = 2 * scale0 * scale0 / ((1 - shape0) * (1 - 2 * shape0))
+    m1 = (k0 * m1_0 + s1) / (k0 + n)
+    m2 = (k0 * m2_0 + s2) / (k0 + n)
+    var = max(m2 - m1 * m1, 1e-9)
+    shape = min(max(0.5 * (1 - m1 * m1 / var), 0.0), max_shape)
+    return m1 * (1 - shape), shape
+
+
+def _gpd_survival(scale: float, shape: float, excess: float) -> float:
+    """The chance a generalised Pareto (scale, shape) tail exceeds `excess`."""
+    if shape < 1e-6:
+        return math.exp(-excess / scale)
+    return float((1 + shape * excess / scale) ** (-1 / shape))
+
+
 @dataclass(frozen=True, slots=True)
 class Baseline:
     """One home's learned state, as persisted (migration 0007)."""
@@ -164,11 +189,15 @@ class LearnedDetector:
         layout: Layout | None = None,
         rules: Rules | None = None,
         suppressed: Callable[[str], bool] | None = None,
+        unseen: Callable[[str], bool] | None = None,
         capacity: int = 64,
     ) -> None:
         self.layout = layout or Layout()
         self.rules = rules or Rules()
         self._suppressed = suppressed or (lambda _home: False)
+        # Whether a device of the home cannot be heard now (the device watch): a room may
+        # then hide the elder, and a rule that needs every room seen does not judge.
+        self._unseen = unseen or (lambda _home: False)
         self._index: dict[str, int] = {}
         self._homes: list[_Home] = []
         self._dirty: set[int] = set()  # homes whose state changed since `take_dirty`
@@ -187,6 +216,10 @@ class LearnedDetector:
         self.records: F64 = np.zeros((n, len(CONTEXTS), SLOTS))
         self.thresholds: F64 = np.full((n, len(CONTEXTS), SLOTS), np.inf)
         self.seated = np.zeros(n, bool)
+        # No bed mat nor bedroom device in the layout, nor heard: the elder goes to bed unseen,
+        # so a silence at home through the night (`presume_asleep_from_hour` on) is judged,
+        # and learned, asleep.
+        self.nobed = np.zeros(n, bool)
         self.seat_on: F64 = np.full(n, np.nan)  # when the chair mat was last occupied
         self.seat_s: F64 = np.zeros(n)
         self.usual_seat = np.zeros(n, bool)
@@ -199,6 +232,10 @@ class LearnedDetector:
         self.last_room = np.full(n, -1, np.int8)  # room (per-home index) of the last activity
         self.room_rec: F64 = np.zeros((n, ROOMS, PARTS))
         self.room_n = np.zeros((n, ROOMS, PARTS), np.int32)
+        # The same silences' excess over `room_sample_s`: sum and sum of squares (seconds),
+        # for the tail model of each room and part (`_room_tail`).
+        self.room_s1: F64 = np.zeros((n, ROOMS, PARTS))
+        self.room_s2: F64 = np.zeros((n, ROOMS, PARTS))
         self.room_thr: F64 = np.full(n, np.inf)  # the current silence's limit by its room
         self.flagged_out: F64 = np.full(n, np.nan)  # when `not_back` fired on this outing
         # Outings: the longest one begun in each part of the day (confirmed returns), how
@@ -206,7 +243,6 @@ class LearnedDetector:
         self.out_rec: F64 = np.zeros((n, PARTS))
         self.out_n = np.zeros((n, PARTS), np.int32)
         self.back_late: F64 = np.full(n, np.nan)
-        self.out_long = np.zeros(n, np.int32)  # outings by day longer than the cap
 
     def _grow(self) -> None:
         old = len(self.last_act)
@@ -221,8 +257,9 @@ class LearnedDetector:
         recomputed now, and used by its thresholds from their next refresh (a learned
         silence, a change of the usual seat, the end of the warm-up)."""
         self.layout = layout
-        for home in self._homes:
+        for h, home in enumerate(self._homes):
             home.covered = layout.motion_covered(home.home_id)
+            self.nobed[h] = layout.bed_unseen(home.home_id)
 
     def home(self, home_id: str) -> int:
         """The array index of a home, allocating one on first sight."""
@@ -233,6 +270,7 @@ class LearnedDetector:
                 self._grow()
             self._index[home_id] = idx
             self._homes.append(_Home(home_id, self.layout.motion_covered(home_id)))
+            self.nobed[idx] = self.layout.bed_unseen(home_id)
             self._refresh(idx)
         return idx
 
@@ -254,7 +292,12 @@ class LearnedDetector:
         thr = smeared * r.factor + r.margin_s
         thr[[HOME, SEATED]] = np.maximum(thr[[HOME, SEATED]], r.floor_home_s)
         if self.usual_seat[h]:  # not in the usual seat, nor in bed, nor out: up and about
-            thr[HOME] = np.maximum(smeared[HOME] * r.factor + r.margin_moving_s, r.floor_moving_s)
+            moving = np.maximum(smeared[HOME] * r.factor + r.margin_moving_s, r.floor_moving_s)
+            if self.nobed[h]:  # in the evening and night, maybe in a bed no sensor sees
+                day = slice(r.night_end_hour, r.night_start_hour)
+                thr[HOME, day] = moving[day]
+            else:
+                thr[HOME] = moving
         thr[ASLEEP] = np.maximum(thr[ASLEEP], r.floor_asleep_s)
         warm = now is not None and self._learned_days(h, now) >= r.warmup_days
         if not warm:
@@ -303,6 +346,8 @@ class LearnedDetector:
         h = self.home(reading.home_id)
         self._dirty.add(h)
         ts = _ts(reading.ts)
+        if info.bedroom or info.role is Role.BED:
+            self.nobed[h] = False
         tz = self.layout.tz(reading.home_id)
         off = reading.ts.astimezone(tz).utcoffset()
         self.offset[h] = off.total_seconds() if off is not None else 0.0
@@ -344,12 +389,47 @@ class LearnedDetector:
             room < 0
             or int(self.ctx[h]) != HOME
             or not self._homes[h].covered
+            or self._unseen(self._homes[h].home_id)  # a dead device: a room is not seen
             or self.room_n[h, room, part] < r.room_min_silences
             or self._learned_days(h, ts) < r.room_min_days
         ):
             return math.inf
         record = float(self.room_rec[h, room, part])
         return max(record * r.factor + r.room_margin_s, r.room_floor_s)
+
+    def _room_tail(self, h: int, room: int, part: int) -> tuple[float, float] | None:
+        """The tail of the silences that begin in this room and part of the day: a
+        generalised Pareto (scale, shape) over `room_sample_s` by the method of moments,
+        with the population prior (`tail_prior_*`, worth `tail_prior_n` silences) pooled in
+        (None: moments not known, a baseline saved before them)."""
+        r = self.rules.inactivity
+        n = float(self.room_n[h, room, part])
+        s1 = float(self.room_s1[h, room, part])
+        if n > 0 and s1 <= 0:
+            return None
+        return _gpd_fit(
+            n,
+            s1,
+            float(self.room_s2[h, room, part]),
+            r.tail_prior_n,
+            r.tail_prior_scale_s,
+            r.tail_prior_shape,
+            r.tail_max_shape,
+        )
+
+    def _room_tail_chance(self, h: int, silence_s: float, ts: float) -> float | None:
+        """The estimated chance that a normal silence begun in the current silence's room
+        and part of the day lasts `silence_s` or longer (None: no tail for it)."""
+        r = self.rules.inactivity
+        room = int(self.last_room[h])
+        if room < 0 or silence_s < r.room_sample_s:
+            return None
+        part = self._part(h, float(self.last_act[h]))
+        tail = self._room_tail(h, room, part)
+        if tail is None:
+            return None
+        scale, shape = tail
+        return _gpd_survival(scale, shape, silence_s - r.room_sample_s)
 
     def _part(self, h: int, ts: float) -> int:
         """The part of the local day (0..PARTS-1) at `ts`."""
@@ -362,6 +442,8 @@ class LearnedDetector:
         if not math.isnan(start) and ts > start:
             ctx = int(self.ctx[h])
             length = ts - start
+            if ctx == HOME and self._unseen_night(h, start, length):
+                ctx = ASLEEP  # the night of an elder whose bed no sensor sees
             cap = (r.learn_cap_home_s, r.learn_cap_asleep_s, r.learn_cap_out_s)[ctx % 3]
             home = self._homes[h]
             if ctx == OUT:
@@ -384,12 +466,32 @@ class LearnedDetector:
                     part = self._part(h, start)  # where and when the silence began
                     rec = self.room_rec[h, room, part]
                     self.room_rec[h, room, part] = max(rec, length)
-                    self.room_n[h, room, part] += length >= r.room_sample_s
+                    if length >= r.room_sample_s:
+                        excess = length - r.room_sample_s
+                        self.room_n[h, room, part] += 1
+                        self.room_s1[h, room, part] += excess
+                        self.room_s2[h, room, part] += excess * excess
                 if ctx == ASLEEP:
                     self._learn_wake(h, ts)
         self.last_act[h] = ts
         self.fired[h] = False
         self.flagged_at[h] = np.nan  # a new silence, with no alert on it yet
+
+    def _night(self, h: int, ts: float) -> bool:
+        r = self.rules.inactivity
+        hour = self._local_hour(h, ts)
+        return hour >= r.night_start_hour or hour < r.night_end_hour
+
+    def _unseen_night(self, h: int, start: float, length: float) -> bool:
+        """A silence at home that reached the presumed night (`presume_asleep_from_hour` to
+        `presume_asleep_to_hour`) in a home with no bedroom device heard."""
+        if not self.nobed[h]:
+            return False
+        r = self.rules.inactivity
+        lo = float((r.presume_asleep_from_hour - 12) % 24)
+        hi = float((r.presume_asleep_to_hour - 12) % 24)
+        pos = self._noon_hours(h, start)
+        return pos < hi and pos + length / HOUR > lo
 
     def _flag(self, h: int, t: float) -> None:
         """An alert on the current silence: remember when (the first one) for learning."""
@@ -657,8 +759,6 @@ class LearnedDetector:
             self.back_late[h] = np.inf
         elif end_pos > night_pos and (math.isnan(late) or end_pos > late):
             self.back_late[h] = end_pos
-        if length > o.cap_s:
-            self.out_long[h] += 1
         if length > o.learn_cap_s:
             return  # an absence (away mode's business), not an outing's length
         part = self._part(h, start)
@@ -674,10 +774,7 @@ class LearnedDetector:
             limit = max(o.floor_s, float(self.out_rec[h, part]) * o.factor + o.margin_s)
         else:
             limit = max(o.default_s, float(self.out_rec[h, part]) * o.factor + o.margin_s)
-        # An elder who is often out longer than the cap by day (work, a day centre) is judged
-        # against `long_cap_s` instead: the cap would alert on every such day.
-        cap = o.long_cap_s if self.out_long[h] >= o.long_outings else o.cap_s
-        due = start + min(limit, cap)
+        due = start + min(limit, o.cap_s)
         # Not back by night: `night_hour` local, or the latest the elder came back + margin,
         # for an outing begun before it (never sooner than `floor_s` after leaving).
         start_pos = self._day_hours(h, start)
@@ -775,10 +872,17 @@ class LearnedDetector:
     def _inactive(self, t: float, n: int) -> npt.NDArray[np.intp]:
         """Indices of homes whose silence is past the threshold for their context and hour."""
         slot = (((t + self.offset[:n]) % DAY) // HOUR).astype(np.intp)
-        ctx = self.ctx[:n].astype(np.intp)
-        thr = np.minimum(self.thresholds[np.arange(n), ctx, slot], self.room_thr[:n])
-        elapsed = t - self.last_act[:n]
+        home_ctx = self.ctx[:n].astype(np.intp)
+        ctx = self._effective_ctx(home_ctx, t, n)
+        hourly = self.thresholds[np.arange(n), ctx, slot]
         r = self.rules.inactivity
+        # The room's limit needs every room seen: not in the evening and night of a home
+        # whose bed no sensor sees (the elder goes to bed unseen).
+        evening = (slot >= r.night_start_hour) | (slot < r.night_end_hour)
+        rooms_seen = (ctx == home_ctx) & ~(self.nobed[:n] & evening)
+        room = np.where(rooms_seen, self.room_thr[:n], np.inf)
+        thr = np.minimum(hourly, room)
+        elapsed = t - self.last_act[:n]
         pos = ((t + self.offset[:n] - DAY / 2) % DAY) / HOUR
         with np.errstate(invalid="ignore"):
             late = (
@@ -788,6 +892,19 @@ class LearnedDetector:
                 & (t - self.first_seen[:n] >= r.wake_warmup_days * DAY)
             )
         return np.nonzero(((elapsed > thr) | late) & ~self.fired[:n])[0]
+
+    def _effective_ctx(self, ctx: npt.NDArray[np.intp], t: float, n: int) -> npt.NDArray[np.intp]:
+        """The context a silence is judged in: at home in a home whose bed no sensor sees,
+        a silence that reached the presumed night (`presume_asleep_from_hour` to
+        `presume_asleep_to_hour`) is asleep until activity ends it."""
+        r = self.rules.inactivity
+        lo = float((r.presume_asleep_from_hour - 12) % 24)
+        hi = float((r.presume_asleep_to_hour - 12) % 24)
+        start = self.last_act[:n]
+        pos = ((start + self.offset[:n] - DAY / 2) % DAY) / HOUR
+        with np.errstate(invalid="ignore"):
+            night = (pos < hi) & (pos + (t - start) / HOUR > lo)
+        return np.where((ctx == HOME) & self.nobed[:n] & night, ASLEEP, ctx)
 
     def _late_wake(self, h: int, t: float) -> bool:
         """Asleep past the elder's latest usual wake-up (plus margin): not up."""
@@ -805,13 +922,19 @@ class LearnedDetector:
         r = self.rules.inactivity
         out: list[Signal] = []
         for h in homes.tolist():
-            ctx = int(self.ctx[h])
+            home_ctx = int(self.ctx[h])
             start = self.last_act[h]
-            if ctx == OUT or math.isnan(start) or self.fired[h]:
+            if home_ctx == OUT or math.isnan(start) or self.fired[h]:
                 continue
             slot = self._local_hour(h, t)
+            r_i = self.rules.inactivity
+            unseen_night = self._unseen_night(h, float(start), t - float(start))
+            ctx = ASLEEP if home_ctx == HOME and unseen_night else home_ctx
             hourly = float(self.thresholds[h, ctx, slot])
-            thr = min(hourly, float(self.room_thr[h]))
+            evening = slot >= r_i.night_start_hour or slot < r_i.night_end_hour
+            seen = ctx == home_ctx and not (self.nobed[h] and evening)
+            room_thr = float(self.room_thr[h]) if seen else math.inf
+            thr = min(hourly, room_thr)
             late = self._late_wake(h, t)
             if t - start <= thr and not late:
                 continue
@@ -854,6 +977,9 @@ class LearnedDetector:
                             else round((float(self.wake_h[h]) + 12) % 24, 2)
                         ),
                         "learned_days": round(self._learned_days(h, t), 1),
+                        # How unusual: the estimated chance that a normal silence begun in
+                        # this room at this part of the day lasts this long (tail model).
+                        "normal_chance": _rounded(self._room_tail_chance(h, t - start, t)),
                     },
                 )
             )
@@ -895,8 +1021,19 @@ class LearnedDetector:
             if int(self.ctx[h]) != OUT or self._suppressed(home.home_id):
                 return None  # back, or the hub is offline (a technical alert says so)
             self.flagged_out[h] = t
+            # Alerted before the cap (unusually long, or not back by night): once more at
+            # the cap if still out, and every `cap_s` after, so that a fall later in the
+            # outing is alerted within 12 h too (away mode mutes a planned absence).
+            o = self.rules.outing
+            cap_at = home.out_start + o.cap_s
+            self.due[h, T_OUT] = cap_at if t < cap_at - o.floor_s / 4 else t + o.cap_s
         if col == T_BED and not home.bed_elsewhere:
             return None  # a mat that went to rest with nothing after: still in bed, asleep
+        if col == T_BATH and (self._unseen(home.home_id) or (self.nobed[h] and self._night(h, t))):
+            # A room no sensor sees (a dead device; at night, a bedroom without one): the
+            # elder may have left the bathroom unseen; the inactivity rule judges instead.
+            home.bath_since = math.nan
+            return None
         if col == T_BATH:
             since = home.bath_since
             home.bath_fired = True
@@ -1089,18 +1226,20 @@ _ARRAYS = (
     "daily_days",
     "wake_h",
     "seated",
+    "nobed",
     "seat_on",
     "seat_s",
     "usual_seat",
     "last_room",
     "room_rec",
     "room_n",
+    "room_s1",
+    "room_s2",
     "room_thr",
     "out_rec",
     "out_n",
     "flagged_out",
     "back_late",
-    "out_long",
 )
 
 _STATE_ARRAYS = tuple(a for a in _ARRAYS if a != "thresholds")

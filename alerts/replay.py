@@ -48,7 +48,14 @@ DATASET_KINDS: dict[str, tuple[str, str]] = {
 }
 # Alerts that mean "this elder may be lying somewhere": they detect an injected collapse.
 COLLAPSE_KINDS = frozenset(
-    {"inactivity", "not_up", "bathroom_too_long", "out_of_bed_night", "not_back"}
+    {
+        "inactivity",
+        "not_up",
+        "bathroom_too_long",
+        "out_of_bed_night",
+        "not_back",
+        "night_wandering",
+    }
 )
 
 
@@ -541,13 +548,25 @@ def evaluate_real_home(
         report.annotated_days = (min(hi, last) - max(lo, first)).total_seconds() / 86400
         report.annotated_false_alarms, _ = false_alarms(s for s in signals if lo <= s.event_at < hi)
     report.context_days, report.context_false_alarms = false_alarms_by_context(ds, signals)
+    at = sample_instants(ds, per_context, seed, skip_days, instants)
+    report.injections = inject_collapses(ds, make, at, tail)
+    return report
+
+
+def inject_collapses(
+    ds: Dataset, make: Any, at: list[tuple[datetime, str]], tail: timedelta = MISS_LATE
+) -> list[Injection]:
+    """A collapse at each of the sorted instants `at` (with their context): the first alert of
+    a collapse kind within `tail` after it, once every later event is dropped."""
     seen = sightings(ds)
+    first = ds.readings[0].ts
     detector = make(ds)
     it: Iterator[Reading] = iter(ds.readings)
     pending: Reading | None = next(it, None)
     step = timedelta(minutes=1)
     clock = first  # the last tick the shared detector was advanced to (a grid from `first`)
-    for instant, ctx in sample_instants(ds, per_context, seed, skip_days, instants):
+    out: list[Injection] = []
+    for instant, ctx in at:
         # Bring the shared detector up to the instant, then run a copy with no more events.
         while pending is not None and pending.ts <= instant:
             while clock + step <= pending.ts:
@@ -556,7 +575,7 @@ def evaluate_real_home(
             detector.observe(pending)
             pending = next(it, None)
         hit = _first_collapse_alert(copy.deepcopy(detector), clock, instant, instant + tail, step)
-        report.injections.append(
+        out.append(
             Injection(
                 instant,
                 ctx,
@@ -565,7 +584,7 @@ def evaluate_real_home(
                 hit.kind if hit is not None else None,
             )
         )
-    return report
+    return out
 
 
 def _first_collapse_alert(

@@ -70,6 +70,15 @@ class InactivityRule:
     room_min_days: float = 4.0
     room_min_silences: int = 20
     room_sample_s: float = 5 * MINUTE
+    # How unusual a silence is (each inactivity alert's `normal_chance`): the silences of at
+    # least `room_sample_s` that began in its room and part of the day are modelled by a
+    # generalised Pareto tail (method of moments), pooled with a population prior worth
+    # `tail_prior_n` silences (scale `tail_prior_scale_s`, shape `tail_prior_shape`). It is
+    # evidence only: the limits are still the records' (a calibrated limit is open work).
+    tail_prior_n: float = 20.0
+    tail_prior_scale_s: float = 20 * MINUTE
+    tail_prior_shape: float = 0.2
+    tail_max_shape: float = 0.45
     wake_margin_s: float = 0.5 * HOUR
     wake_warmup_days: float = 7.0
     presume_asleep_from_hour: int = 23
@@ -85,11 +94,12 @@ class OutingRule:
     times `factor` plus `margin_s`, at least `floor_s`; at least `default_s` until the part has
     `min_outings` of them. Whatever was learned, `cap_s` bounds it, so that an elder who fell
     outside, or came back and collapsed out of every sensor's sight, is alerted within 12 h of
-    leaving; an elder out longer than that by day `long_outings` times (work, a day centre) is
-    bounded by `long_cap_s` instead. An outing begun by day that is still going on at
-    `night_hour` (local) is `not_back` then, or at the latest the elder has come back before
-    plus `night_margin_s`; never once they have stayed out past the next 06:00 (the cap still
-    bounds). Outings begun at night are night wandering's (RoomRule).
+    leaving, however long their usual outings (an elder out longer by day on purpose — work,
+    a day centre, a night away — is in away mode, or this alert is the call that checks). An
+    outing begun by day that is still going on at `night_hour` (local) is `not_back` then, or
+    at the latest the elder has come back before plus `night_margin_s`; never once they have
+    stayed out past the next 06:00 (the cap still bounds). Outings begun at night are night
+    wandering's (RoomRule).
 
     Two activations inside within `return_window_s` (InactivityRule) after the door, or
     `inside_events` however late (each within `inside_gap_s` of the one before; twice as many
@@ -101,8 +111,6 @@ class OutingRule:
     default_s: float = 6 * HOUR
     floor_s: float = 4 * HOUR
     cap_s: float = 11.5 * HOUR
-    long_outings: int = 3
-    long_cap_s: float = 16 * HOUR
     factor: float = 1.25
     margin_s: float = 1 * HOUR
     min_outings: int = 5

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -95,7 +95,7 @@ class Plan:
     toilet: float | None = None  # a night toilet trip at this hour (before waking)
     outings: tuple[Outing, ...] = ()
     visitor: Script | None = None  # a visitor 14:00-16:00; the elder's readings after it left
-    extra: tuple[tuple[str, float, float], ...] = field(default=())  # (device, hour, value)
+    extra: tuple[tuple[str, float, float], ...] = ()  # (device, local hour, value)
 
 
 def routine_plan(day: int) -> Plan:
@@ -121,6 +121,7 @@ class _Day:
         self.routine: list[Reading] = []  # may be cut by an outing or a visit
         self.scripted: list[Reading] = []
         self.quiet: list[tuple[datetime, datetime]] = []
+        self.scripting = False  # readings now go to `scripted`, which no window cuts
 
     def at(self, hour: float) -> datetime:
         return local(self.day, hour)
@@ -129,7 +130,7 @@ class _Day:
         return timedelta(minutes=self.rng.uniform(-minutes, minutes))
 
     def put(self, device: str, value: float, t: datetime) -> None:
-        self.routine.append(_reading(device, value, t))
+        (self.scripted if self.scripting else self.routine).append(_reading(device, value, t))
 
     def motion(self, device: str, t: datetime) -> None:
         self.put(device, 1.0, t)
@@ -160,7 +161,7 @@ class _Day:
 
     def door_at(self, t: datetime, then: Script) -> None:
         self.scripted += [_reading("door", 1.0, t), _reading("door", 0.0, t + timedelta(seconds=8))]
-        self.scripted += [_reading(d, v, t + timedelta(seconds=s)) for d, s, v in then]
+        self.scripted += [_reading(dev, v, t + timedelta(seconds=s)) for dev, s, v in then]
 
     def readings(self) -> list[Reading]:
         kept = [x for x in self.routine if not any(a <= x.ts <= b for a, b in self.quiet)]
@@ -221,16 +222,21 @@ def day_readings(day: int, plan: Plan) -> list[Reading]:
     d.contact("cupboard", d.at(18) + 8 * m)
     d.moving(d.at(18.75), d.at(21.1), rooms, (8, 1, 1), gap=(8, 20))  # television
     bedtime = d.at(21.5) + d.jitter(10)
+    d.scripting = True
     d.motion("pir-bath", bedtime - 20 * m)
     d.motion("pir-bath", bedtime - 16 * m)
     d.motion("pir-bed", bedtime - 8 * m)
     d.put("bed", 1.0, bedtime)
+    d.scripting = False
     d.quiet.append((bedtime - 21 * m, bedtime))
     for o in plan.outings:
         leave, back = d.at(o.start), d.at(o.start + o.hours)
         last = max((s for _, s, _ in o.back), default=0)
         d.quiet.append((leave - 3 * m, back + timedelta(seconds=last) + 3 * m))
-        d.scripted += [_reading("pir-liv", 1.0, leave - m), _reading("pir-liv", 0.0, leave + 0.5 * m)]
+        d.scripting = True  # a last motion on the way to the door, its re-arm after it
+        d.put("pir-liv", 1.0, leave - m)
+        d.put("pir-liv", 0.0, leave + 0.5 * m)
+        d.scripting = False
         d.door_at(leave, ())
         d.door_at(back, o.back)
     d.scripted += [_reading(dev, v, d.at(hour)) for dev, hour, v in plan.extra]
@@ -263,8 +269,9 @@ class Home:
 
     def stream(self, plans: dict[int, Plan], end: datetime) -> list[Reading]:
         ids = {d.device_id for d in self.devices}
-        out = [x for day in range(DAYS) for x in day_readings(day, plans.get(day, routine_plan(day)))]
-        out += heartbeats(self.devices, end)
+        out = heartbeats(self.devices, end)
+        for day in range(DAYS):
+            out += day_readings(day, plans[day] if day in plans else routine_plan(day))
         out = [x for x in out if x.device_id in ids]
         if self.dead is not None:  # nothing at all from it, not even its battery
             device, since = self.dead
@@ -312,13 +319,13 @@ def run(
     t: datetime,
     *,
     collapse: bool = True,
-    home: Home = Home(),  # noqa: B008 (frozen, never mutated)
+    home: Home = Home(),
     since: datetime | None = None,
 ) -> Outcome:
     """The routine with `plans`, the elder collapsing at `t` (every activity reading after it
     dropped; heartbeats go on) unless `collapse` is False; run to 12 h after `since` (T)."""
     end = (since or t) + BOUND
-    stream = home.stream(plans, end)
+    stream = [x for x in home.stream(plans, end) if x.ts <= end]
     if collapse:
         stream = [x for x in stream if x.ts <= t or x.metric in ("battery", "heartbeat")]
     probe = _Probe(default_detectors(home.layout()), t)
