@@ -1167,11 +1167,15 @@ class LearnedDetector:
             if home_ids is None
             else [self._index[i] for i in home_ids if i in self._index]
         )
+        rows = np.fromiter(wanted, dtype=np.intp)
+        # One gather and one tolist per array for all the homes (per home and array it took
+        # 0.36 s for 1 500 homes, blocking the event loop at every save).
+        columns = [(name, getattr(self, name)[rows].tolist()) for name in _STATE_ARRAYS]
         out: dict[str, dict[str, Any]] = {}
-        for h in wanted:
+        for k, h in enumerate(rows.tolist()):
             home = self._homes[h]
             out[home.home_id] = {
-                "arrays": {name: getattr(self, name)[h].tolist() for name in _STATE_ARRAYS},
+                "arrays": {name: values[k] for name, values in columns},
                 "home": {slot: getattr(home, slot) for slot in _HOME_STATE},
             }
         return out

@@ -49,6 +49,13 @@ def _plain(value: Any) -> Any:
 
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=_plain)
+
+
+def encode(value: Any) -> bytes:
+    """msgpack of a state value as `save` stores it (numpy values as plain ones)."""
+    return _encoder.encode(value)
+
+
 _decoder = msgspec.msgpack.Decoder()
 
 

@@ -11,14 +11,16 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from alerts.detect import default_detectors
+from alerts.detect import DetectorSet, default_detectors
 from alerts.layout import Layout, PlacedDevice
+from alerts.learned import LearnedDetector
+from alerts.state import encode
 from devices.payload import Reading
 
 
-def measure(homes: int = 10_000, ticks: int = 200) -> tuple[list[float], int]:
-    """Build `homes` homes with some history each, then time `ticks` calls of `advance`;
-    returns the tick times in ms (sorted) and the number of devices."""
+def build(homes: int) -> tuple[DetectorSet, datetime, int]:
+    """`homes` homes with two hours of history each: the detectors, the time after that
+    history, and the number of devices."""
     rng = random.Random(1)
     devices = []
     for i in range(homes):
@@ -42,13 +44,32 @@ def measure(homes: int = 10_000, ticks: int = 200) -> tuple[list[float], int]:
             seq += 1
             ts = t0 + timedelta(minutes=rng.uniform(0, 120))
             detectors.observe(Reading(h, f"{h}-{dev}", kind, 0, seq, ts, metric, value))
-    now = t0 + timedelta(hours=2)
+    return detectors, t0 + timedelta(hours=2), len(devices)
+
+
+def measure(homes: int = 10_000, ticks: int = 200) -> tuple[list[float], int]:
+    """Build `homes` homes with some history each, then time `ticks` calls of `advance`;
+    returns the tick times in ms (sorted) and the number of devices."""
+    detectors, now, devices = build(homes)
     times = []
     for k in range(ticks):
         start = time.perf_counter()
         detectors.advance(now + timedelta(seconds=k))
         times.append(time.perf_counter() - start)
-    return sorted(t * 1000 for t in times), len(devices)
+    return sorted(t * 1000 for t in times), devices
+
+
+def measure_export(homes: int = 10_000, dirty: int | None = None) -> tuple[float, int]:
+    """Time `export_state` plus its msgpack encoding of `dirty` homes (all when None; what
+    one save encodes), out of `homes`; returns (seconds, total bytes)."""
+    detectors, _, _ = build(homes)
+    learned = detectors.find(LearnedDetector)
+    assert learned is not None
+    wanted = None if dirty is None else [f"h{i:05d}" for i in range(dirty)]
+    start = time.perf_counter()
+    states = learned.export_state(wanted)
+    size = sum(len(encode(s)) for s in states.values())
+    return time.perf_counter() - start, size
 
 
 def main() -> None:

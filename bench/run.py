@@ -781,6 +781,24 @@ def detector_tick(homes: int = 10_000) -> Figure:
     )
 
 
+def state_save(homes: int = 10_000) -> Figure:
+    """What one periodic save of the detector state costs: `export_state` + msgpack of the
+    15 % of `homes` heard from in `state_save_s` (it runs on the event loop)."""
+    from bench.detector_tick import measure_export
+
+    dirty = homes * 15 // 100
+    seconds, size = measure_export(homes, dirty)
+    kib = size / dirty / 1024
+    return Figure(
+        f"detector state save, {dirty} of {homes} homes (export + msgpack)",
+        round(seconds * 1000, 1),
+        "ms",
+        target="a few KiB a home",
+        ok=kib <= 8,
+        detail={"kib_per_home": round(kib, 2)},
+    )
+
+
 def _bulk_homes(dsn: str, homes: int, contacts: bool = False) -> int:
     """`homes` homes with an elder and the demo's 7 devices each, by COPY; returns devices.
     With `contacts`, each elder also has a family first contact with an email address, and
@@ -1028,6 +1046,7 @@ def main() -> None:
                 figures.append(service_rss(pg, broker, args.homes, 30.0, 400.0, logdir))
     if "tick" in only:
         figures.append(detector_tick(10_000))
+        figures.append(state_save(10_000))
     _print(figures)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
