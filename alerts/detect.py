@@ -197,6 +197,19 @@ def immediate_detectors() -> DetectorSet:
     return DetectorSet([SosDetector(), HazardDetector()])
 
 
+_SIGHT_ROLES = frozenset({Role.ACTIVITY, Role.BED, Role.ENTRY_DOOR})
+
+
+def sight_lost(watch: DeviceWatch, home_id: str) -> bool:
+    """Whether a device that sees the elder move (motion, contact, chair or bed mat, the
+    entry door; not an SOS button, a meter or a thermometer) is dead in the home (offline by
+    its own status, or silent past its heartbeat): a part of the home is out of sight until
+    it is repaired."""
+    return watch.gone_quiet(
+        home_id, lambda kind: classify(kind).role in _SIGHT_ROLES and kind not in SOS_KINDS
+    )
+
+
 def default_detectors(layout: Layout | None = None, rules: Rules | None = None) -> DetectorSet:
     """The detectors the service runs: immediate first, so they are never held up."""
     from alerts.health import TemperatureWatch, VitalsWatch
@@ -217,7 +230,7 @@ def default_detectors(layout: Layout | None = None, rules: Rules | None = None) 
                 layout,
                 rules,
                 suppressed=watch.hub_offline,
-                unseen=lambda home: bool(watch.dead(home)),
+                unseen=lambda home: sight_lost(watch, home),
             ),
         ],
         screen=DeadMeterScreen(watch),

@@ -293,16 +293,15 @@ class LearnedDetector:
         thr[[HOME, SEATED]] = np.maximum(thr[[HOME, SEATED]], r.floor_home_s)
         if self.usual_seat[h]:  # not in the usual seat, nor in bed, nor out: up and about
             moving = np.maximum(smeared[HOME] * r.factor + r.margin_moving_s, r.floor_moving_s)
-            if self.nobed[h]:  # in the evening and night, maybe in a bed no sensor sees
-                day = slice(r.night_end_hour, r.night_start_hour)
-                thr[HOME, day] = moving[day]
-            else:
+            if not self.nobed[h]:  # else maybe lying on a bed no sensor sees, at any hour
                 thr[HOME] = moving
         thr[ASLEEP] = np.maximum(thr[ASLEEP], r.floor_asleep_s)
         warm = now is not None and self._learned_days(h, now) >= r.warmup_days
         if not warm:
             thr[[HOME, SEATED]] = np.maximum(thr[[HOME, SEATED]], r.default_home_s)
-            if self._homes[h].covered:  # not seated, and every room would see the elder move
+            # Not seated, and every room would see the elder move (a bedroom with no device
+            # would not).
+            if self._homes[h].covered and not self.nobed[h]:
                 day = slice(r.night_end_hour, r.night_start_hour)  # daytime hours only
                 thr[HOME, day] = np.maximum(
                     smeared[HOME, day] * r.factor + r.margin_s, r.default_covered_s
@@ -459,7 +458,9 @@ class LearnedDetector:
                 and self._up_as_usual(h, ts)
             ):
                 incident = False  # a night's sleep that ended by the usual wake-up
-            if length <= cap and ctx != OUT and not incident:
+            # With a device that sees the elder dead, silences are longer than they will be
+            # once it is repaired: not learned.
+            if length <= cap and ctx != OUT and not incident and not self._unseen(home.home_id):
                 self._learn_silence(h, ctx, start, ts)
                 room = int(self.last_room[h])
                 if ctx == HOME and room >= 0:
@@ -482,16 +483,29 @@ class LearnedDetector:
         hour = self._local_hour(h, ts)
         return hour >= r.night_start_hour or hour < r.night_end_hour
 
+    def _bath_unseen_night(self, h: int, t: float) -> bool:
+        """A bathroom stay at night, or begun at night (the toilet at 05:10, back to bed),
+        in a home whose bedroom no sensor sees: maybe back in bed, unseen."""
+        if not self.nobed[h]:
+            return False
+        since = self._homes[h].bath_since
+        return self._night(h, t) or (not math.isnan(since) and self._night(h, since))
+
     def _unseen_night(self, h: int, start: float, length: float) -> bool:
-        """A silence at home that reached the presumed night (`presume_asleep_from_hour` to
-        `presume_asleep_to_hour`) in a home with no bedroom device heard."""
+        """A silence at home in a home with no bedroom device heard that reached the presumed
+        night (`presume_asleep_from_hour` to `presume_asleep_to_hour`), or began between
+        `night_start_hour` and the usual wake-up (as `_effective_ctx`)."""
         if not self.nobed[h]:
             return False
         r = self.rules.inactivity
         lo = float((r.presume_asleep_from_hour - 12) % 24)
         hi = float((r.presume_asleep_to_hour - 12) % 24)
+        evening = float((r.night_start_hour - 12) % 24)
+        wake = float(self.wake_h[h])
+        if math.isnan(wake):
+            wake = float((r.night_end_hour - 12) % 24)
         pos = self._noon_hours(h, start)
-        return pos < hi and pos + length / HOUR > lo
+        return (pos < hi and pos + length / HOUR > lo) or evening <= pos < wake
 
     def _flag(self, h: int, t: float) -> None:
         """An alert on the current silence: remember when (the first one) for learning."""
@@ -876,10 +890,9 @@ class LearnedDetector:
         ctx = self._effective_ctx(home_ctx, t, n)
         hourly = self.thresholds[np.arange(n), ctx, slot]
         r = self.rules.inactivity
-        # The room's limit needs every room seen: not in the evening and night of a home
-        # whose bed no sensor sees (the elder goes to bed unseen).
-        evening = (slot >= r.night_start_hour) | (slot < r.night_end_hour)
-        rooms_seen = (ctx == home_ctx) & ~(self.nobed[:n] & evening)
+        # The room's limit needs every room seen: not in a home whose bed no sensor sees (the
+        # elder lies down unseen).
+        rooms_seen = (ctx == home_ctx) & ~self.nobed[:n]
         room = np.where(rooms_seen, self.room_thr[:n], np.inf)
         thr = np.minimum(hourly, room)
         elapsed = t - self.last_act[:n]
@@ -896,14 +909,21 @@ class LearnedDetector:
     def _effective_ctx(self, ctx: npt.NDArray[np.intp], t: float, n: int) -> npt.NDArray[np.intp]:
         """The context a silence is judged in: at home in a home whose bed no sensor sees,
         a silence that reached the presumed night (`presume_asleep_from_hour` to
-        `presume_asleep_to_hour`) is asleep until activity ends it."""
+        `presume_asleep_to_hour`), or began between `night_start_hour` and the usual
+        wake-up (`night_end_hour` until one is learned), is asleep until activity ends it."""
         r = self.rules.inactivity
         lo = float((r.presume_asleep_from_hour - 12) % 24)
         hi = float((r.presume_asleep_to_hour - 12) % 24)
+        evening = float((r.night_start_hour - 12) % 24)
         start = self.last_act[:n]
         pos = ((start + self.offset[:n] - DAY / 2) % DAY) / HOUR
+        wake = np.where(
+            np.isnan(self.wake_h[:n]), float((r.night_end_hour - 12) % 24), self.wake_h[:n]
+        )
         with np.errstate(invalid="ignore"):
-            night = (pos < hi) & (pos + (t - start) / HOUR > lo)
+            night = ((pos < hi) & (pos + (t - start) / HOUR > lo)) | (
+                (pos >= evening) & (pos < wake)
+            )
         return np.where((ctx == HOME) & self.nobed[:n] & night, ASLEEP, ctx)
 
     def _late_wake(self, h: int, t: float) -> bool:
@@ -931,14 +951,20 @@ class LearnedDetector:
             unseen_night = self._unseen_night(h, float(start), t - float(start))
             ctx = ASLEEP if home_ctx == HOME and unseen_night else home_ctx
             hourly = float(self.thresholds[h, ctx, slot])
-            evening = slot >= r_i.night_start_hour or slot < r_i.night_end_hour
-            seen = ctx == home_ctx and not (self.nobed[h] and evening)
+            seen = ctx == home_ctx and not self.nobed[h]
             room_thr = float(self.room_thr[h]) if seen else math.inf
             thr = min(hourly, room_thr)
+            home_id = self._homes[h].home_id
             late = self._late_wake(h, t)
+            if self._unseen(home_id):
+                # A device that sees the elder is dead: they may sit where it looked, or
+                # have got up at night (or in the morning) where it looked. At home, the
+                # silence is alerted past `unseen_floor_s`; asleep, only not up past the usual
+                # wake-up, and that silence too past `unseen_floor_s`.
+                thr = max(thr, r_i.unseen_floor_s) if ctx in (HOME, SEATED) else math.inf
+                late = late and t - start > r_i.unseen_floor_s
             if t - start <= thr and not late:
                 continue
-            home_id = self._homes[h].home_id
             room = self._room_name(h)
             if self._suppressed(home_id):
                 continue  # the hub is offline: a technical alert, not an inactivity one
@@ -964,7 +990,7 @@ class LearnedDetector:
                     evidence={
                         "since": _dt(start).isoformat(),
                         "silence_s": round(t - start),
-                        "expected_max_s": round(thr),
+                        "expected_max_s": None if math.isinf(thr) else round(thr),
                         "context": CONTEXTS[ctx],
                         "local_hour": slot,
                         "room": room,
@@ -1020,16 +1046,21 @@ class LearnedDetector:
         if col == T_OUT:
             if int(self.ctx[h]) != OUT or self._suppressed(home.home_id):
                 return None  # back, or the hub is offline (a technical alert says so)
+            o = self.rules.outing
+            if self._unseen(home.home_id) and t < home.out_start + o.cap_s - 1.0:
+                # A device that sees the elder is dead: they may be back unseen. Only the cap
+                # (within 12 h of leaving) still holds.
+                self.due[h, T_OUT] = home.out_start + o.cap_s
+                return None
             self.flagged_out[h] = t
             # Alerted before the cap (unusually long, or not back by night): once more at
             # the cap if still out, and every `cap_s` after, so that a fall later in the
             # outing is alerted within 12 h too (away mode mutes a planned absence).
-            o = self.rules.outing
             cap_at = home.out_start + o.cap_s
             self.due[h, T_OUT] = cap_at if t < cap_at - o.floor_s / 4 else t + o.cap_s
         if col == T_BED and not home.bed_elsewhere:
             return None  # a mat that went to rest with nothing after: still in bed, asleep
-        if col == T_BATH and (self._unseen(home.home_id) or (self.nobed[h] and self._night(h, t))):
+        if col == T_BATH and (self._unseen(home.home_id) or self._bath_unseen_night(h, t)):
             # A room no sensor sees (a dead device; at night, a bedroom without one): the
             # elder may have left the bathroom unseen; the inactivity rule judges instead.
             home.bath_since = math.nan

@@ -358,6 +358,10 @@ class RealHomeReport:
     # where the resident was when what they alert on began (`since`, else the alert time).
     context_days: dict[str, float] = field(default_factory=dict)
     context_false_alarms: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Non-technical alerts with the repeats about the same episode (same kind, same `since`:
+    # `not_back` again at the cap and every 11.5 h of one absence) counted once: what the
+    # live alert queue holds while the first is open (a repeat adds evidence to it).
+    false_alarm_episodes: int = 0
     injections: list[Injection] = field(default_factory=list)
 
     @property
@@ -464,6 +468,7 @@ def score(reports: list[RealHomeReport], home: str) -> dict[str, Any]:
         "days": round(days, 1),
         "false_alarms": dict(sorted(counts.items())),
         "false_alarms_per_day": per_day(sum(counts.values()), days),
+        "false_alarm_episodes_per_day": per_day(sum(r.false_alarm_episodes for r in reports), days),
         "collapse_false_alarms_per_day": per_day(
             sum(v for k, v in counts.items() if k in COLLAPSE_KINDS), days
         ),
@@ -486,6 +491,17 @@ def false_alarms(signals: Iterable[Signal]) -> tuple[dict[str, int], int]:
         else:
             counts[s.kind] = counts.get(s.kind, 0) + 1
     return counts, technical
+
+
+def episodes(signals: Iterable[Signal]) -> int:
+    """Non-technical alerts, those about the same episode (home, kind, `since`) once."""
+    return len(
+        {
+            (s.home_id, s.kind, alert_began(s))
+            for s in signals
+            if s.category is not Category.TECHNICAL
+        }
+    )
 
 
 def alert_began(signal: Signal) -> datetime:
@@ -543,6 +559,7 @@ def evaluate_real_home(
     report = RealHomeReport(ds.home_id, (last - first).total_seconds() / 86400)
     signals = run_offline(make(ds), ds.readings, tail=timedelta(0))
     report.false_alarms, report.technical = false_alarms(signals)
+    report.false_alarm_episodes = episodes(signals)
     if ds.annotated is not None:
         lo, hi = ds.annotated
         report.annotated_days = (min(hi, last) - max(lo, first)).total_seconds() / 86400

@@ -79,6 +79,11 @@ class InactivityRule:
     tail_prior_scale_s: float = 20 * MINUTE
     tail_prior_shape: float = 0.2
     tail_max_shape: float = 0.45
+    # While a device that sees the elder move is dead (the device watch's `device_silent`
+    # is the alert for it), a silence at home is alerted only past `unseen_floor_s`, however
+    # short the learned limit (the elder may sit where the dead sensor looked; a collapse is
+    # still alerted within 12 h), and no silence is learned.
+    unseen_floor_s: float = 6 * HOUR
     wake_margin_s: float = 0.5 * HOUR
     wake_warmup_days: float = 7.0
     presume_asleep_from_hour: int = 23

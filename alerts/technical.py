@@ -6,7 +6,7 @@ Per-device state is kept in numpy arrays so `advance` checks every device in one
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from alerts.model import Category, Severity, Signal
 from alerts.rules import TechnicalRule
-from devices.catalogue import CATALOGUE, Link
+from devices.catalogue import CATALOGUE, HEARTBEAT, Link
 from devices.payload import Reading
 
 HUB_KINDS = frozenset({"hub", "home_hub"})
@@ -43,6 +43,7 @@ class DeviceWatch:
         self._offline_homes: set[str] = set()
         self._low_battery: set[str] = set()
         self._gone_at: dict[str, float] = {}  # device -> when its status said offline
+        self._beats: set[str] = set()  # devices heard sending a heartbeat or battery
         self.last_seen: npt.NDArray[np.float64] = np.full(capacity, np.nan)
         self.limit: npt.NDArray[np.float64] = np.full(capacity, np.inf)
         self.silent = np.zeros(capacity, bool)
@@ -93,6 +94,7 @@ class DeviceWatch:
         self.last_seen[idx] = np.nan
         self.silent[idx] = False
         self._low_battery.discard(device_id)
+        self._beats.discard(device_id)
         self._gone_at.pop(device_id, None)
         if kind in HUB_KINDS and not any(
             self.silent[i] and self._devices[i][2] in HUB_KINDS
@@ -125,6 +127,8 @@ class DeviceWatch:
             self.silent[idx] = False
             if reading.kind in HUB_KINDS:
                 self._offline_homes.discard(reading.home_id)
+        if reading.metric == HEARTBEAT or reading.metric in BATTERY_METRICS:
+            self._beats.add(reading.device_id)
         if reading.metric not in BATTERY_METRICS:
             return []
         if reading.value >= self.rule.battery_ok_pct:
@@ -232,6 +236,7 @@ class DeviceWatch:
             ],
             "silent": [bool(v) for v in self.silent[idx].tolist()],
             "low_battery": sorted(self._low_battery),
+            "beats": sorted(self._beats),
         }
 
     def restore_state(self, state: dict[str, Any], now: datetime) -> int:
@@ -263,6 +268,7 @@ class DeviceWatch:
                     if kind in HUB_KINDS:
                         self._offline_homes.add(str(home_id))
         self._low_battery |= {str(d) for d in state.get("low_battery", ()) if d in self._index}
+        self._beats |= {str(d) for d in state.get("beats", ()) if d in self._index}
         return n
 
     def _silent_signal(self, idx: int, now: datetime, status: str | None = None) -> Signal:
@@ -292,6 +298,21 @@ class DeviceWatch:
             device_id=device_id,
             evidence=evidence,
         )
+
+    def gone_quiet(self, home_id: str, kinds: Callable[[str], bool]) -> bool:
+        """Whether a device of the home whose kind `kinds` accepts is dead of itself (not
+        behind an offline hub): offline by its own status, or flagged silent after it had
+        sent heartbeats or battery reports (an event-only sensor of a room nobody entered,
+        as in the recordings, is silent for days: that says nothing)."""
+        for i in self._by_home.get(home_id, ()):
+            device_id, _, kind = self._devices[i]
+            if (
+                self.silent[i]
+                and kinds(kind)
+                and (device_id in self._gone_at or device_id in self._beats)
+            ):
+                return True
+        return False
 
     def advance(self, now: datetime) -> list[Signal]:
         """Devices (and hubs) silent past their heartbeat, found in one vectorised pass."""

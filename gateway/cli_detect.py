@@ -378,7 +378,8 @@ def _print_homes(out: dict[str, Any], loho: bool) -> None:
     for x in [*out["homes"], out["total"]]:
         unannotated = x["contexts"]["unannotated"]
         console.print(
-            f"{x['home']}: false alarms {json.dumps(x['false_alarms'])}; outside the annotated"
+            f"{x['home']}: false alarms {json.dumps(x['false_alarms'])} (repeats about one"
+            f" episode once: {x['false_alarm_episodes_per_day']}/day); outside the annotated"
             f" span {unannotated['false_alarms']} in {unannotated['days']} days",
             highlight=False,
         )
@@ -390,8 +391,17 @@ def evaluate(
     seed: Annotated[int, typer.Option()] = 1,
     incidents: Annotated[float, typer.Option(help="incidents per home and day")] = 0.15,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON report")] = False,
+    personas: Annotated[
+        bool,
+        typer.Option(
+            "--personas",
+            help="homes cycle through the opt-in personas (goes_out_daily, napper, visited,"
+            " no_bedroom_sensor, loses_sensor); the report adds a per-archetype breakdown",
+        ),
+    ] = False,
 ) -> None:
-    """A simulated cohort with injected incidents through the detectors, scored per kind."""
+    """A simulated cohort with injected incidents through the detectors, scored per kind
+    (with --personas, also per persona archetype)."""
     from alerts.detect import default_detectors
     from alerts.evaluate import evaluate_cohort
     from alerts.layout import Layout, PlacedDevice
@@ -400,7 +410,7 @@ def evaluate(
     if homes < 1 or days < 1 or incidents < 0:
         console.print("[red]--homes and --days must be at least 1, --incidents >= 0[/red]")
         raise typer.Exit(2)
-    cohort = Cohort(homes, days, seed, incidents_per_home_day=incidents)
+    cohort = Cohort(homes, days, seed, incidents_per_home_day=incidents, personas=personas)
     layout = Layout(
         PlacedDevice(d.device_id, h.home_id, d.kind, d.room)
         for h in cohort.homes
@@ -414,8 +424,11 @@ def evaluate(
         cohort.start,
         cohort.end,
         tz_hour=lambda _home, at: at.astimezone(cohort.tz).hour,
+        groups={h.home_id: h.persona.archetype for h in cohort.homes} if personas else None,
     )
     report.update(seed=seed, incidents_per_home_day=incidents)
+    if personas:
+        report["personas"] = True
     if as_json:
         print(json.dumps(report, indent=2))
         return
@@ -441,6 +454,42 @@ def evaluate(
         f" elder-days = {report['false_alarms_per_elder_day']}/elder-day; technical alerts"
         f" outside incidents: {report['technical_unexplained']}"
     )
+    if personas:
+        _print_archetypes(report["by_group"])
+
+
+def _print_archetypes(by_group: dict[str, Any]) -> None:
+    """The per-archetype breakdown of `eldercare evaluate --personas`."""
+    table = Table(title="Per persona archetype (TTD in minutes: median / mean)")
+    for col in ("archetype", "kind", "detected/injected", "TTD", "daytime TTD", "night TTD",
+                "night det/inj"):  # fmt: skip
+        table.add_column(col)
+    for archetype, g in by_group.items():
+        for kind, x in g["kinds"].items():
+            table.add_row(
+                archetype,
+                kind,
+                f"{x['detected']}/{x['injected']}",
+                f"{x['ttd_median_min']} / {x['ttd_mean_min']}",
+                f"{x['daytime_ttd_median_min']} / {x['daytime_ttd_mean_min']}",
+                f"{x['night_ttd_median_min']} / {x['night_ttd_mean_min']}",
+                f"{x['night_detected']}/{x['night_injected']}",
+            )
+        table.add_section()
+    Console(width=160).print(table)
+    for archetype, g in by_group.items():
+        by_kind = ", ".join(
+            f"{k} {v['false_alarms']} ({v['per_elder_day']}/day)"
+            for k, v in g["false_alarms_by_kind"].items()
+        )
+        console.print(
+            f"{archetype}: {g['homes']} homes, {g['incident_free_elder_days']} incident-free"
+            f" elder-days, false alarms {g['false_alarms']} ="
+            f" {g['false_alarms_per_elder_day']}/elder-day (by kind: {by_kind or 'none'});"
+            " technical"
+            f" outside incidents: {g['technical_unexplained']}",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

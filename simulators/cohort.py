@@ -22,7 +22,7 @@ import json
 import math
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
@@ -158,16 +158,92 @@ class Persona:
     spo2: float  # usual blood oxygen, %
     shower_every_days: float
     thermostat: float  # heating set point, °C
+    # The opt-in personas (`Cohort(personas=True)`); the defaults are the usual cohort's.
+    daily_outings: tuple[DailyOuting, ...] = ()  # outings made every day, before anything else
+    nap_min: tuple[float, float] = (25.0, 90.0)  # length of the after-lunch nap, minutes
+    naps_daily: bool = False  # the after-lunch nap every day, planned before visits and outings
+    second_nap_prob: float = 0.0  # chance of a second, short late-afternoon nap
+    visit_prob_daily: float = 0.0  # chance of a visitor on any day (0: family_visits_per_week)
+    visit_h: tuple[float, float] = (1.0, 3.0)  # length of a family (or helper) visit, hours
+    visitors: tuple[str, ...] = ("family",)  # who visits, drawn uniformly
+
+
+@dataclass(frozen=True, slots=True)
+class DailyOuting:
+    """An outing made every day: the elder leaves `after_meal` (0 breakfast, 1 lunch) by
+    `delay_min` minutes, stays out `hours`, and is home 15-30 minutes before the next meal."""
+
+    who: str  # where to: "market", "activity_centre"; also the segment's visitor label
+    after_meal: int
+    delay_min: tuple[float, float]
+    hours: tuple[float, float]
 
 
 _ARCHETYPES = ("early_riser", "late_riser", "homebody", "active", "frail")
+PERSONA_ARCHETYPES = ("goes_out_daily", "napper", "visited", "no_bedroom_sensor", "loses_sensor")
+"""The opt-in persona mix (`Cohort(personas=True)`, `eldercare evaluate --personas`): home i
+gets archetype i mod 5, so each appears equally.
+
+- goes_out_daily: every day the morning market (leaves 10-40 min after breakfast, 1-2 h) and
+  the senior activity centre / mahjong (leaves 15-45 min after lunch, 3-6 h, home 15-30 min
+  before a late dinner at 18:36-19:18), out and back through the entrance door.
+- napper: every day a 60-150 min nap in the living-room chair 10-40 min after lunch (planned
+  first: visits and outings fit around it), and on 40 % of days a second 15-40 min nap
+  starting 15:30-17:00 when nothing else is planned then.
+- visited: a family member or a helper (2:1) visits on 85 % of days, 1-4 h in the living
+  room from 10:00-17:00, and leaves while the elder stays home (the door at the departure).
+- no_bedroom_sensor: the bedroom has no device (no PIR, no bed mat, no radar; an SOS button
+  that would be there is in the living room).
+- loses_sensor: the living-room or the bathroom PIR (even odds) stops for good at a random
+  instant between 20 % and 70 % of the run: no readings, no heartbeats, no battery reports.
+  Ground truth: one `device_silent` incident from that instant to the end of the run, with
+  ``detail["permanent"] = True`` (a technical event; the elder lives on as usual).
+"""
+SENSOR_LOSS_DEVICES = ("pir-liv", "pir-bath")
+"""Device id suffixes the loses_sensor persona may lose (one of them, even odds)."""
 
 
-def make_persona(rng: random.Random) -> Persona:
-    """A persona drawn from one of a few archetypes, with individual variation."""
-    archetype = rng.choice(_ARCHETYPES)
-    wake = {"early_riser": 5.6, "late_riser": 8.0, "frail": 7.2}.get(archetype, 6.6)
-    bed = {"early_riser": 21.2, "late_riser": 23.4, "frail": 21.5}.get(archetype, 22.2)
+def make_persona(rng: random.Random, archetype: str | None = None) -> Persona:
+    """A persona drawn from one of a few archetypes, with individual variation; with
+    `archetype` (one of `PERSONA_ARCHETYPES`), that opt-in persona instead."""
+    if archetype is None:
+        archetype = rng.choice(_ARCHETYPES)
+    elif archetype not in PERSONA_ARCHETYPES:
+        raise ValueError(f"unknown persona archetype {archetype!r}")
+    wake = {"early_riser": 5.6, "late_riser": 8.0, "frail": 7.2, "goes_out_daily": 6.0}.get(
+        archetype, 6.6
+    )
+    bed = {"early_riser": 21.2, "late_riser": 23.4, "frail": 21.5, "goes_out_daily": 21.8}.get(
+        archetype, 22.2
+    )
+    persona = _base_persona(rng, archetype, wake, bed)
+    if archetype == "goes_out_daily":
+        return replace(
+            persona,
+            meals_h=(wake + 0.5, rng.uniform(11.6, 12.2), rng.uniform(18.6, 19.3)),
+            nap_prob=0.0,
+            shopping_per_week=0.5,  # the market is the shopping
+            activity=1.3 * rng.uniform(0.85, 1.15),
+            daily_outings=(
+                DailyOuting("market", 0, (10, 40), (1.0, 2.0)),
+                DailyOuting("activity_centre", 1, (15, 45), (3.0, 6.0)),
+            ),
+        )
+    if archetype == "napper":
+        return replace(
+            persona, nap_prob=1.0, nap_min=(60.0, 150.0), naps_daily=True, second_nap_prob=0.4
+        )
+    if archetype == "visited":
+        return replace(
+            persona,
+            visit_prob_daily=0.85,
+            visit_h=(1.0, 4.0),
+            visitors=("family", "family", "helper"),
+        )
+    return persona
+
+
+def _base_persona(rng: random.Random, archetype: str, wake: float, bed: float) -> Persona:
     return Persona(
         archetype=archetype,
         wake_h=wake + rng.uniform(-0.4, 0.4),
@@ -245,6 +321,17 @@ def make_layout(home_id: str, rng: random.Random) -> tuple[SimDevice, ...]:
     return tuple(out)
 
 
+def without_bedroom_devices(devices: tuple[SimDevice, ...]) -> tuple[SimDevice, ...]:
+    """The layout with nothing in the bedroom: its PIR, bed mat and any radar removed, an
+    SOS button there moved to the living room (the no_bedroom_sensor persona)."""
+    return tuple(
+        SimDevice(d.device_id, d.kind, LIVING) if d.kind == "sos_button" and d.room == BEDROOM
+        else d
+        for d in devices
+        if d.room != BEDROOM or d.kind == "sos_button"
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------- the day plan
 
 
@@ -316,6 +403,7 @@ class _Window:
     start: float
     end: float
     device_id: str  # "" for the whole hub
+    permanent: bool = False  # the device is dead until the end of the run (loses_sensor)
 
 
 class _HomeSim:
@@ -337,6 +425,8 @@ class _HomeSim:
         self._battery_events: list[tuple[str, float, float]] = []  # device, crossing, replaced
         self._env: list[tuple[str, float, float, float]] = []  # kind, start, end, target
         self._resolve_time_based()
+        if self.p.archetype == "loses_sensor":
+            self._lose_sensor()
         self._plans: dict[int, DayPlan] = {}
         self._base: dict[int, DayPlan] = {}
 
@@ -432,6 +522,17 @@ class _HomeSim:
                     ("heat", start, start + rng.uniform(8, 30) * _H, rng.uniform(32, 35))
                 )
 
+    def _lose_sensor(self) -> None:
+        """The loses_sensor persona: one PIR (`SENSOR_LOSS_DEVICES`) dies at an instant
+        between 20 % and 70 % of the run and sends nothing from then on."""
+        rng = self.rng("sensor_loss")
+        suffix = rng.choice(SENSOR_LOSS_DEVICES)
+        device_id = f"{self.home.home_id}-{suffix}"
+        assert any(d.device_id == device_id for d in self.home.devices), device_id
+        c = self.cohort
+        start = c.start_ts + rng.uniform(0.2, 0.7) * (c.end_ts - c.start_ts)
+        self._silent.append(_Window(start, c.end_ts, device_id, permanent=True))
+
     # --- planning a day --------------------------------------------------------------------
 
     def wake(self, day: int) -> float:
@@ -505,6 +606,19 @@ class _HomeSim:
             eat = rng.uniform(15, 30) * _MIN
             blocks.append(Segment(start, start + cook, KITCHEN, "cook"))
             blocks.append(Segment(start + cook, start + cook + eat, KITCHEN, "eat"))
+        for outing in p.daily_outings:  # blocks[1 + 2k] cooks meal k, blocks[2 + 2k] eats it
+            for _ in range(20):
+                meal = 2 * outing.after_meal
+                start = blocks[meal + 2].end + rng.uniform(*outing.delay_min) * _MIN
+                home_by = blocks[meal + 3].start - rng.uniform(15, 30) * _MIN
+                end = min(start + rng.uniform(*outing.hours) * _H, home_by)
+                seg = Segment(start, end, OUT, "out", outing.who)
+                if end - start >= 30 * _MIN and place(seg):
+                    visits.append(Visit(seg.start, seg.end, outing.who))
+                    break
+        if p.naps_daily:  # the nap comes first: visitors and outings fit around it
+            start = blocks[4].end + rng.uniform(10, 40) * _MIN  # after lunch
+            place(Segment(start, start + rng.uniform(*p.nap_min) * _MIN, LIVING, "nap"))
         if rng.random() < 1 / p.shower_every_days:
             start = blocks[2].end + rng.uniform(10, 40) * _MIN
             place(Segment(start, start + rng.uniform(12, 25) * _MIN, BATHROOM, "shower"))
@@ -530,16 +644,22 @@ class _HomeSim:
                     visits.append(Visit(seg.start, seg.end, who))
                     break
         family_p = p.family_visits_per_week / 7 * (2.0 if weekend else 0.6)
+        if p.visit_prob_daily:
+            family_p = p.visit_prob_daily
         if rng.random() < family_p:
+            who = p.visitors[0] if len(p.visitors) == 1 else rng.choice(p.visitors)
             for _ in range(20):
                 start = m0 + rng.uniform(10, 17) * _H
-                seg = Segment(start, start + rng.uniform(1, 3) * _H, LIVING, "visit", "family")
+                seg = Segment(start, start + rng.uniform(*p.visit_h) * _H, LIVING, "visit", who)
                 if place(seg):
-                    visits.append(Visit(seg.start, seg.end, "family"))
+                    visits.append(Visit(seg.start, seg.end, who))
                     break
-        if rng.random() < p.nap_prob:
+        if not p.naps_daily and rng.random() < p.nap_prob:
             start = blocks[4].end + rng.uniform(10, 40) * _MIN  # after lunch
-            place(Segment(start, start + rng.uniform(25, 90) * _MIN, LIVING, "nap"))
+            place(Segment(start, start + rng.uniform(*p.nap_min) * _MIN, LIVING, "nap"))
+        if p.second_nap_prob and rng.random() < p.second_nap_prob:
+            start = m0 + rng.uniform(15.5, 17.0) * _H
+            place(Segment(start, start + rng.uniform(15, 40) * _MIN, LIVING, "nap"))
 
         # The evening routine, then the night with its bathroom visits.
         evening = bed - rng.uniform(15, 30) * _MIN
@@ -963,7 +1083,15 @@ class _HomeSim:
             if p.kind in BEHAVIOUR_INCIDENTS:
                 out += self.incidents_of(p.day)
         for w in self._silent:
-            if w.device_id:
+            if w.permanent:  # a technical event, not the elder's: no behaviour is explained
+                out.append(
+                    self.incident(
+                        "device_silent", w.start, w.end, ("device_silent",),
+                        device_id=w.device_id, device_kind=self._kind(w.device_id),
+                        permanent=True,
+                    )
+                )  # fmt: skip
+            elif w.device_id:
                 out.append(
                     self.incident(
                         "device_silent", w.start, w.end, ("device_silent",),
@@ -1306,6 +1434,8 @@ class Cohort:
 
     ``readings()`` streams every home's readings merged in event-time order;
     ``ground_truth()`` lists the incidents and device faults, one `Incident` each.
+    With `personas`, home i lives as `PERSONA_ARCHETYPES[i % 5]` (the opt-in persona mix);
+    without, the cohort is exactly the usual one for `seed`.
     """
 
     def __init__(
@@ -1320,6 +1450,7 @@ class Cohort:
         quiet_days: int | None = None,
         tz: tzinfo = UTC,
         home_prefix: str = "c",
+        personas: bool = False,
     ) -> None:
         if homes < 0 or days < 0:
             raise ValueError("homes and days must not be negative")
@@ -1348,7 +1479,14 @@ class Cohort:
             if not topics.valid_id(home_id):
                 raise ValueError(f"home id {home_id!r} is not valid: choose another prefix")
             rng = random.Random(f"{seed}/{home_id}/layout")
-            self.homes.append(CohortHome(home_id, make_layout(home_id, rng), make_persona(rng)))
+            devices = make_layout(home_id, rng)
+            if not personas:
+                self.homes.append(CohortHome(home_id, devices, make_persona(rng)))
+                continue
+            archetype = PERSONA_ARCHETYPES[i % len(PERSONA_ARCHETYPES)]
+            if archetype == "no_bedroom_sensor":
+                devices = without_bedroom_devices(devices)
+            self.homes.append(CohortHome(home_id, devices, make_persona(rng, archetype)))
         self.kind_of = {d.device_id: d.kind for h in self.homes for d in h.devices}
         self._sims = [_HomeSim(self, h, i) for i, h in enumerate(self.homes)]
 

@@ -23,6 +23,7 @@ from alerts.replay import (
     Injection,
     RealHomeReport,
     context_at,
+    episodes,
     evaluate_real_home,
     false_alarms_by_context,
     inject_collapses,
@@ -272,6 +273,28 @@ def test_false_alarms_are_attributed_to_the_context_where_they_began(tmp_path: P
     assert days["out"] == pytest.approx((3 + 10 / 60) / 24)
     assert days["awake"] == pytest.approx(9 - 81 / 24 - (3 + 10 / 60) / 24)
     assert days[UNANNOTATED] == pytest.approx(2 + 15 / 24)
+
+
+def test_repeats_about_one_episode_count_once() -> None:
+    """`not_back` at 21:00, again at the cap and 11.5 h later, of one outing (same `since`):
+    one episode; another outing, another kind, another home, a technical alert: apart."""
+    out = datetime(2026, 3, 2, 8, tzinfo=UTC)
+
+    def sig(kind: str, at: datetime, since: datetime, home: str = "h1") -> Signal:
+        category = Category.TECHNICAL if kind == "hub_offline" else Category.WELLBEING
+        return Signal(
+            home, kind, category, Severity.CRITICAL, at, "x", evidence={"since": since.isoformat()}
+        )
+
+    later = out + timedelta(days=1)
+    signals = [sig("not_back", out + timedelta(hours=h), out) for h in (13, 11.5, 23)] + [
+        sig("not_back", later + timedelta(hours=12), later),
+        sig("inactivity", out + timedelta(hours=13), out),
+        sig("not_back", out + timedelta(hours=13), out, home="h2"),
+        sig("hub_offline", out + timedelta(hours=1), out),
+    ]
+    assert episodes(signals) == 4
+    assert episodes(signals[:3]) == 1
 
 
 def test_the_untouched_replay_counts_false_alarms_per_context(tmp_path: Path) -> None:
