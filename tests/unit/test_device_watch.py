@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from alerts.config import AlertSettings
-from alerts.detect import DeadMeterScreen, DetectorSet, default_detectors, utility_of
+from alerts.detect import DeadMeterScreen, DetectorSet, default_detectors, sight_lost, utility_of
 from alerts.layout import Layout, PlacedDevice
 from alerts.model import Category, Signal
 from alerts.service import AlertService, Installed
@@ -344,3 +344,62 @@ async def test_the_service_takes_a_status_message_to_the_watch() -> None:
     back = await svc.handle_status(*message("h01", "h01-pir", status.online(2, T0)))
     assert back == []
     assert not watch.device_dead("h01-pir")
+
+
+# -- out of sight for the wellbeing rules (alerts.detect.sight_lost) ----------------------------
+
+
+def test_an_event_only_sensor_that_goes_quiet_is_not_out_of_sight() -> None:
+    """A sensor that never sent a heartbeat (the recordings' event-only sensors) flagged
+    silent is a quiet room, not a part of the home the rules can no longer see."""
+    w = DeviceWatch()
+    w.observe(r("h01-pir", "pir_motion", "motion", 1.0, T0))
+    w.advance(T0 + 2 * PIR_LIMIT)
+    assert w.device_dead("h01-pir"), "the technical alert still comes"
+    assert not sight_lost(w, H)
+
+
+def test_a_sensor_that_stopped_its_heartbeats_is_out_of_sight_until_heard_again() -> None:
+    w = DeviceWatch()
+    w.observe(r("h01-pir", "pir_motion", HEARTBEAT, 1.0, T0))
+    w.observe(r("h01-temp", "climate", HEARTBEAT, 1.0, T0))
+    assert not sight_lost(w, H)
+    w.advance(T0 + PIR_LIMIT + timedelta(seconds=1))
+    assert sight_lost(w, H)
+    w.observe(r("h01-pir", "pir_motion", "motion", 1.0, T0 + 2 * PIR_LIMIT))
+    assert not sight_lost(w, H), "repaired"
+
+
+def test_a_dead_thermometer_or_sos_button_hides_nobody() -> None:
+    w = DeviceWatch()
+    w.observe(r("h01-temp", "climate", HEARTBEAT, 1.0, T0))
+    w.observe(r("h01-sos", "sos_button", HEARTBEAT, 1.0, T0))
+    w.advance(T0 + timedelta(days=3))
+    assert w.dead(H) == {"h01-temp", "h01-sos"}
+    assert not sight_lost(w, H)
+
+
+def test_a_sensor_offline_by_its_own_status_is_out_of_sight_at_once() -> None:
+    w = DeviceWatch()
+    w.observe(r("h01-door", "door_contact", "open", 0.0, T0))
+    w.observe_status("h01-door", False, T0 + timedelta(minutes=1))
+    assert sight_lost(w, H)
+    restored = DeviceWatch()
+    restored.restore_state(
+        msgspec.msgpack.decode(msgspec.msgpack.encode(w.export_state())), T0 + timedelta(hours=1)
+    )
+    assert restored.device_dead("h01-door")
+
+
+def test_out_of_sight_survives_a_restart() -> None:
+    """The heartbeats a device used to send are part of the saved state: a sensor dead
+    before a restart is still out of sight after it (it will never beat again)."""
+    w = DeviceWatch()
+    w.observe(r("h01-pir", "pir_motion", HEARTBEAT, 1.0, T0))
+    w.advance(T0 + 2 * PIR_LIMIT)
+    assert sight_lost(w, H)
+    restored = DeviceWatch()
+    restored.restore_state(
+        msgspec.msgpack.decode(msgspec.msgpack.encode(w.export_state())), T0 + 3 * PIR_LIMIT
+    )
+    assert sight_lost(restored, H)
