@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from alerts.layout import DeviceInfo, Layout, Role
 from alerts.model import Category, Severity, Signal
-from alerts.rules import HOUR, Rules
+from alerts.rules import HOUR, InactivityRule, Rules
 from devices.payload import Reading
 
 log = logging.getLogger(__name__)
@@ -492,20 +492,14 @@ class LearnedDetector:
         return self._night(h, t) or (not math.isnan(since) and self._night(h, since))
 
     def _unseen_night(self, h: int, start: float, length: float) -> bool:
-        """A silence at home in a home with no bedroom device heard that reached the presumed
-        night (`presume_asleep_from_hour` to `presume_asleep_to_hour`), or began between
-        `night_start_hour` and the usual wake-up (as `_effective_ctx`)."""
+        """A silence at home presumed asleep (`_presumed_asleep`) in a home with no bedroom
+        device heard (as `_effective_ctx`, for one home)."""
         if not self.nobed[h]:
             return False
-        r = self.rules.inactivity
-        lo = float((r.presume_asleep_from_hour - 12) % 24)
-        hi = float((r.presume_asleep_to_hour - 12) % 24)
-        evening = float((r.night_start_hour - 12) % 24)
-        wake = float(self.wake_h[h])
-        if math.isnan(wake):
-            wake = float((r.night_end_hour - 12) % 24)
         pos = self._noon_hours(h, start)
-        return (pos < hi and pos + length / HOUR > lo) or evening <= pos < wake
+        return bool(
+            _presumed_asleep(self.rules.inactivity, pos, length / HOUR, float(self.wake_h[h]))
+        )
 
     def _flag(self, h: int, t: float) -> None:
         """An alert on the current silence: remember when (the first one) for learning."""
@@ -908,21 +902,12 @@ class LearnedDetector:
 
     def _effective_ctx(self, ctx: npt.NDArray[np.intp], t: float, n: int) -> npt.NDArray[np.intp]:
         """The context a silence is judged in: at home in a home whose bed no sensor sees,
-        a silence that reached the presumed night (`presume_asleep_from_hour` to
-        `presume_asleep_to_hour`), or began between `night_start_hour` and the usual
-        wake-up (`night_end_hour` until one is learned), is asleep until activity ends it."""
-        r = self.rules.inactivity
-        lo = float((r.presume_asleep_from_hour - 12) % 24)
-        hi = float((r.presume_asleep_to_hour - 12) % 24)
-        evening = float((r.night_start_hour - 12) % 24)
+        a silence presumed asleep (`_presumed_asleep`) is asleep until activity ends it."""
         start = self.last_act[:n]
         pos = ((start + self.offset[:n] - DAY / 2) % DAY) / HOUR
-        wake = np.where(
-            np.isnan(self.wake_h[:n]), float((r.night_end_hour - 12) % 24), self.wake_h[:n]
-        )
         with np.errstate(invalid="ignore"):
-            night = ((pos < hi) & (pos + (t - start) / HOUR > lo)) | (
-                (pos >= evening) & (pos < wake)
+            night = _presumed_asleep(
+                self.rules.inactivity, pos, (t - start) / HOUR, self.wake_h[:n]
             )
         return np.where((ctx == HOME) & self.nobed[:n] & night, ASLEEP, ctx)
 
@@ -1239,6 +1224,18 @@ class LearnedDetector:
     def threshold(self, home_id: str, context: int, hour: int) -> float:
         """The current inactivity threshold (seconds) of a home, context and local hour."""
         return float(self.thresholds[self.home(home_id), context, hour])
+
+
+def _presumed_asleep(r: InactivityRule, pos: Any, hours: Any, wake: Any) -> Any:
+    """Whether a silence that began at `pos` (hours after local noon) and lasted `hours`
+    reached the presumed night (`presume_asleep_from_hour` to `presume_asleep_to_hour`) or
+    began between `night_start_hour` and the usual wake-up `wake` (noon hours; nan:
+    `night_end_hour`). Scalars or arrays alike."""
+    lo = float((r.presume_asleep_from_hour - 12) % 24)
+    hi = float((r.presume_asleep_to_hour - 12) % 24)
+    evening = float((r.night_start_hour - 12) % 24)
+    wake = np.where(np.isnan(wake), float((r.night_end_hour - 12) % 24), wake)
+    return ((pos < hi) & (pos + hours > lo)) | ((pos >= evening) & (pos < wake))
 
 
 _HOME_STATE = tuple(s for s in _Home.__slots__ if s not in ("home_id", "covered"))
