@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-from alerts.webpush import DEFAULT_SUBJECT, check_subject, load_keys
+from alerts.notify.webpush import DEFAULT_SUBJECT, check_subject, load_keys
 
 Clock = Callable[[], datetime]
 
@@ -53,7 +53,7 @@ class AlertSettings(BaseModel):
         default=5.0,
         gt=0,
         description="save the detectors' state of the homes that changed this often"
-        " (alerts/state.py; what a kill loses is replayed from the stored readings)",
+        " (alerts/detect/state.py; what a kill loses is replayed from the stored readings)",
     )
     store_timeout_s: float = Field(
         default=2.0, gt=0, description="wait this long for the database before the fallback"
@@ -62,7 +62,7 @@ class AlertSettings(BaseModel):
     fast_path: bool = Field(
         default=True,
         description="the urgent path sends an emergency's first round from memory while the "
-        "alert is stored, instead of after (alerts/fastpath.py)",
+        "alert is stored, instead of after (alerts/notify/fastpath.py)",
     )
     fast_path_refresh_s: float = Field(default=2.0, gt=0)
     urgent_separate: bool = Field(

@@ -15,16 +15,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.config import AlertMetrics, AlertSettings, Clock, retry_delay_s, utc_now
-from alerts.detect import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
-from alerts.dispatch import Dispatcher
-from alerts.fallback import EmergencyFallback
-from alerts.fastpath import Attempt, FastPath, Prepared
-from alerts.layout import Layout
-from alerts.learned import LearnedDetector
+from alerts.detect.detectors import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
+from alerts.detect.layout import Layout
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.state import Marks, catch_up
+from alerts.detect.technical import DeviceWatch
 from alerts.model import Raised, Severity, Signal
 from alerts.mutes import MuteChain, default_mutes
-from alerts.state import Marks, catch_up
-from alerts.technical import DeviceWatch
+from alerts.notify.dispatch import Dispatcher
+from alerts.notify.fallback import EmergencyFallback
+from alerts.notify.fastpath import Attempt, FastPath, Prepared
 from devices import payload, status, topics
 from devices.catalogue import CATALOGUE, SOS_KINDS
 from devices.payload import Reading, Rejection
@@ -103,7 +103,7 @@ class AlertService:
         stored: Callable[[], Awaitable[list[Reading]]] | None = None,
     ) -> None:
         self._settings = settings
-        # The last reading handled per device (alerts.state): a reading the detectors' saved
+        # The last reading handled per device (alerts.detect.state): a reading the detectors' saved
         # state holds already (the broker handing it again after a restart) is not observed
         # twice. `stored` gives, at start, the readings ingest stored since that state was
         # saved, replayed before the live stream (`resume`).

@@ -13,6 +13,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
+from alerts.escalate.policy import Policy, default_policy
 from alerts.model import (
     HUMAN_OUTCOMES,
     Alert,
@@ -26,7 +27,6 @@ from alerts.model import (
     Signal,
     Status,
 )
-from alerts.policy import Policy, default_policy
 
 Conn = psycopg.AsyncConnection[Any]
 NOTIFY_CHANNEL = "eldercare_alert_changed"
@@ -140,7 +140,7 @@ ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console", "webpush"})
 
 async def reserve_alert_ids(conn: Conn, count: int) -> list[int]:
     """Take `count` alert ids from the alerts' sequence (for alerts told of before they are
-    stored: see alerts/fastpath.py)."""
+    stored: see alerts/notify/fastpath.py)."""
     cur = await conn.execute(
         "SELECT nextval(pg_get_serial_sequence('alerts', 'id')) FROM generate_series(1, %s)",
         (count,),

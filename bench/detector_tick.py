@@ -11,10 +11,10 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from alerts.detect import DetectorSet, default_detectors
-from alerts.layout import Layout, PlacedDevice
-from alerts.learned import LearnedDetector
-from alerts.state import encode
+from alerts.detect.detectors import DetectorSet, default_detectors
+from alerts.detect.layout import Layout, PlacedDevice
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.state import encode
 from devices.payload import Reading
 
 

@@ -34,11 +34,11 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli import run_argv
-from gateway.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from gateway.seed import seed_demo
-from gateway.service import SHUTDOWN_STUCK_EXIT
+from cli.main import run_argv
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from devstack.seed import seed_demo
 from ingest.migrate import migrate
+from runtime.service import SHUTDOWN_STUCK_EXIT
 
 console = Console()
 PUBLISHERS = 4  # mosquitto_pub -l misbehaves past ~65k QoS 1 messages per run: split the load
@@ -804,7 +804,7 @@ def _bulk_homes(dsn: str, homes: int, contacts: bool = False) -> int:
     With `contacts`, each elder also has a family first contact with an email address, and
     a village worker with two channels is on duty for all of them (so the emergency contacts
     the urgent process keeps cover every home)."""
-    from gateway.seed import DEVICE_KINDS
+    from devstack.seed import DEVICE_KINDS
 
     with psycopg.connect(dsn) as conn:
         conn.execute(

@@ -1,7 +1,7 @@
 """Benchmark: the persisted detector state per home (issue #14 target: a few KiB a home).
 
 Replays each real home's whole recording through the detectors, as the alerts stage would,
-then encodes what `alerts.state.save` writes for it: the learned detector's `export_state`
+then encodes what `alerts.detect.state.save` writes for it: the learned detector's `export_state`
 and the per-device marks (msgpack, the same encoder), and the device watch's state. Also
 times `export_state` + encoding for many homes at once (the shutdown save).
 
@@ -14,11 +14,11 @@ import argparse
 import statistics
 from pathlib import Path
 
-from alerts.detect import default_detectors
-from alerts.learned import LearnedDetector
-from alerts.replay import load_dataset, run_offline
-from alerts.state import Marks, encode
-from alerts.technical import DeviceWatch
+from alerts.detect.detectors import default_detectors
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.replay import load_dataset, run_offline
+from alerts.detect.state import Marks, encode
+from alerts.detect.technical import DeviceWatch
 from bench.detector_tick import measure_export
 
 

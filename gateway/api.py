@@ -12,11 +12,11 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field, model_validator
 
 from alerts import mutes, store
+from alerts.care import VISITS_PER_WEEK, week_start
 from alerts.model import Status
 from gateway import access, family, queries
 from gateway.access import Area
 from gateway.auth import Principal, scope_for
-from gateway.care import VISITS_PER_WEEK, week_start
 from gateway.errors import ApiError
 from gateway.i18n import LOCALES, translator
 

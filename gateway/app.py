@@ -45,11 +45,11 @@ from gateway.auth import (
     Session,
     scope_for,
 )
+from gateway.config import GatewaySettings
 from gateway.errors import ApiError, error_response
 from gateway.i18n import translator
 from gateway.live import Broadcaster
 from gateway.pages import build_pages
-from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 

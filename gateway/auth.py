@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.model import Category, Scope
-from gateway.settings import GatewaySettings
+from gateway.config import GatewaySettings
 
 Conn = psycopg.AsyncConnection[Any]
 

@@ -15,12 +15,12 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
+from alerts.care import VISITS_PER_WEEK, week_start
 from alerts.model import Alert, Severity, Status
 from gateway import access, queries
 from gateway.access import Area
 from gateway.api import elder_status, local_day
 from gateway.auth import Principal, scope_for
-from gateway.care import VISITS_PER_WEEK, week_start
 from gateway.i18n import messages, translator
 
 CONSOLE_LIMIT = 200

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from alerts import kpi, mutes, rota, store
+from alerts import kpi, mutes, store
 from alerts.config import AlertSettings
-from alerts.links import check_ack_token
+from alerts.escalate import rota
 from alerts.model import HUMAN_OUTCOMES, Outcome, Scope, Status
+from alerts.notify.links import check_ack_token
 from gateway.app import ApiUser, alert_json
 from gateway.auth import scope_for
 from gateway.errors import ApiError

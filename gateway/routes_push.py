@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts import push_store
 from alerts.config import AlertSettings
-from alerts.webpush import MAX_ENDPOINT_LENGTH, subscription
+from alerts.notify import push_store
+from alerts.notify.webpush import MAX_ENDPOINT_LENGTH, subscription
 from gateway.app import ApiUser
 from gateway.errors import ApiError
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from aiosmtpd.controller import Controller
 
-from gateway.embedded import EmbeddedBroker, EmbeddedPostgres, find_mosquitto, free_port
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, find_mosquitto, free_port
 
 __all__ = [
     "HttpReceiver",

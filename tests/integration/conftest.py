@@ -16,11 +16,11 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from devstack.embedded import EmbeddedPostgres
+from devstack.seed import seed_demo
 from gateway.app import AppContext, create_app
-from gateway.embedded import EmbeddedPostgres
+from gateway.config import GatewaySettings
 from gateway.live import Broadcaster
-from gateway.seed import seed_demo
-from gateway.settings import GatewaySettings
 from ingest.migrate import migrate
 
 if TYPE_CHECKING:

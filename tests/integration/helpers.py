@@ -15,11 +15,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.model import Category, Severity, Signal
-from alerts.webpush import generate_private_key
-from gateway.embedded import EmbeddedBroker
-from gateway.seed import DEMO_PASSWORD
-from gateway.service import Running, serve
-from gateway.settings import Settings
+from alerts.notify.webpush import generate_private_key
+from devstack.embedded import EmbeddedBroker
+from devstack.seed import DEMO_PASSWORD
+from runtime.service import Running, serve
+from runtime.settings import Settings
 
 
 def make_settings(db_url: str, broker: EmbeddedBroker, **overrides: Any) -> Settings:

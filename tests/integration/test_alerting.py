@@ -16,11 +16,11 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import kpi, store
-from alerts.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
 from alerts.config import AlertMetrics, AlertSettings
-from alerts.dispatch import Dispatcher
 from alerts.model import Category, Outcome, Severity, Signal
 from alerts.mutes import add_silence, default_mutes, set_home_mode
+from alerts.notify.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
+from alerts.notify.dispatch import Dispatcher
 from tests.conftest import HttpReceiver, SmtpServer
 from tests.integration.helpers import scalar
 
@@ -446,7 +446,7 @@ async def test_cleared_by_data_and_kpis(
 
 
 async def test_rota_gaps_and_edits(pool: AsyncConnectionPool[Any], db_url: str) -> None:
-    from alerts import rota
+    from alerts.escalate import rota
 
     now = start_time()
     async with pool.connection() as conn:

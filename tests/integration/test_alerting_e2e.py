@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import httpx
 
 from devices import topics
-from gateway.embedded import EmbeddedBroker
-from gateway.seed import DEMO_PASSWORD
+from devstack.embedded import EmbeddedBroker
+from devstack.seed import DEMO_PASSWORD
 from ingest.mqtt import Subscriber
 from simulators.publisher import MqttPublisher
 from tests.conftest import SmtpServer

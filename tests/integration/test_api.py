@@ -14,11 +14,11 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from devstack.embedded import free_port
+from devstack.seed import DEMO_PASSWORD
 from gateway.app import COOKIE_NAME, AppContext, create_app
-from gateway.embedded import free_port
+from gateway.config import GatewaySettings
 from gateway.live import Broadcaster
-from gateway.seed import DEMO_PASSWORD
-from gateway.settings import GatewaySettings
 from tests.integration.helpers import Pool, assert_error, login, raise_sos
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Err
 
-from gateway.cli import run_argv
-from gateway.embedded import EmbeddedPostgres, free_port
-from gateway.seed import DEMO_PASSWORD
+from cli.main import run_argv
+from devstack.embedded import EmbeddedPostgres, free_port
+from devstack.seed import DEMO_PASSWORD
 
 if TYPE_CHECKING:
     from tests.conftest import ExternalPostgres

@@ -16,8 +16,8 @@ import pytest
 from alerts import store
 from alerts.model import Category, Raised, Severity, Signal
 from alerts.mutes import Muted, default_mutes
-from gateway.embedded import EmbeddedPostgres
-from gateway.seed import DEMO_PASSWORD
+from devstack.embedded import EmbeddedPostgres
+from devstack.seed import DEMO_PASSWORD
 from ingest.migrate import plan
 from tests.conftest import ExternalPostgres
 from tests.integration.helpers import Pool, assert_error, login, scalar

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from alerts import baselines
-from alerts.learned import HOME, SEATED, LearnedDetector
-from alerts.replay import run_offline
-from alerts.rules import HOUR
+from alerts.detect import baselines
+from alerts.detect.learned import HOME, SEATED, LearnedDetector
+from alerts.detect.replay import run_offline
+from alerts.detect.rules import HOUR
 from devices.payload import Reading
 from tests.unit.test_detect_contract import LAYOUT, SEAT_LAYOUT, T0, routine, seated_routine
 

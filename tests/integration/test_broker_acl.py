@@ -26,10 +26,10 @@ from devices.provisioning import (
     password_file,
 )
 from devices.registry import DeviceRecord
-from gateway.embedded import find_mosquitto, free_port
-from gateway.settings import Settings
+from devstack.embedded import find_mosquitto, free_port
 from ingest import device_store
 from ingest.store import load_registry
+from runtime.settings import Settings
 from simulators.publisher import MqttPublisher, PublishError
 from tests.integration.helpers import eventually, running_service, scalar
 

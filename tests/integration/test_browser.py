@@ -18,8 +18,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devices.payload import Reading
-from gateway.embedded import EmbeddedBroker
-from gateway.seed import DEMO_PASSWORD
+from devstack.embedded import EmbeddedBroker
+from devstack.seed import DEMO_PASSWORD
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 

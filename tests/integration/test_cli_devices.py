@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from devices.provisioning import verify_password
-from gateway.cli import app
-from gateway.embedded import EmbeddedBroker
+from devstack.embedded import EmbeddedBroker
 from ingest import device_store
 from simulators.cohort import Cohort, read_ground_truth
 from simulators.drive import MqttSink, drive

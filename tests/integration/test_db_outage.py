@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from devices.payload import Reading
-from gateway.embedded import EmbeddedBroker, EmbeddedPostgres
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 

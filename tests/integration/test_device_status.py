@@ -13,9 +13,9 @@ import pytest
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from alerts.technical import DeviceWatch
+from alerts.detect.technical import DeviceWatch
 from devices import status, topics
-from gateway.embedded import EmbeddedBroker
+from devstack.embedded import EmbeddedBroker
 from simulators.publisher import BrokerAddress, MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from alerts.links import check_ack_token
+from alerts.notify.links import check_ack_token
 from devices.payload import Reading
-from gateway.embedded import EmbeddedBroker
+from devstack.embedded import EmbeddedBroker
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import (
     eventually,

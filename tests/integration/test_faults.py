@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import run_argv
 from devices.payload import Reading
-from gateway.cli import run_argv
-from gateway.embedded import EmbeddedBroker
+from devstack.embedded import EmbeddedBroker
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, scalar
 

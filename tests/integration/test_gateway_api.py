@@ -11,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from alerts.care import CareMetrics, CareTask, close_weeks, import_tag_visits, week_start
 from alerts.mutes import set_home_mode
-from gateway.care import CareMetrics, CareTask, close_weeks, import_tag_visits, week_start
 from tests.integration.helpers import Pool, assert_error, login, raise_sos
 
 pytestmark = pytest.mark.integration

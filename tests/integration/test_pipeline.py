@@ -12,12 +12,12 @@ import httpx
 import psycopg
 import pytest
 
-from alerts.channels import SIGNATURE_HEADER, verify
+from alerts.notify.channels import SIGNATURE_HEADER, verify
 from devices import topics
 from devices.payload import Reading, encode
-from gateway.embedded import EmbeddedBroker
-from gateway.seed import DEMO_PASSWORD
-from gateway.settings import Settings
+from devstack.embedded import EmbeddedBroker
+from devstack.seed import DEMO_PASSWORD
+from runtime.settings import Settings
 from simulators.home import SimDevice, SimulatedHome
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import (

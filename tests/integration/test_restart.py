@@ -20,11 +20,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from alerts import baselines
-from alerts.detect import default_detectors
-from alerts.replay import run_offline
+from alerts.detect import baselines
+from alerts.detect.detectors import default_detectors
+from alerts.detect.replay import run_offline
 from devices.payload import Reading
-from gateway.embedded import EmbeddedBroker
+from devstack.embedded import EmbeddedBroker
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 
@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, logging, sys
     from types import SimpleNamespace
-    from gateway.service import serve
+    from runtime.service import serve
     from tests.integration.helpers import make_settings
 
     logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")

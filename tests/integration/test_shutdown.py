@@ -11,15 +11,15 @@ import time
 
 import pytest
 
-from gateway.service import SHUTDOWN_STUCK_EXIT
+from runtime.service import SHUTDOWN_STUCK_EXIT
 
 pytestmark = pytest.mark.integration
 
 SCRIPT = textwrap.dedent(
     """
     import asyncio, os, signal, sys
-    from gateway.service import serve
-    from gateway.settings import Settings
+    from runtime.service import serve
+    from runtime.settings import Settings
 
     async def stubborn(running):
         while True:

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from gateway.embedded import EmbeddedBroker
-from gateway.seed import DEMO_PASSWORD
+from devstack.embedded import EmbeddedBroker
+from devstack.seed import DEMO_PASSWORD
 from simulators.publisher import MqttPublisher
 from tests.conftest import HttpReceiver, SmtpServer
 from tests.integration.helpers import eventually, make_settings, running_service, scalar

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerts.config import retry_delay_s
+from alerts.escalate.policy import Policy, Step, default_policy
+from alerts.escalate.rota import _uncovered
 from alerts.kpi import month_bounds
-from alerts.links import ack_token, check_ack_token
 from alerts.model import Category, Severity
-from alerts.policy import Policy, Step, default_policy
-from alerts.rota import _uncovered
+from alerts.notify.links import ack_token, check_ack_token
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 

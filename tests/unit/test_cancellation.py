@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.config import AlertMetrics, AlertSettings
-from alerts.dispatch import Dispatcher
+from alerts.notify.dispatch import Dispatcher
 
 
 class _DownPool:

@@ -1,4 +1,4 @@
-"""Unit tests for webhook signing and the webhook channel (alerts.channels)."""
+"""Unit tests for webhook signing and the webhook channel (alerts.notify.channels)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.channels import (
+from alerts.model import Alert, Category, Severity, Status
+from alerts.notify.channels import (
     SIGNATURE_HEADER,
     DeliveryError,
     Notice,
@@ -20,7 +21,6 @@ from alerts.channels import (
     sign,
     verify,
 )
-from alerts.model import Alert, Category, Severity, Status
 
 SECRET = b"a-webhook-secret-of-some-length"
 BODY = b'{"version":1,"type":"alert"}'

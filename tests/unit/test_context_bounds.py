@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from alerts.detect import DetectorSet, default_detectors
-from alerts.layout import Layout, PlacedDevice
-from alerts.learned import ASLEEP, CONTEXTS, HOME, OUT, SEATED, LearnedDetector
+from alerts.detect.detectors import DetectorSet, default_detectors
+from alerts.detect.layout import Layout, PlacedDevice
+from alerts.detect.learned import ASLEEP, CONTEXTS, HOME, OUT, SEATED, LearnedDetector
+from alerts.detect.replay import COLLAPSE_KINDS, run_offline
 from alerts.model import Category, Signal
-from alerts.replay import COLLAPSE_KINDS, run_offline
 from devices.payload import Reading
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -1,4 +1,4 @@
-"""Unit tests for the immediate detectors (alerts.detect)."""
+"""Unit tests for the immediate detectors (alerts.detect.detectors)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.detect import Detector, DetectorSet, SosDetector, default_detectors
+from alerts.detect.detectors import Detector, DetectorSet, SosDetector, default_detectors
 from alerts.model import Category, Severity, Signal
 from devices.payload import Reading
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from alerts.detect import Detector, HazardDetector, SosDetector, default_detectors
-from alerts.health import TemperatureWatch, VitalLimits, VitalsWatch
-from alerts.layout import Layout, PlacedDevice
-from alerts.learned import ASLEEP, HOME, SEATED, LearnedDetector
+from alerts.detect.detectors import Detector, HazardDetector, SosDetector, default_detectors
+from alerts.detect.health import TemperatureWatch, VitalLimits, VitalsWatch
+from alerts.detect.layout import Layout, PlacedDevice
+from alerts.detect.learned import ASLEEP, HOME, SEATED, LearnedDetector
+from alerts.detect.replay import load_dataset, run_offline
+from alerts.detect.rules import HOUR
+from alerts.detect.technical import DeviceWatch
 from alerts.model import Category, Severity, Signal
-from alerts.replay import load_dataset, run_offline
-from alerts.rules import HOUR
-from alerts.technical import DeviceWatch
 from devices.payload import Reading
 
 KINDS = {
@@ -530,7 +530,7 @@ def test_real_home_replay_and_injected_collapse() -> None:
 
 
 def test_cli_replay_offline_writes_json_lines(tmp_path: Path) -> None:
-    from gateway.cli import app
+    from cli.main import app
 
     out = tmp_path / "alerts.jsonl"
     events, sensors = _house("house_b")  # house A raises no alert at all
@@ -556,7 +556,7 @@ def test_cli_replay_offline_writes_json_lines(tmp_path: Path) -> None:
 
 
 def test_cli_replay_rejects_bad_input(tmp_path: Path) -> None:
-    from gateway.cli import app
+    from cli.main import app
 
     bad = tmp_path / "sensors.json"
     bad.write_text("{not json")

@@ -1,5 +1,5 @@
 """Where a silence began, sitting down after leaving a room, and a night flagged in error
-(alerts.learned): each test shows the rule's effect against the same stream without it."""
+(alerts.detect.learned): each test shows the rule's effect against the same stream without it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from alerts.layout import Layout, PlacedDevice
-from alerts.learned import LearnedDetector
-from alerts.replay import run_offline
-from alerts.rules import Rules
+from alerts.detect.layout import Layout, PlacedDevice
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.replay import run_offline
+from alerts.detect.rules import Rules
 from devices.payload import Reading
 
 T0 = datetime(2026, 1, 5, 7, tzinfo=UTC)  # a Monday, 07:00 UTC (the homes' zone is UTC)

@@ -9,11 +9,17 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from alerts.config import AlertSettings
-from alerts.detect import DeadMeterScreen, DetectorSet, default_detectors, sight_lost, utility_of
-from alerts.layout import Layout, PlacedDevice
+from alerts.detect.detectors import (
+    DeadMeterScreen,
+    DetectorSet,
+    default_detectors,
+    sight_lost,
+    utility_of,
+)
+from alerts.detect.layout import Layout, PlacedDevice
+from alerts.detect.technical import DeviceWatch
 from alerts.model import Category, Signal
 from alerts.service import AlertService, Installed
-from alerts.technical import DeviceWatch
 from devices import status, topics
 from devices.catalogue import CATALOGUE, HEARTBEAT
 from devices.payload import Reading
@@ -346,7 +352,7 @@ async def test_the_service_takes_a_status_message_to_the_watch() -> None:
     assert not watch.device_dead("h01-pir")
 
 
-# -- out of sight for the wellbeing rules (alerts.detect.sight_lost) ----------------------------
+# -- out of sight for the wellbeing rules (alerts.detect.detectors.sight_lost)
 
 
 def test_an_event_only_sensor_that_goes_quiet_is_not_out_of_sight() -> None:

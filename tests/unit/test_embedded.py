@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.embedded import EmbeddedBroker, EmbeddedPostgres
+from devstack.embedded import EmbeddedBroker, EmbeddedPostgres
 
 if TYPE_CHECKING:
     from tests.conftest import HttpReceiver, SmtpServer

@@ -1,4 +1,4 @@
-"""Scoring detectors against ground truth (alerts.evaluate) and the offline clock."""
+"""Scoring detectors against ground truth (alerts.detect.evaluate) and the offline clock."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.detect import DetectorSet, default_detectors
-from alerts.evaluate import evaluate_cohort, quantile_min
-from alerts.layout import Layout, PlacedDevice
+from alerts.detect.detectors import DetectorSet, default_detectors
+from alerts.detect.evaluate import evaluate_cohort, quantile_min
+from alerts.detect.layout import Layout, PlacedDevice
+from alerts.detect.replay import run_offline
+from alerts.detect.technical import DeviceWatch
 from alerts.model import Category, Severity, Signal
-from alerts.replay import run_offline
-from alerts.technical import DeviceWatch
 from devices.payload import Reading
 from simulators.cohort import Cohort
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.fallback import Contact, HomeContacts
-from alerts.fastpath import FastPath
 from alerts.model import Category, Severity, Signal
+from alerts.notify.fallback import Contact, HomeContacts
+from alerts.notify.fastpath import FastPath
 
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from alerts.config import AlertSettings
-from alerts.detect import default_detectors
-from alerts.layout import Layout, PlacedDevice
-from alerts.learned import LearnedDetector
+from alerts.detect.detectors import default_detectors
+from alerts.detect.layout import Layout, PlacedDevice
+from alerts.detect.learned import LearnedDetector
 from alerts.service import AlertService
 from devices import topics
 from devices.registry import DeviceRecord, Registry

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import alerts.tuning
-from alerts.detect import default_detectors
-from alerts.replay import Injection, RealHomeReport, evaluate_real_home, load_dataset
-from alerts.rules import HOUR, MINUTE, Rules
-from alerts.tuning import candidates, choose, leave_one_home_out, training_score
-from gateway.cli import app
+import alerts.detect.tuning
+from alerts.detect.detectors import default_detectors
+from alerts.detect.replay import Injection, RealHomeReport, evaluate_real_home, load_dataset
+from alerts.detect.rules import HOUR, MINUTE, Rules
+from alerts.detect.tuning import candidates, choose, leave_one_home_out, training_score
+from cli.main import app
 from tests.unit.test_real_home_eval import write_home
 
 T0 = datetime(2008, 3, 10, 12, tzinfo=UTC)
@@ -129,7 +129,7 @@ def test_evaluate_homes_loho_reports_each_home_held_out(
         ),
     )
     monkeypatch.setattr(
-        alerts.tuning, "candidates", lambda: [("lenient", lenient), ("default", base)]
+        alerts.detect.tuning, "candidates", lambda: [("lenient", lenient), ("default", base)]
     )
     folders = [tmp_path / f"home_{d}" for d in (8, 9, 10)]
     for d, folder in zip((8, 9, 10), folders, strict=True):

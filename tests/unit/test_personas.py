@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from alerts.detect import default_detectors
-from alerts.evaluate import COLLAPSE_ROWS, _incident_free_seconds, evaluate_cohort
-from alerts.layout import Layout, PlacedDevice
+from alerts.detect.detectors import default_detectors
+from alerts.detect.evaluate import COLLAPSE_ROWS, _incident_free_seconds, evaluate_cohort
+from alerts.detect.layout import Layout, PlacedDevice
 from devices.catalogue import HEARTBEAT
 from devices.payload import Reading
 from simulators.cohort import (

@@ -14,9 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from alerts.detect import default_detectors
-from alerts.model import Category, Severity, Signal
-from alerts.replay import (
+from alerts.detect.detectors import default_detectors
+from alerts.detect.replay import (
     CONTEXTS,
     UNANNOTATED,
     Dataset,
@@ -34,8 +33,9 @@ from alerts.replay import (
     score,
     sightings,
 )
+from alerts.model import Category, Severity, Signal
+from cli.main import app
 from devices.payload import Reading
-from gateway.cli import app
 
 TZ = ZoneInfo("Europe/Amsterdam")
 DAY0 = datetime(2008, 3, 3)  # local time (Europe/Amsterdam), a Monday; no DST change for weeks

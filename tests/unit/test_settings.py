@@ -1,4 +1,4 @@
-"""Unit tests for the one settings class (gateway.settings)."""
+"""Unit tests for the one settings class (runtime.settings)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from alerts.webpush import generate_private_key, public_key_of
-from gateway.settings import Settings, SettingsError, load_settings
+from alerts.notify.webpush import generate_private_key, public_key_of
 from ingest.db import DatabaseSettings
+from runtime.settings import Settings, SettingsError, load_settings
 
 REAL_WEBHOOK_SECRET = "wh-6f1c0e9a7b3d4e21a9c8"
 REAL_SESSION_SECRET = "ss-0b7e5d2c9a4f4c3e8d11"

@@ -1,4 +1,4 @@
-"""The detector state round trip (alerts.state, issue #14): stopped at any instant, saved as
+"""The detector state round trip (alerts.detect.state, issue #14): stopped at any instant, saved as
 the alerts stage saves it (baselines, `export_state` and the device watch, through msgpack),
 restored into a fresh detector set, the run goes on to raise exactly the signals (kind, home,
 event time) of the run that never stopped. The integration test (tests/integration/
@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from alerts.detect import DetectorSet, default_detectors
-from alerts.learned import ASLEEP, CONTEXTS, HOME, OUT, SEATED, LearnedDetector
+from alerts.detect.detectors import DetectorSet, default_detectors
+from alerts.detect.learned import ASLEEP, CONTEXTS, HOME, OUT, SEATED, LearnedDetector
+from alerts.detect.state import encode
+from alerts.detect.technical import DeviceWatch
 from alerts.model import Signal
-from alerts.state import encode
-from alerts.technical import DeviceWatch
 from devices.payload import Reading
 from tests.unit.test_context_bounds import (
     ASLEEP_AT,

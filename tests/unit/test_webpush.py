@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alerts.channels import DeliveryError, Notice, SubscriptionGone, WebPushChannel
 from alerts.model import Severity
-from alerts.webpush import (
+from alerts.notify.channels import DeliveryError, Notice, SubscriptionGone, WebPushChannel
+from alerts.notify.webpush import (
     VapidKeys,
     generate_private_key,
     load_keys,

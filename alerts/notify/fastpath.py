@@ -39,11 +39,11 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
-from alerts.channels import Channel, DeliveryError, Notice
 from alerts.config import Clock, utc_now
-from alerts.fallback import Contact, EmergencyFallback, unstored_alert
 from alerts.model import Alert, Severity, Signal
 from alerts.mutes import NEVER_MUTED
+from alerts.notify.channels import Channel, DeliveryError, Notice
+from alerts.notify.fallback import Contact, EmergencyFallback, unstored_alert
 
 log = logging.getLogger(__name__)
 

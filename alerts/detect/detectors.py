@@ -11,15 +11,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from alerts.layout import Role, classify
+from alerts.detect.layout import Role, classify
 from alerts.model import Category, Severity, Signal
 from devices.catalogue import CATALOGUE, SOS_KINDS
 from devices.payload import Reading
 
 if TYPE_CHECKING:
-    from alerts.layout import Layout
-    from alerts.rules import Rules
-    from alerts.technical import DeviceWatch
+    from alerts.detect.layout import Layout
+    from alerts.detect.rules import Rules
+    from alerts.detect.technical import DeviceWatch
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +212,10 @@ def sight_lost(watch: DeviceWatch, home_id: str) -> bool:
 
 def default_detectors(layout: Layout | None = None, rules: Rules | None = None) -> DetectorSet:
     """The detectors the service runs: immediate first, so they are never held up."""
-    from alerts.health import TemperatureWatch, VitalsWatch
-    from alerts.learned import LearnedDetector
-    from alerts.rules import Rules
-    from alerts.technical import DeviceWatch
+    from alerts.detect.health import TemperatureWatch, VitalsWatch
+    from alerts.detect.learned import LearnedDetector
+    from alerts.detect.rules import Rules
+    from alerts.detect.technical import DeviceWatch
 
     rules = rules or Rules()
     watch = DeviceWatch(rules.technical)

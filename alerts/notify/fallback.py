@@ -19,9 +19,9 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.channels import Channel, DeliveryError, Notice
 from alerts.config import Clock, utc_now
 from alerts.model import Alert, Signal, Status
+from alerts.notify.channels import Channel, DeliveryError, Notice
 from ingest.db import read_in_chunks
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from alerts.replay import Dataset
+    from alerts.detect.replay import Dataset
     from devices.recorded import RecordedDevice
 
 console = Console(stderr=True)
@@ -58,8 +58,8 @@ def replay(
 ) -> None:
     """Replay a recorded home through the detectors and list the alerts they raise
     (--offline), or publish it through the broker as its devices would (live)."""
-    from alerts.detect import default_detectors
-    from alerts.replay import DatasetError, load_dataset, run_offline, signal_json
+    from alerts.detect.detectors import default_detectors
+    from alerts.detect.replay import DatasetError, load_dataset, run_offline, signal_json
     from devices.recorded import as_sent
 
     try:
@@ -123,7 +123,7 @@ async def replay_live(
     """Register the recorded home and its devices (room, time zone), then publish its
     readings and heartbeats at QoS 1 from now on, `speed` times faster than recorded,
     with the timestamps of when they are sent. Returns how many were published."""
-    from alerts.layout import classify
+    from alerts.detect.layout import classify
     from devices import topics
     from devices.recorded import as_sent
     from devices.status import online
@@ -201,7 +201,7 @@ def _replay_live_cmd(
 ) -> None:  # fmt: skip
     from zoneinfo import ZoneInfo
 
-    from gateway.cli import _endpoints
+    from cli.main import _endpoints
 
     first = None
     if start is not None:
@@ -276,10 +276,16 @@ def evaluate_homes(
     """Real homes, per home and per context (awake at home, asleep, out): false alarms a day
     untouched; injected collapses missed within 12 h / 24 h, delay, and excess delay over the
     natural gap (from when the untouched recording next saw the resident to the alert)."""
-    from alerts.detect import default_detectors
-    from alerts.replay import DatasetError, RealHomeReport, evaluate_real_home, load_dataset, score
-    from alerts.rules import Rules
-    from alerts.tuning import candidates, evaluate_grid, leave_one_home_out, training_score
+    from alerts.detect.detectors import default_detectors
+    from alerts.detect.replay import (
+        DatasetError,
+        RealHomeReport,
+        evaluate_real_home,
+        load_dataset,
+        score,
+    )
+    from alerts.detect.rules import Rules
+    from alerts.detect.tuning import candidates, evaluate_grid, leave_one_home_out, training_score
 
     if per_context < 0 or (instants is not None and instants < 0) or (loho and len(homes) < 2):
         console.print(
@@ -345,7 +351,7 @@ def evaluate_homes(
 
 def _print_homes(out: dict[str, Any], loho: bool) -> None:
     """The table of `evaluate-homes`: per home (and in total), all contexts then each."""
-    from alerts.replay import CONTEXTS
+    from alerts.detect.replay import CONTEXTS
 
     title = "Real homes: untouched replay and injected collapse"
     table = Table(title=title + (" (each home held out)" if loho else ""))
@@ -402,9 +408,9 @@ def evaluate(
 ) -> None:
     """A simulated cohort with injected incidents through the detectors, scored per kind
     (with --personas, also per persona archetype)."""
-    from alerts.detect import default_detectors
-    from alerts.evaluate import evaluate_cohort
-    from alerts.layout import Layout, PlacedDevice
+    from alerts.detect.detectors import default_detectors
+    from alerts.detect.evaluate import evaluate_cohort
+    from alerts.detect.layout import Layout, PlacedDevice
     from simulators.cohort import Cohort
 
     if homes < 1 or days < 1 or incidents < 0:

@@ -28,9 +28,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from alerts.detect import IMMEDIATE_KINDS, DetectorSet
+from alerts.detect.detectors import IMMEDIATE_KINDS, DetectorSet
+from alerts.detect.replay import run_offline
 from alerts.model import Category, Signal
-from alerts.replay import run_offline
 from devices.payload import Reading
 
 DAILY_KINDS = frozenset({"low_activity", "no_utility_use"})

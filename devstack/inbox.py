@@ -17,8 +17,8 @@ from aiosmtpd.controller import Controller
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from alerts.channels import SIGNATURE_HEADER, verify
-from gateway.embedded import free_port
+from alerts.notify.channels import SIGNATURE_HEADER, verify
+from devstack.embedded import free_port
 
 
 @dataclass(slots=True, frozen=True)

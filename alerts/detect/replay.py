@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerts.detect import Detector
-from alerts.layout import Layout, PlacedDevice, Role
+from alerts.detect.detectors import Detector
+from alerts.detect.layout import Layout, PlacedDevice, Role
 from alerts.model import Category, Signal
 from devices.payload import Reading
 
 # The dataset's sensor kinds, as the catalogue's device kind and metric that report them: the
 # offline replay reads the same readings as the live one publishes (`eldercare replay`
 # without --offline), and the ingest decoder accepts them. Every kind has the role it had
-# before it had a catalogue row (alerts.layout): a `contact` is a cupboard or drawer
+# before it had a catalogue row (alerts.detect.layout): a `contact` is a cupboard or drawer
 # (activity wherever it is; a `door_contact` in the hall would be the entry door live), a
 # flush or sink float and an appliance's reed switch are activity and utility use.
 DATASET_KINDS: dict[str, tuple[str, str]] = {

@@ -1,6 +1,6 @@
 """The detectors' state across restarts: saved, restored, and caught up from stored readings.
 
-What a restart must not forget is more than the learned baselines (alerts.baselines): a
+What a restart must not forget is more than the learned baselines (alerts.detect.baselines): a
 silence in progress, the occupancy context (home / asleep / out), an open bathroom stay, a
 pending `not_back` deadline, which devices went quiet. `keep` saves, every `interval_s`, the
 homes whose state changed (msgpack of `LearnedDetector.export_state`, a few KiB a home) with
@@ -25,10 +25,10 @@ import numpy as np
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.detect import DetectorSet
-from alerts.learned import LearnedDetector
+from alerts.detect.detectors import DetectorSet
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.technical import DeviceWatch
 from alerts.model import Signal
-from alerts.technical import DeviceWatch
 from devices.payload import Reading
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ console = Console(stderr=True)
 
 
 def _dsn() -> str:
-    from gateway.settings import SettingsError, load_settings
+    from runtime.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()
@@ -106,7 +106,7 @@ def rota_show(
     hours: Annotated[float, typer.Option(help="how far ahead")] = 48,
 ) -> None:
     """Shifts from now, who is on duty now, and hours with nobody on duty."""
-    from alerts import rota
+    from alerts.escalate import rota
 
     now = datetime.now(UTC)
 
@@ -150,7 +150,7 @@ def rota_add(
     end: Annotated[str, typer.Option(help="ISO time")],
 ) -> None:
     """Add a shift."""
-    from alerts import rota
+    from alerts.escalate import rota
 
     async def go() -> int:
         async with await psycopg.AsyncConnection.connect(_dsn()) as conn:
@@ -167,7 +167,7 @@ def rota_add(
 @rota_app.command("remove")
 def rota_remove(shift_id: Annotated[int, typer.Argument(help="shift id")]) -> None:
     """Remove a shift."""
-    from alerts import rota
+    from alerts.escalate import rota
 
     async def go() -> bool:
         async with await psycopg.AsyncConnection.connect(_dsn()) as conn:

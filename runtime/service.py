@@ -24,9 +24,16 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from alerts import baselines, push_store, state
 from alerts import store as alert_store
-from alerts.channels import (
+from alerts.care import CareMetrics, CareTask
+from alerts.config import AlertMetrics, utc_now
+from alerts.detect import baselines, state
+from alerts.detect.detectors import IMMEDIATE_KINDS, default_detectors
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.technical import DeviceWatch
+from alerts.escalate.rota import RotaWatch
+from alerts.notify import push_store
+from alerts.notify.channels import (
     AppriseChannel,
     Channel,
     ConsoleChannel,
@@ -35,28 +42,22 @@ from alerts.channels import (
     WebhookChannel,
     WebPushChannel,
 )
-from alerts.commands import MqttCommandPublisher
-from alerts.config import AlertMetrics, utc_now
-from alerts.detect import IMMEDIATE_KINDS, default_detectors
-from alerts.dispatch import Dispatcher
-from alerts.fallback import EmergencyFallback
-from alerts.fastpath import FastPath
-from alerts.learned import LearnedDetector
-from alerts.rota import RotaWatch
+from alerts.notify.commands import MqttCommandPublisher
+from alerts.notify.dispatch import Dispatcher
+from alerts.notify.fallback import EmergencyFallback
+from alerts.notify.fastpath import FastPath
+from alerts.notify.webpush import VapidKeys, load_keys
 from alerts.service import AlertService, urgent_filters
-from alerts.technical import DeviceWatch
 from alerts.watchdog import PipelineWatchdog
-from alerts.webpush import VapidKeys, load_keys
 from devices.payload import Reading
 from gateway.app import AppContext, create_app
-from gateway.care import CareMetrics, CareTask
 from gateway.live import Broadcaster
-from gateway.settings import Settings
 from ingest import store as ingest_store
 from ingest.migrate import migrate
 from ingest.mqtt import Subscriber
 from ingest.registry import RegistryCache
 from ingest.service import IngestMetrics, IngestWorker
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 SHUTDOWN_STUCK_EXIT = 70  # EX_SOFTWARE
@@ -131,7 +132,7 @@ ExtraTask = Callable[[Running], Awaitable[None]]
 
 def vapid_keys(settings: Settings) -> VapidKeys:
     """The web push VAPID keys: from settings, or (development) created once in the state
-    directory. Production settings cannot load without them (see gateway.settings)."""
+    directory. Production settings cannot load without them (see runtime.settings)."""
     a = settings.alerts
     return load_keys(
         None if a.vapid_private_key is None else a.vapid_private_key.get_secret_value(),

@@ -13,8 +13,8 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from alerts.layout import Layout, PlacedDevice
-from alerts.learned import Baseline, LearnedDetector
+from alerts.detect.layout import Layout, PlacedDevice
+from alerts.detect.learned import Baseline, LearnedDetector
 from ingest.db import read_in_chunks
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import aiosmtplib
 import httpx
 
 from alerts.model import Alert
-from alerts.webpush import VapidKeys, parse_target
+from alerts.notify.webpush import VapidKeys, parse_target
 
 SIGNATURE_HEADER = "X-Eldercare-Signature"
 

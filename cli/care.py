@@ -10,8 +10,8 @@ import psycopg
 import typer
 from rich.console import Console
 
-from gateway.care import close_weeks, import_tag_visits
-from gateway.settings import SettingsError, load_settings
+from alerts.care import close_weeks, import_tag_visits
+from runtime.settings import SettingsError, load_settings
 
 care_app = typer.Typer(help="Care visits: staff tags and the weekly check.", no_args_is_help=True)
 _console = Console(stderr=True)

@@ -44,7 +44,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer) -> None:
 def _dsn(database_url: str | None) -> str:
     if database_url:
         return database_url
-    from gateway.cli import _endpoints  # lazily: gateway.cli imports this module
+    from cli.main import _endpoints  # lazily: cli.main imports this module
 
     return _endpoints(None)[0]
 
@@ -307,7 +307,7 @@ async def _simulate(
             sink = DatabaseSink(conn, cohort.registry(), timedelta(days=cohort.days + 2))
         else:
             if mqtt_url is None:
-                from gateway.cli import _endpoints
+                from cli.main import _endpoints
 
                 _, mqtt_url, protocol = _endpoints(None)
             proto: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"

@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from alerts.webpush import Subscription
+from alerts.notify.webpush import Subscription
 
 Conn = psycopg.AsyncConnection[Any]
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alerts.detect.rules import TechnicalRule
 from alerts.model import Category, Severity, Signal
-from alerts.rules import TechnicalRule
 from devices.catalogue import CATALOGUE, HEARTBEAT, Link
 from devices.payload import Reading
 

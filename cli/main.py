@@ -17,9 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli_alerting import register as register_alerting
-from gateway.cli_gateway import care_app
-from gateway.settings import Settings, SettingsError, load_settings
+from cli.alerting import register as register_alerting
+from cli.care import care_app
+from runtime.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     help="Eldercare monitoring service.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -75,11 +75,11 @@ def up(
 ) -> None:
     """Start everything on this machine: embedded PostgreSQL and MQTT broker, the service,
     simulated homes and the web pages. Ctrl-C stops; running it again resumes."""
-    from gateway.demo import DemoInbox
-    from gateway.embedded import EmbeddedBroker, EmbeddedPostgres
-    from gateway.seed import DEMO_PASSWORD, seed_demo
-    from gateway.service import Running, serve
+    from devstack.embedded import EmbeddedBroker, EmbeddedPostgres
+    from devstack.inbox import DemoInbox
+    from devstack.seed import DEMO_PASSWORD, seed_demo
     from ingest.migrate import migrate
+    from runtime.service import Running, serve
     from simulators.live import run_homes
     from simulators.publisher import MqttPublisher
 
@@ -175,7 +175,7 @@ def run(
     ] = "ingest,alerts,gateway",
 ) -> None:
     """Run the service against an external broker and database (ELDERCARE_* settings)."""
-    from gateway.service import serve
+    from runtime.service import serve
 
     settings = _settings()
     _logging(settings.log_level)
@@ -207,7 +207,7 @@ def migrate_cmd() -> None:
 @app.command("seed-demo")
 def seed_demo_cmd(homes: int = 20) -> None:
     """Create the demo region in the configured database."""
-    from gateway.seed import seed_demo
+    from devstack.seed import seed_demo
 
     settings = _settings()
 
@@ -277,7 +277,7 @@ def simulate_homes_cmd(
         asyncio.run(go())
 
 
-from gateway import cli_detect  # noqa: E402
+from cli import detect as cli_detect  # noqa: E402
 
 cli_detect.register(app)
 
@@ -300,7 +300,7 @@ def run_argv(components: str) -> list[str]:
     return [
         sys.executable,
         "-c",
-        "from gateway.cli import main; main()",
+        "from cli.main import main; main()",
         "run",
         "--components",
         components,
@@ -312,6 +312,6 @@ def main() -> None:
     app()
 
 
-from gateway.cli_devices import register as _register_device_commands  # noqa: E402
+from cli.devices import register as _register_device_commands  # noqa: E402
 
 _register_device_commands(app, simulate_app)

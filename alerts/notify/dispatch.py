@@ -13,11 +13,11 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
-from alerts.channels import Channel, DeliveryError, Notice
-from alerts.commands import CommandSink
 from alerts.config import AlertMetrics, AlertSettings, Clock, retry_delay_s, utc_now
-from alerts.links import ack_token
 from alerts.model import Outgoing, Scope
+from alerts.notify.channels import Channel, DeliveryError, Notice
+from alerts.notify.commands import CommandSink
+from alerts.notify.links import ack_token
 
 log = logging.getLogger(__name__)
 ACK_ROLES = frozenset({"village_worker", "town_staff", "district_staff", "operator"})
