@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.config import Clock, utc_now
+from alerts.escalate.routing import Routing
 from alerts.model import Category, Severity, Signal
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,7 @@ class ClosedWeek:
     alert_id: int | None
 
 
-async def close_weeks(
-    conn: Conn, now: datetime, repeat: timedelta | store.Routing
-) -> list[ClosedWeek]:
+async def close_weeks(conn: Conn, now: datetime, repeat: timedelta | Routing) -> list[ClosedWeek]:
     """Close the last full week (in each home's time zone) of every elder living alone that
     is not closed yet; a week short of `VISITS_PER_WEEK` visits raises a `care_visits`
     alert, unless the home was in away / hospital mode (`home_modes`) during it or the home
@@ -193,7 +192,7 @@ class CareTask:
     def __init__(
         self,
         pool: AsyncConnectionPool[Any],
-        repeat: timedelta | store.Routing,
+        repeat: timedelta | Routing,
         poll_s: float = 60.0,
         clock: Clock = utc_now,
         metrics: CareMetrics | None = None,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-from alerts.notify.webpush import DEFAULT_SUBJECT, check_subject, load_keys
+from alerts.vapid import DEFAULT_SUBJECT, check_subject, load_keys
 
 Clock = Callable[[], datetime]
 
@@ -34,6 +34,9 @@ class AlertSettings(BaseModel):
     """Tuning of the alerts stage."""
 
     client_id: str = "eldercare-alerts"
+    care_poll_s: float = Field(
+        default=60.0, gt=0, description="how often tag visits are imported and weeks closed"
+    )
     retry_base_s: float = Field(
         default=5.0,
         gt=0,
@@ -62,7 +65,7 @@ class AlertSettings(BaseModel):
     fast_path: bool = Field(
         default=True,
         description="the urgent path sends an emergency's first round from memory while the "
-        "alert is stored, instead of after (alerts/notify/fastpath.py)",
+        "alert is stored, instead of after (alerts/emergency/fastpath.py)",
     )
     fast_path_refresh_s: float = Field(default=2.0, gt=0)
     urgent_separate: bool = Field(

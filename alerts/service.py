@@ -7,24 +7,22 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from alerts import store
-from alerts.config import AlertMetrics, AlertSettings, Clock, retry_delay_s, utc_now
+from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
 from alerts.detect.detectors import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
 from alerts.detect.layout import Layout
 from alerts.detect.learned import LearnedDetector
 from alerts.detect.state import Marks, catch_up
 from alerts.detect.technical import DeviceWatch
-from alerts.model import Raised, Severity, Signal
-from alerts.mutes import MuteChain, default_mutes
-from alerts.notify.dispatch import Dispatcher
-from alerts.notify.fallback import EmergencyFallback
-from alerts.notify.fastpath import Attempt, FastPath, Prepared
+from alerts.emergency.path import EmergencyPath
+from alerts.model import Signal
+from alerts.writer import SignalWriter
 from devices import payload, status, topics
 from devices.catalogue import CATALOGUE, SOS_KINDS
 from devices.payload import Reading, Rejection
@@ -71,75 +69,92 @@ def is_cancel(reading: Reading) -> bool:
     return reading.kind in SOS_KINDS and reading.metric == "cancel" and reading.value == 1.0
 
 
+@dataclass(slots=True, frozen=True)
+class Sources:
+    """Where the alerts stage's messages come from, and the registry copy they are decoded
+    against."""
+
+    cache: RegistryCache
+    stream: Subscriber | None = None
+    """Every reading and every device status (`AlertService.filters`); None: not here."""
+    urgent: Subscriber | None = None
+    """The urgent devices' readings only (`urgent_filters`); None: the urgent path is not
+    here."""
+    urgent_grace_s: float = 0.0
+    """With the urgent path in a process of its own: how long after a new urgent device
+    appears the full stream still raises its emergencies too (see `refresh_urgent`)."""
+
+
+@dataclass(slots=True, frozen=True)
+class Detection:
+    """The detectors, and what keeps them in step with the registry and across restarts."""
+
+    detectors: DetectorSet
+    """The full stream's detectors."""
+    immediate: DetectorSet = field(default_factory=immediate_detectors)
+    """The urgent path's detectors (SOS, smoke, gas...)."""
+    marks: Marks | None = None
+    """The last reading handled per device (alerts.detect.state): a reading the detectors'
+    saved state holds already (the broker handing it again after a restart) is not observed
+    twice."""
+    stored: Callable[[], Awaitable[list[Reading]]] | None = None
+    """The readings ingest stored since that state was saved, replayed at start (`resume`)."""
+    installed: Callable[[], Awaitable[list[Installed]]] | None = None
+    """Every registered device and its install time, to seed the device watch (at start);
+    None: the times are unknown (expected from now)."""
+    layout: Callable[[], Awaitable[Layout]] | None = None
+    """Loads the detectors' layout (rooms, time zones) again after the registry changed."""
+    layout_of: Registry | None = None
+    """The registry copy the detectors' current layout was loaded with."""
+
+
 class AlertService:
     """Runs readings through the detectors and stores what they raise.
 
     It has its own QoS 1 subscription, separate from ingest's batching, and a second,
     `urgent`, one to only the topics of urgent devices (see `urgent_filters`), so that an SOS
     waits neither behind bulk writes nor behind the full stream of readings. A message is
-    acknowledged once what it raised is committed.
+    acknowledged once what it raised is committed (`EmergencyPath.raise_signals`); what
+    the clock and the replay at start raise is stored by the `SignalWriter`.
     """
 
     def __init__(
         self,
         settings: AlertSettings,
-        pool: AsyncConnectionPool[Any],
-        subscriber: Subscriber | None,
-        cache: RegistryCache,
-        detectors: DetectorSet,
-        dispatcher: Dispatcher,
+        sources: Sources,
+        detection: Detection,
+        writer: SignalWriter,
+        emergency: EmergencyPath,
         metrics: AlertMetrics,
         clock: Clock = utc_now,
-        fallback: EmergencyFallback | None = None,
-        urgent: Subscriber | None = None,
-        immediate: DetectorSet | None = None,
-        mutes: MuteChain | None = None,
-        fast: FastPath | None = None,
-        urgent_grace_s: float = 0.0,
-        layout: Callable[[], Awaitable[Layout]] | None = None,
-        layout_of: Registry | None = None,
-        installed: Callable[[], Awaitable[list[Installed]]] | None = None,
-        marks: Marks | None = None,
-        stored: Callable[[], Awaitable[list[Reading]]] | None = None,
     ) -> None:
         self._settings = settings
-        # The last reading handled per device (alerts.detect.state): a reading the detectors' saved
-        # state holds already (the broker handing it again after a restart) is not observed
-        # twice. `stored` gives, at start, the readings ingest stored since that state was
-        # saved, replayed before the live stream (`resume`).
-        self.marks = marks
-        self._stored = stored
+        self._cache = sources.cache
+        self._sub = sources.stream
+        self._urgent = sources.urgent
+        self._urgent_grace_s = sources.urgent_grace_s
+        self._detectors = detection.detectors
+        self._immediate = detection.immediate
+        self.marks = detection.marks
+        self._stored = detection.stored
+        self._load_installed = detection.installed
+        self._load_layout = detection.layout
+        self._layout_of = detection.layout_of  # the registry copy the layout was loaded with
+        self._writer = writer
+        self._emergency = emergency
+        self._metrics = metrics
+        self._clock = clock
         self._resumed = asyncio.Event()  # the clock waits for the replay (`tick`)
-        # Seeds the device watch with every registered device and its install time (at
-        # start); `_watch_of` is the registry copy the watch last followed.
-        self._load_installed = installed
-        self._watch_of: Registry | None = None
-        # Loads the detectors' layout (rooms, time zones) again after the registry changed;
-        # `_layout_of` is the registry copy the current one was loaded with.
-        self._load_layout = layout
-        self._layout_of = layout_of
+        self._watch_of: Registry | None = None  # the registry copy the watch last followed
         self._layout_retry_at = 0.0
-        self._fast = fast
         self.last_reading_at = clock()  # wall time of the last reading on the full stream
-        self._urgent = urgent
         # Urgent topic -> monotonic time from which the full stream leaves its emergencies
         # to the urgent path (see `refresh_urgent`).
         self._urgent_from: dict[str, float] = {}
-        self._urgent_grace_s = urgent_grace_s
         self._followed: Registry | None = None
-        self._immediate = immediate or immediate_detectors()
-        self._fallback = fallback
         self._pending: set[asyncio.Task[None]] = set()
         self._device_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._urgent_slots = asyncio.Semaphore(64)
-        self._mutes = mutes if mutes is not None else default_mutes()
-        self._pool = pool
-        self._sub = subscriber
-        self._cache = cache
-        self._detectors = detectors
-        self._dispatcher = dispatcher
-        self._metrics = metrics
-        self._clock = clock
 
     @staticmethod
     def filters() -> list[str]:
@@ -158,18 +173,20 @@ class AlertService:
     async def seed_watch(self) -> int:
         """Expect every registered device from its install time on (so that one that never
         reports, or stopped while this process was down, is flagged after its grace).
-        Without the install times (the database unreachable), from now. Returns how many
-        devices were new to the watch."""
+        Without the install times (none given, or the database unreachable), from now.
+        Returns how many devices were new to the watch."""
         watch = self.watch()
         if watch is None:
             return 0
         registry = self._cache.current
         now = self._clock()
-        try:
-            load = self._load_installed or (lambda: load_installed(self._pool))
-            installed = await load()
-        except Exception as exc:  # whatever it is, the registry copy still names them
-            log.warning("no install times for the device watch (%r); expecting from now", exc)
+        installed: list[Installed] | None = None
+        if self._load_installed is not None:
+            try:
+                installed = await self._load_installed()
+            except Exception as exc:  # whatever it is, the registry copy still names them
+                log.warning("no install times for the device watch (%r); expecting from now", exc)
+        if installed is None:
             installed = [(d.device_id, d.home_id, d.kind, now) for d in registry]
         new = sum(watch.expect(d, h, k, min(at, now)) for d, h, k, at in installed)
         if installed:  # devices restored from before the restart but since removed
@@ -222,211 +239,6 @@ class AlertService:
             reason=parsed.reason,
         )
 
-    async def _store_once(
-        self, signal: Signal, alert_id: int | None = None, hold_s: float = 0.0
-    ) -> Raised | None:
-        """Store a signal once, unless a mute holds it back (then it is recorded as
-        suppressed and None is returned). `alert_id` / `hold_s`: see `store.raise_signal`."""
-        async with self._pool.connection(timeout=self._settings.store_timeout_s) as conn:
-            now = self._clock()
-            muted = await self._mutes.check(conn, signal, now)
-            if muted is not None:
-                await self._mutes.record(conn, signal, muted)
-                await conn.commit()
-                log.info(
-                    "%s at %s muted by %s: %s",
-                    signal.kind,
-                    signal.home_id,
-                    muted.stage,
-                    muted.reason,
-                )
-                return None
-            await conn.commit()
-            return await store.raise_signal(
-                conn, signal, now, self._dispatcher.routing, alert_id, hold_s
-            )
-
-    async def raise_signal(
-        self, signal: Signal, alert_id: int | None = None, hold_s: float = 0.0
-    ) -> Raised | None:
-        """Store a signal (None when muted), retrying while the database is unreachable."""
-        delay = 0.1
-        while True:
-            try:
-                raised = await self._store_once(signal, alert_id, hold_s)
-                break
-            except (psycopg.OperationalError, TimeoutError) as exc:
-                log.error(
-                    "could not store %s alert for %s (%r); retrying",
-                    signal.kind,
-                    signal.home_id,
-                    exc,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        self._opened(signal, raised)
-        return raised
-
-    def _opened(self, signal: Signal, raised: Raised | None) -> None:
-        if raised is not None and raised.created:
-            self._metrics.opened.labels(signal.kind, signal.severity.value).inc()
-            log.warning("alert %d opened: %s at %s", raised.alert_id, signal.kind, signal.home_id)
-        self._dispatcher.wake()
-
-    async def _store_later(
-        self,
-        signals: list[tuple[Signal, Prepared | None, list[Attempt]]],
-        msg: Message,
-        sub: Subscriber,
-    ) -> None:
-        for signal, prepared, attempts in signals:
-            if prepared is None:
-                await self.raise_signal(signal)
-                continue
-            raised = await self.raise_signal(signal, prepared.alert.id, self._hold_s())
-            await self._told_ahead(signal, prepared, attempts, raised)
-        sub.ack(msg)
-
-    def _hold_s(self) -> float:
-        return 0.0 if self._fast is None else self._fast.hold_s
-
-    async def _told_ahead(
-        self,
-        signal: Signal,
-        prepared: Prepared,
-        attempts: list[Attempt],
-        raised: Raised | None,
-    ) -> None:
-        """After the fast path: record how its sends went against the stored first round."""
-        assert self._fast is not None
-        self._fast.stored(signal.home_id, signal.kind, None if raised is None else raised.alert_id)
-        if raised is None or raised.alert_id != prepared.alert.id:
-            # Muted after all, or an unresolved alert of this kind existed: the fast path's
-            # notice named an alert that was not stored under that id.
-            log.warning(
-                "fast path told %d people of %s at %s as alert %d, stored as %s",
-                sum(a.ok for a in attempts),
-                signal.kind,
-                signal.home_id,
-                prepared.alert.id,
-                "muted" if raised is None else f"alert {raised.alert_id}",
-            )
-            return
-        for attempt in range(5):
-            try:
-                recorded = await self._fast.record(
-                    raised.alert_id, attempts, self._retry_at, self._dispatcher.routing.channels
-                )
-                break
-            except (psycopg.OperationalError, TimeoutError) as exc:
-                log.error("fast-path sends not recorded (%r); retrying", exc)
-                await asyncio.sleep(0.2 * 2**attempt)
-        else:
-            return  # the hold runs out and the dispatcher sends the round again
-        self._metrics.notifications.labels("fast_path", "sent").inc(recorded)
-        self._dispatcher.wake()
-
-    async def _raise_all(self, signals: list[Signal], msg: Message, sub: Subscriber) -> bool:
-        """Store `signals`; True when all are committed. What cannot be stored now is
-        retried in the background (acknowledging `msg` after), and a critical one is sent
-        straight away from the fallback's cached contacts, so one outage does not hold up
-        the next emergency."""
-        failed: list[tuple[Signal, Prepared | None, list[Attempt]]] = []
-        opened: list[int] = []
-        for signal in signals:
-            prepared = None
-            if sub is self._urgent and self._fast is not None:
-                prepared = self._fast.take(signal)
-            sending = (
-                None
-                if prepared is None
-                else asyncio.create_task(self._fast_send(prepared), name="alerts-fast-path")
-            )
-            if failed:
-                failed.append((signal, prepared, [] if sending is None else await sending))
-                continue
-            try:
-                raised = (
-                    await self._store_once(signal)
-                    if prepared is None
-                    else await self._store_once(signal, prepared.alert.id, self._hold_s())
-                )
-                self._opened(signal, raised)
-                if sending is not None and prepared is not None:
-                    await self._told_ahead(signal, prepared, await sending, raised)
-                    continue
-                if self._fast is not None and sub is self._urgent and raised is not None:
-                    # Stored without the fast path (e.g. before it was ready): from now on a
-                    # press in this home is evidence for this alert, not news to tell of.
-                    self._fast.stored(signal.home_id, signal.kind, raised.alert_id)
-                if raised is not None and raised.created and signal.severity is Severity.CRITICAL:
-                    opened.append(raised.alert_id)
-            except (psycopg.OperationalError, TimeoutError) as exc:
-                log.error("alert store unavailable (%r)", exc)
-                failed.append((signal, prepared, [] if sending is None else await sending))
-        if sub is self._urgent:
-            # An emergency's first notifications go out now, not at the dispatcher's next
-            # turn; whatever this misses, the dispatcher (already woken) sends.
-            for alert_id in opened:
-                try:
-                    await self._dispatcher.send_now(alert_id)
-                except (psycopg.Error, TimeoutError) as exc:
-                    log.error(
-                        "immediate send for alert %d failed (%r); dispatcher retries", alert_id, exc
-                    )
-        if not failed:
-            return True
-        if self._fallback is not None:
-            for signal, _prepared, attempts in failed:
-                if signal.severity is Severity.CRITICAL and not any(a.ok for a in attempts):
-                    self._metrics.fallback.inc(await self._fallback.notify(signal))
-        task = asyncio.create_task(self._store_later(failed, msg, sub), name="alerts-store-later")
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-        return False
-
-    async def _fast_send(self, prepared: Prepared) -> list[Attempt]:
-        assert self._fast is not None
-        attempts = await self._fast.send(prepared)
-        log.warning(
-            "alert %d (%s at %s): fast path delivered %d of %d first notifications",
-            prepared.alert.id,
-            prepared.alert.kind,
-            prepared.alert.home_id,
-            sum(a.ok for a in attempts),
-            len(attempts),
-        )
-        return attempts
-
-    def _retry_at(self, attempts: int) -> datetime | None:
-        """When a failed first-round send is tried again (as the dispatcher would)."""
-        if attempts + 1 >= self._settings.max_attempts:
-            return None
-        return self._clock() + timedelta(
-            seconds=retry_delay_s(self._settings.retry_base_s, attempts)
-        )
-
-    async def clear(self, home_id: str, kind: str, reason: str) -> int | None:
-        """The data shows the condition is over: resolve the home's alert of this kind with
-        the reason recorded (a detector's "all clear"). Returns the alert id, if one was open."""
-        async with self._pool.connection() as conn:
-            cleared = await store.clear_by_data(conn, home_id, kind, reason, self._clock())
-        if cleared is not None:
-            self._dispatcher.wake()
-        return cleared
-
-    async def self_cancel(self, reading: Reading) -> tuple[int | None, bool]:
-        """A cancel from the elder's SOS button (recorded; cancels within the window)."""
-        window = timedelta(seconds=self._settings.sos_cancel_window_s)
-        async with self._pool.connection() as conn:
-            alert_id, cancelled = await store.self_cancel(
-                conn, reading.home_id, reading.device_id, reading.ts, window
-            )
-        if cancelled:
-            log.warning("alert %s cancelled by the elder on %s", alert_id, reading.device_id)
-            self._dispatcher.wake()
-        return alert_id, cancelled
-
     async def handle(self, msg: Message, urgent: bool = False) -> None:
         """Detect on one message and acknowledge it once what it raised is stored.
 
@@ -439,7 +251,9 @@ class AlertService:
         parsed = topics.parse(msg.topic)
         if not urgent and parsed is not None and parsed.channel is topics.Channel.STATUS:
             signals = await self.handle_status(msg, parsed)
-            if signals and not await self._raise_all(signals, msg, sub):
+            if signals and not await self._emergency.raise_signals(
+                signals, False, lambda: sub.ack(msg)
+            ):
                 return  # acknowledged once stored, by the background retry
             sub.ack(msg)
             return
@@ -460,7 +274,7 @@ class AlertService:
             if not left:
                 for r in result:
                     if is_cancel(r):
-                        await self.self_cancel(r)
+                        await self._writer.self_cancel(r)
             if urgent:
                 signals = [s for r in result for s in self._immediate.observe(r)]
             else:
@@ -473,7 +287,7 @@ class AlertService:
                 if left:
                     signals = [s for s in signals if s.kind not in IMMEDIATE_KINDS]
             if signals:
-                if not await self._raise_all(signals, msg, sub):
+                if not await self._emergency.raise_signals(signals, urgent, lambda: sub.ack(msg)):
                     return  # acknowledged once stored, by the background retry
                 self._metrics.alert_latency.observe(asyncio.get_running_loop().time() - started)
         sub.ack(msg)
@@ -516,7 +330,7 @@ class AlertService:
             return 0
         replayed, signals = catch_up(self._detectors, self.marks, readings, self._clock())
         for signal in signals:
-            await self.raise_signal(signal)
+            await self._writer.raise_signal(signal)
         log.info("caught up on %d stored readings: %d signals", replayed, len(signals))
         return replayed
 
@@ -627,4 +441,4 @@ class AlertService:
         while True:
             await asyncio.sleep(interval_s)
             for signal in self._detectors.advance(self._clock()):
-                await self.raise_signal(signal)
+                await self._writer.raise_signal(signal)

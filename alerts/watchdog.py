@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.config import AlertSettings, Clock, utc_now
+from alerts.escalate.routing import Routing
 from ingest import store as ingest_store
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class PipelineWatchdog:
         self,
         settings: AlertSettings,
         pool: AsyncConnectionPool[Any],
-        routing: store.Routing,
+        routing: Routing,
         last_reading: Callable[[], datetime],
         devices: Callable[[], int],
         wake: Callable[[], None],

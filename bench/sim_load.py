@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from devices.payload import Reading
-from simulators.cohort import Cohort
+from simulators.cohort.cohort import Cohort
 from simulators.drive import drive
 
 

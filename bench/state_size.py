@@ -14,9 +14,10 @@ import argparse
 import statistics
 from pathlib import Path
 
+from alerts.detect.dataset import load_dataset
 from alerts.detect.detectors import default_detectors
 from alerts.detect.learned import LearnedDetector
-from alerts.detect.replay import load_dataset, run_offline
+from alerts.detect.replay import run_offline
 from alerts.detect.state import Marks, encode
 from alerts.detect.technical import DeviceWatch
 from bench.detector_tick import measure_export

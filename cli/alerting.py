@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import URLS_FILE
+
 rota_app = typer.Typer(help="The on-duty rota: shifts per region and tier.", no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -25,7 +27,7 @@ def _dsn() -> str:
     except (SettingsError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    state = settings.state_dir.resolve() / "urls.json"
+    state = settings.state_dir.resolve() / URLS_FILE
     if state.exists():
         import json
 

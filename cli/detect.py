@@ -16,8 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.common import endpoints
+
 if TYPE_CHECKING:
-    from alerts.detect.replay import Dataset
+    from alerts.detect.dataset import Dataset
     from devices.recorded import RecordedDevice
 
 console = Console(stderr=True)
@@ -58,8 +60,9 @@ def replay(
 ) -> None:
     """Replay a recorded home through the detectors and list the alerts they raise
     (--offline), or publish it through the broker as its devices would (live)."""
+    from alerts.detect.dataset import DatasetError, load_dataset
     from alerts.detect.detectors import default_detectors
-    from alerts.detect.replay import DatasetError, load_dataset, run_offline, signal_json
+    from alerts.detect.replay import run_offline, signal_json
     from devices.recorded import as_sent
 
     try:
@@ -201,8 +204,6 @@ def _replay_live_cmd(
 ) -> None:  # fmt: skip
     from zoneinfo import ZoneInfo
 
-    from cli.main import _endpoints
-
     first = None
     if start is not None:
         try:
@@ -217,7 +218,7 @@ def _replay_live_cmd(
         )
     origin = first or ds.readings[0].ts
     last = origin + parse_duration(duration) if duration is not None else None
-    dsn, mqtt_url, protocol = _endpoints(state_dir)
+    dsn, mqtt_url, protocol = endpoints(state_dir)
     span = ((last or ds.readings[-1].ts) - origin) / speed
     console.print(
         f"replaying {ds.home_id} from {origin.astimezone(ZoneInfo(ds.timezone)):%Y-%m-%d %H:%M}"
@@ -276,15 +277,11 @@ def evaluate_homes(
     """Real homes, per home and per context (awake at home, asleep, out): false alarms a day
     untouched; injected collapses missed within 12 h / 24 h, delay, and excess delay over the
     natural gap (from when the untouched recording next saw the resident to the alert)."""
+    from alerts.detect.dataset import DatasetError, load_dataset
     from alerts.detect.detectors import default_detectors
-    from alerts.detect.replay import (
-        DatasetError,
-        RealHomeReport,
-        evaluate_real_home,
-        load_dataset,
-        score,
-    )
+    from alerts.detect.real_homes import evaluate_real_home
     from alerts.detect.rules import Rules
+    from alerts.detect.scoring import RealHomeReport, score
     from alerts.detect.tuning import candidates, evaluate_grid, leave_one_home_out, training_score
 
     if per_context < 0 or (instants is not None and instants < 0) or (loho and len(homes) < 2):
@@ -351,7 +348,7 @@ def evaluate_homes(
 
 def _print_homes(out: dict[str, Any], loho: bool) -> None:
     """The table of `evaluate-homes`: per home (and in total), all contexts then each."""
-    from alerts.detect.replay import CONTEXTS
+    from alerts.detect.dataset import CONTEXTS
 
     title = "Real homes: untouched replay and injected collapse"
     table = Table(title=title + (" (each home held out)" if loho else ""))
@@ -411,7 +408,7 @@ def evaluate(
     from alerts.detect.detectors import default_detectors
     from alerts.detect.evaluate import evaluate_cohort
     from alerts.detect.layout import Layout, PlacedDevice
-    from simulators.cohort import Cohort
+    from simulators.cohort.cohort import Cohort
 
     if homes < 1 or days < 1 or incidents < 0:
         console.print("[red]--homes and --days must be at least 1, --incidents >= 0[/red]")

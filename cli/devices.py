@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.common import endpoints
 from devices import topics
 from devices.catalogue import CATALOGUE
 from devices.payload import Limits, Reading, encode
@@ -44,9 +45,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer) -> None:
 def _dsn(database_url: str | None) -> str:
     if database_url:
         return database_url
-    from cli.main import _endpoints  # lazily: cli.main imports this module
-
-    return _endpoints(None)[0]
+    return endpoints(None)[0]
 
 
 # --------------------------------------------------------------------------- provisioning
@@ -214,7 +213,7 @@ def simulate_cohort(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from simulators.cohort import Cohort
+    from simulators.cohort.cohort import Cohort
 
     if to not in ("db", "mqtt", "none"):
         console.print("[red]--to must be db, mqtt or none[/red]")
@@ -307,9 +306,7 @@ async def _simulate(
             sink = DatabaseSink(conn, cohort.registry(), timedelta(days=cohort.days + 2))
         else:
             if mqtt_url is None:
-                from cli.main import _endpoints
-
-                _, mqtt_url, protocol = _endpoints(None)
+                _, mqtt_url, protocol = endpoints(None)
             proto: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
             publisher = await stack.enter_async_context(
                 MqttPublisher(mqtt_url, f"eldercare-sim-{run[:60]}", proto)

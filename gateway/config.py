@@ -19,9 +19,6 @@ class GatewaySettings(BaseModel):
         default=False, description="send the session cookie over HTTPS only (production)"
     )
     login_attempts_per_minute: int = Field(default=10, ge=1)
-    care_poll_s: float = Field(
-        default=60.0, gt=0, description="how often tag visits are imported and weeks closed"
-    )
 
     def base_url(self) -> str:
         """The public URL, or the local one."""

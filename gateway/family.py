@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
-from gateway.queries import Event
+from gateway.queries.readings import Event
 
 OUT_AFTER = timedelta(minutes=10)
 """No motion for this long after the front door moved means the elder went out."""

@@ -117,7 +117,7 @@ async def register_homes(
 
 
 async def write_incidents(conn: Conn, run: str, incidents: Iterable[Any]) -> int:
-    """Store ground-truth incidents (`simulators.cohort.Incident`-shaped) of a run."""
+    """Store ground-truth incidents (`simulators.cohort.truth.Incident`-shaped) of a run."""
     rows = [
         (
             run,

@@ -4,7 +4,8 @@ paho-mqtt runs its network loop in its own thread; messages are handed to asynci
 queue. QoS 1 with a persistent session (MQTT 5 session expiry, or clean_session=False on
 3.1.1), manual acknowledgement, and a connection generation so that an ack meant for a
 message received on an earlier connection is never sent on a later one (the broker will
-redeliver that message instead).
+redeliver that message instead). The client is built by `devices.mqtt.build_client`, so the
+URL rules, TLS and reconnect backoff are those of every other client of the broker.
 """
 
 from __future__ import annotations
@@ -12,49 +13,30 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import socket
 import struct
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 import msgspec
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.exception import MalformedPacket
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import BaseModel, Field, field_validator
 
-from devices.backoff import jittered_delay
+from devices.mqtt import (
+    MqttClient,
+    MqttSettings,
+    OnConnect,
+    OnConnectFail,
+    OnDisconnect,
+    build_client,
+    start_client,
+    stop_client,
+)
 
 log = logging.getLogger(__name__)
-
-
-class MqttSettings(BaseModel):
-    """How to reach the broker."""
-
-    url: str = Field(
-        default="mqtt://127.0.0.1:1883", description="mqtt://[user:password@]host:port"
-    )
-    protocol: Literal["5", "3.1.1"] = "5"
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
-    receive_maximum: int = Field(default=2000, ge=1, le=65535)
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError(
-                f"broker URL must look like mqtt://host:1883 (got scheme {parts.scheme!r})"
-            )
-        return value
 
 
 class Message(msgspec.Struct, frozen=True, gc=False):
@@ -114,7 +96,7 @@ def decode_publish(packet: bytes | bytearray, qos: int, v5: bool) -> tuple[str, 
 FastDelivery = Callable[[str, bytes, int, bool, int], None]
 
 
-class _Client(paho.Client):
+class _Client(MqttClient):
     """paho's client with three per-message costs taken out (paho-mqtt 2.2, pinned).
 
     Measured with py-spy under the ingest benchmark, per message paho made four system calls
@@ -186,25 +168,26 @@ class _Client(paho.Client):
             self._packet_queue(0x40, data, 0, 0)
 
 
-def _client(settings: MqttSettings, client_id: str) -> _Client:
-    parts = urlsplit(settings.url)
-    if settings.protocol == "5":
-        client = _Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
-        )
-    else:
-        client = _Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            protocol=MQTTProtocolVersion.MQTTv311,
-            manual_ack=True,
-        )
-    if parts.username:
-        client.username_pw_set(parts.username, parts.password)
+def subscriber_client(
+    settings: MqttSettings,
+    client_id: str,
+    *,
+    on_connect: OnConnect | None = None,
+    on_disconnect: OnDisconnect | None = None,
+    on_connect_fail: OnConnectFail | None = None,
+) -> _Client:
+    """The tuned client of a `Subscriber`: persistent session, manual acknowledgement, and
+    everything `devices.mqtt.build_client` configures (credentials, TLS, backoff)."""
+    client = build_client(
+        settings,
+        client_id,
+        _Client,
+        persistent=True,
+        manual_ack=True,
+        on_connect=on_connect,
+        on_disconnect=on_disconnect,
+        on_connect_fail=on_connect_fail,
+    )
     # Cap paho's own windows well under the 65 535 packet-id space.
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
@@ -236,7 +219,6 @@ class Subscriber:
         self._connected = threading.Event()
         self.connected_once = asyncio.Event()
         self.reconnects = 0
-        self._attempt = 0
 
     @property
     def connected(self) -> bool:
@@ -244,24 +226,13 @@ class Subscriber:
         return self._connected.is_set()
 
     # paho callbacks (network thread) ------------------------------------------------------
-    def _on_connect(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        flags: paho.ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
+    def _on_connect(self, client: MqttClient, flags: paho.ConnectFlags, reason: ReasonCode) -> None:
         if reason.is_failure:
             log.error("broker refused connection of %s: %s", self._client_id, reason)
             return
         with self._lock:
             self._generation += 1
-        self._attempt = 0
         self._connected.set()
-        sock = client.socket()
-        if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             filters = list(self._filters)
         if filters:
@@ -271,30 +242,15 @@ class Subscriber:
         if loop is not None:
             loop.call_soon_threadsafe(self.connected_once.set)
 
-    def _on_disconnect(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        flags: paho.DisconnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
+    def _on_disconnect(self, client: MqttClient, reason: ReasonCode, delay: float) -> None:
         self._connected.clear()
         self.reconnects += 1
-        delay = self._next_delay(client)
         log.warning("%s disconnected: %s; reconnecting in %.1f s", self._client_id, reason, delay)
 
-    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        delay = self._next_delay(client)
-        log.warning("%s could not reach the broker; retrying in %.1f s", self._client_id, delay)
-
-    def _next_delay(self, client: paho.Client) -> float:
-        """Set paho's next reconnect wait to a jittered exponential delay."""
-        self._attempt = min(self._attempt + 1, 30)
-        delay = jittered_delay(self._attempt)
-        # paho waits min_delay on the first retry after this call; both bounds equal = exact.
-        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
-        return delay
+    def _on_connect_fail(self, client: MqttClient, error: OSError | None, delay: float) -> None:
+        log.warning(
+            "%s could not reach the broker (%s); retrying in %.1f s", self._client_id, error, delay
+        )
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         self._on_publish(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid)
@@ -318,39 +274,21 @@ class Subscriber:
     # lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Subscriber:
         self._loop = asyncio.get_running_loop()
-        client = _client(self._settings, self._client_id)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        self._next_delay(client)
+        client = subscriber_client(
+            self._settings,
+            self._client_id,
+            on_connect=self._on_connect,
+            on_disconnect=self._on_disconnect,
+            on_connect_fail=self._on_connect_fail,
+        )
         client.on_message = self._on_message
         client.on_publish_fast = self._on_publish
-        parts = urlsplit(self._settings.url)
-        props: Properties | None = None
-        if self._settings.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self._settings.session_expiry_s
-            props.ReceiveMaximum = self._settings.receive_maximum
         self._client = client
-        client.connect_async(
-            parts.hostname or "127.0.0.1",
-            parts.port or 1883,
-            keepalive=self._settings.keepalive_s,
-            clean_start=(
-                False if self._settings.protocol == "5" else paho.MQTT_CLEAN_START_FIRST_ONLY
-            ),
-            properties=props,
-        )
-        client.loop_start()
-        try:
-            async with asyncio.timeout(self._settings.connect_timeout_s):
-                await self.connected_once.wait()
-        except TimeoutError:
-            client.loop_stop()
-            raise RuntimeError(
-                f"could not connect to the MQTT broker at {self._settings.url} "
-                f"within {self._settings.connect_timeout_s:g} s: is it running?"
-            ) from None
+        try:  # ConnectError: refused, TLS handshake failed, or no CONNACK in time
+            await start_client(client, self._settings, persistent=True)
+        except BaseException:
+            self._client = None
+            raise
         return self
 
     async def __aexit__(
@@ -361,8 +299,7 @@ class Subscriber:
     ) -> None:
         client = self._client
         if client is not None:
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
+            await stop_client(client)
         self._client = None
 
     def set_filters(self, filters: list[str]) -> tuple[int, int]:

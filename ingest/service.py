@@ -182,9 +182,7 @@ class IngestWorker:
             if remaining <= 0:
                 break
             try:
-                async with asyncio.timeout(
-                    remaining
-                ):  # not wait_for: see notify/dispatch.py
+                async with asyncio.timeout(remaining):  # not wait_for: see notify/dispatch.py
                     batch.append(await queue.get())
             except TimeoutError:
                 break

@@ -31,7 +31,11 @@ from alerts.detect import baselines, state
 from alerts.detect.detectors import IMMEDIATE_KINDS, default_detectors
 from alerts.detect.learned import LearnedDetector
 from alerts.detect.technical import DeviceWatch
+from alerts.emergency.fallback import EmergencyFallback
+from alerts.emergency.fastpath import FastPath
+from alerts.emergency.path import EmergencyPath
 from alerts.escalate.rota import RotaWatch
+from alerts.escalate.routing import ALL_CHANNELS, Routing
 from alerts.notify import push_store
 from alerts.notify.channels import (
     AppriseChannel,
@@ -44,13 +48,13 @@ from alerts.notify.channels import (
 )
 from alerts.notify.commands import MqttCommandPublisher
 from alerts.notify.dispatch import Dispatcher
-from alerts.notify.fallback import EmergencyFallback
-from alerts.notify.fastpath import FastPath
-from alerts.notify.webpush import VapidKeys, load_keys
-from alerts.service import AlertService, urgent_filters
+from alerts.service import AlertService, Detection, Sources, load_installed, urgent_filters
+from alerts.vapid import VapidKeys, load_keys
 from alerts.watchdog import PipelineWatchdog
+from alerts.writer import SignalWriter
 from devices.payload import Reading
-from gateway.app import AppContext, create_app
+from gateway.app import create_app
+from gateway.context import AppContext
 from gateway.live import Broadcaster
 from ingest import store as ingest_store
 from ingest.migrate import migrate
@@ -358,26 +362,33 @@ async def serve(
                     send_timeout_s=settings.alerts.send_timeout_s,
                     refresh_s=settings.alerts.fast_path_refresh_s,
                 )
+            writer = SignalWriter(settings.alerts, pool, dispatcher, alert_metrics)
             service = AlertService(
                 settings.alerts,
-                pool,
-                stream,
-                alerts_cache,
-                detectors,
-                dispatcher,
+                Sources(
+                    alerts_cache,
+                    stream,
+                    urgent,
+                    # A separate urgent process notices a new device within its registry check
+                    # period plus its timer's; until then the full stream raises its
+                    # emergencies too.
+                    urgent_grace_s=0.0
+                    if urgent_here
+                    else settings.ingest.registry_refresh_s + 5 * settings.alerts.poll_s + 5.0,
+                ),
+                Detection(
+                    detectors,
+                    marks=marks,
+                    stored=stored,
+                    installed=lambda: load_installed(pool),
+                    layout=lambda: baselines.load_layout_from(pool),
+                    layout_of=layout_of,
+                ),
+                writer,
+                EmergencyPath(
+                    settings.alerts, writer, dispatcher, alert_metrics, fast=fast, fallback=fallback
+                ),
                 alert_metrics,
-                fallback=fallback,
-                urgent=urgent,
-                fast=fast,
-                # A separate urgent process notices a new device within its registry check
-                # period plus its timer's; until then the full stream raises its emergencies too.
-                urgent_grace_s=0.0
-                if urgent_here
-                else settings.ingest.registry_refresh_s + 5 * settings.alerts.poll_s + 5.0,
-                layout=lambda: baselines.load_layout_from(pool),
-                layout_of=layout_of,
-                marks=marks,
-                stored=stored,
             )
             tasks += [("alerts-fallback", fallback.run()), ("dispatcher", dispatcher.run())]
             if urgent_here:
@@ -411,11 +422,18 @@ async def serve(
                 checks["alert_stream"] = broadcaster.connected
                 return checks
 
-            app = create_app(AppContext(settings.gateway, pool, broadcaster, metrics, health))
+            ctx = AppContext(
+                settings.gateway,
+                pool,
+                broadcaster,
+                metrics,
+                health,
+                alert_settings=settings.alerts,
+                vapid_public_key=vapid.public_key,
+            )
+            app = create_app(ctx)
             for router in routers:
                 app.include_router(router)
-            app.state.alert_settings = settings.alerts
-            app.state.vapid_public_key = vapid.public_key
             running.app = app
             config = uvicorn.Config(
                 app,
@@ -425,13 +443,17 @@ async def serve(
                 lifespan="off",
             )
             server = _Server(config)
+            tasks += [("live", broadcaster.run()), ("http", server.serve())]
+
+        if full:
+            # Care visits raise alerts: an alerts task, whether or not this process serves HTTP.
             care = CareTask(
                 pool,
-                alert_store.Routing(alert_store.ALL_CHANNELS, settings.alerts.demo_speed),
-                settings.gateway.care_poll_s,
+                Routing(ALL_CHANNELS, settings.alerts.demo_speed),
+                settings.alerts.care_poll_s,
                 metrics=CareMetrics(metrics),
             )
-            tasks += [("live", broadcaster.run()), ("http", server.serve()), ("care", care.run())]
+            tasks.append(("care", care.run()))
 
         async def watch() -> None:
             if server is not None:

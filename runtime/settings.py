@@ -13,10 +13,10 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.config import AlertSettings
-from alerts.notify.webpush import DEFAULT_SUBJECT
+from alerts.vapid import DEFAULT_SUBJECT
+from devices.mqtt import MqttSettings
 from gateway.config import GatewaySettings
 from ingest.db import DatabaseSettings
-from ingest.mqtt import MqttSettings
 from ingest.service import IngestSettings
 
 PLACEHOLDER_SECRETS = {

@@ -20,7 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from aiosmtpd.controller import Controller
 
-from devstack.embedded import EmbeddedBroker, EmbeddedPostgres, find_mosquitto, free_port
+from devstack.broker import EmbeddedBroker, find_mosquitto
+from devstack.ports import free_port
+from devstack.postgres import EmbeddedPostgres
 
 __all__ = [
     "HttpReceiver",

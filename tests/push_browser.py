@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid02
 
-from alerts.notify.webpush import b64url, b64url_decode
+from alerts.vapid import b64url, b64url_decode
 
 
 @dataclass

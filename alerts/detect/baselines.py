@@ -14,7 +14,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.detect.layout import Layout, PlacedDevice
-from alerts.detect.learned import Baseline, LearnedDetector
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.learned_persist import Baseline
 from ingest.db import read_in_chunks
 
 log = logging.getLogger(__name__)

@@ -11,15 +11,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from alerts.detect.health import TemperatureWatch, VitalsWatch
 from alerts.detect.layout import Role, classify
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.rules import Rules
+from alerts.detect.technical import DeviceWatch
 from alerts.model import Category, Severity, Signal
 from devices.catalogue import CATALOGUE, SOS_KINDS
 from devices.payload import Reading
 
 if TYPE_CHECKING:
     from alerts.detect.layout import Layout
-    from alerts.detect.rules import Rules
-    from alerts.detect.technical import DeviceWatch
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +214,6 @@ def sight_lost(watch: DeviceWatch, home_id: str) -> bool:
 
 def default_detectors(layout: Layout | None = None, rules: Rules | None = None) -> DetectorSet:
     """The detectors the service runs: immediate first, so they are never held up."""
-    from alerts.detect.health import TemperatureWatch, VitalsWatch
-    from alerts.detect.learned import LearnedDetector
-    from alerts.detect.rules import Rules
-    from alerts.detect.technical import DeviceWatch
-
     rules = rules or Rules()
     watch = DeviceWatch(rules.technical)
     return DetectorSet(

@@ -192,7 +192,7 @@ def evaluate_cohort(
                 row.by[first.kind] = row.by.get(first.kind, 0) + 1
                 row.on_reading += on_reading
 
-    free_s = _incident_free_seconds(truth, homes, start, end)
+    free_s = incident_free_seconds(truth, homes, start, end)
     elder_days = max(free_s / 86400, 1e-9)
     fa: dict[str, int] = {}
     technical_fa: dict[str, int] = {}
@@ -243,7 +243,7 @@ def _by_group(
     for group, rows in group_rows.items():
         members = {h for h, g in groups.items() if g == group}
         mine = [i for i in truth if i.home_id in members]
-        elder_days = max(_incident_free_seconds(mine, len(members), start, end) / 86400, 1e-9)
+        elder_days = max(incident_free_seconds(mine, len(members), start, end) / 86400, 1e-9)
         fa: dict[str, int] = {}
         technical: dict[str, int] = {}
         for s in signals:
@@ -271,7 +271,7 @@ def _by_group(
     return out
 
 
-def _incident_free_seconds(
+def incident_free_seconds(
     truth: Sequence[IncidentLike], homes: int, start: datetime, end: datetime
 ) -> float:
     """Elder-seconds of the run outside every incident's window (low battery excepted: it

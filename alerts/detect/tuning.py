@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from alerts.detect.replay import MISS_LATE, MISS_WITHIN, RealHomeReport
 from alerts.detect.rules import MINUTE, Rules
+from alerts.detect.scoring import MISS_LATE, MISS_WITHIN, RealHomeReport
 
 if TYPE_CHECKING:
-    from alerts.detect.replay import Dataset
+    from alerts.detect.dataset import Dataset
 
 
 def candidates() -> list[tuple[str, Rules]]:

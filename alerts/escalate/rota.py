@@ -104,9 +104,10 @@ async def remove_shift(conn: Conn, shift_id: int) -> bool:
     return await cur.fetchone() is not None
 
 
-def _uncovered(
+def uncovered(
     start: datetime, end: datetime, spans: list[tuple[datetime, datetime]]
 ) -> list[tuple[datetime, datetime]]:
+    """The stretches of [start, end) that none of `spans` (start, end) covers, in order."""
     gaps: list[tuple[datetime, datetime]] = []
     cursor = start
     for s, e in sorted(spans):
@@ -131,9 +132,9 @@ async def coverage_gaps(conn: Conn, start: datetime, end: datetime) -> list[Gap]
         spans = [
             (s.starts_at, s.ends_at) for s in shifts if s.region_id == region_id and s.tier == tier
         ]
-        gaps += [Gap(region_id, tier, s, e) for s, e in _uncovered(start, end, spans)]
+        gaps += [Gap(region_id, tier, s, e) for s, e in uncovered(start, end, spans)]
     op = [(s.starts_at, s.ends_at) for s in shifts if s.tier == "operator"]
-    gaps += [Gap("*", "operator", s, e) for s, e in _uncovered(start, end, op)]
+    gaps += [Gap("*", "operator", s, e) for s, e in uncovered(start, end, op)]
     return gaps
 
 

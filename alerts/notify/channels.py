@@ -19,7 +19,8 @@ import aiosmtplib
 import httpx
 
 from alerts.model import Alert
-from alerts.notify.webpush import VapidKeys, parse_target
+from alerts.notify.webpush import parse_target
+from alerts.vapid import VapidKeys
 
 SIGNATURE_HEADER = "X-Eldercare-Signature"
 

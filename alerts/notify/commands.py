@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import TracebackType
 from typing import Any, Protocol
-from urllib.parse import urlsplit
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from devices import topics
-from ingest.mqtt import MqttSettings
+from devices.mqtt import AckedPublisher, MqttSettings
 
 
 class CommandSink(Protocol):
@@ -25,56 +20,25 @@ class CommandSink(Protocol):
         ...
 
 
-class MqttCommandPublisher:
-    """A paho client publishing device commands at QoS 1 (waits for the PUBACK)."""
+class MqttCommandPublisher(AckedPublisher):
+    """Publishes device commands at QoS 1 through the shared publisher (waits for the PUBACK).
+
+    Entering it waits for the first connection (`devices.mqtt.ConnectError` if there is
+    none); afterwards it reconnects by itself, and a command sent while the link is down
+    fails at once, to be retried by the dispatcher."""
 
     def __init__(self, settings: MqttSettings, client_id: str, timeout_s: float = 10.0) -> None:
-        self._settings = settings
-        self._client_id = client_id
+        super().__init__(settings, client_id)
         self._timeout_s = timeout_s
-        self._client: paho.Client | None = None
-
-    async def __aenter__(self) -> MqttCommandPublisher:
-        parts = urlsplit(self._settings.url)
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=(
-                MQTTProtocolVersion.MQTTv5
-                if self._settings.protocol == "5"
-                else MQTTProtocolVersion.MQTTv311
-            ),
-        )
-        if parts.username:
-            client.username_pw_set(parts.username, parts.password)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.connect_async(
-            parts.hostname or "127.0.0.1", parts.port or 1883, keepalive=self._settings.keepalive_s
-        )
-        client.loop_start()
-        self._client = client
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
 
     async def send(self, home_id: str, device_id: str, command: dict[str, Any]) -> None:
         """Publish QoS 1 and wait until the broker has it; raises on failure or timeout."""
-        client = self._client
-        if client is None or not client.is_connected():
+        if not self.connected:
             raise ConnectionError("not connected to the MQTT broker")
         topic = topics.topic(home_id, device_id, topics.Channel.COMMANDS)
-        info = client.publish(topic, json.dumps(command, default=str).encode(), qos=1)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise ConnectionError(f"publish refused: {paho.error_string(info.rc)}")
-        await asyncio.to_thread(info.wait_for_publish, self._timeout_s)
-        if not info.is_published():
-            raise TimeoutError(f"no PUBACK within {self._timeout_s:g} s")
+        payload = json.dumps(command, default=str).encode()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self.publish(topic, payload, qos=1)
+        except TimeoutError:
+            raise TimeoutError(f"no PUBACK within {self._timeout_s:g} s") from None

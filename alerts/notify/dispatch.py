@@ -12,14 +12,18 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from alerts import store
+from alerts import views
 from alerts.config import AlertMetrics, AlertSettings, Clock, retry_delay_s, utc_now
+from alerts.escalate import planning
+from alerts.escalate.routing import Routing
 from alerts.model import Outgoing, Scope
+from alerts.notify import device_queue, outbox
 from alerts.notify.channels import Channel, DeliveryError, Notice
 from alerts.notify.commands import CommandSink
 from alerts.notify.links import ack_token
 
 log = logging.getLogger(__name__)
+Conn = psycopg.AsyncConnection[Any]
 ACK_ROLES = frozenset({"village_worker", "town_staff", "district_staff", "operator"})
 TURN = 50  # notifications a dispatcher step sends at most; the rest wait for the next step
 
@@ -58,7 +62,7 @@ class Dispatcher:
         self._links_base = (links_base or console_url.rsplit("/console", 1)[0]).rstrip("/")
         self._final: set[int] = set()  # notifications whose target is gone for good
         self._wake = asyncio.Event()
-        self.routing = store.Routing(frozenset(channels), settings.demo_speed)
+        self.routing = Routing(frozenset(channels), settings.demo_speed)
 
     def wake(self) -> None:
         """Look for due work now rather than at the next poll."""
@@ -95,22 +99,22 @@ class Dispatcher:
         secret = self._settings.ack_link_secret.get_secret_value().encode()
         return f"{self._links_base}/ack/{ack_token(secret, alert_id, user_id, expires)}"
 
-    async def _rounds(self, conn: store.Conn) -> int:
+    async def _rounds(self, conn: Conn) -> int:
         now = self._clock()
         late_after = timedelta(seconds=self._settings.late_after_s)
         planned = 0
         async with conn.transaction():
-            due = await store.due_timers(conn, now - self._backup)
+            due = await planning.due_timers(conn, now - self._backup)
             for alert_id, next_round, status, due_at in due:
                 if status != "open":
-                    await store.drop_timer(conn, alert_id)
+                    await planning.drop_timer(conn, alert_id)
                     continue
                 at = due_at
                 if now - due_at > late_after:
                     # After an outage: one round now, with everyone reached by now.
                     log.warning("alert %d round %d is %s late", alert_id, next_round, now - due_at)
                     at = now
-                await store.plan_round(conn, alert_id, next_round, at, self.routing)
+                await planning.plan_round(conn, alert_id, next_round, at, self.routing)
                 planned += 1
         return planned
 
@@ -121,19 +125,19 @@ class Dispatcher:
             return (await self._notifications(conn, alert_id))[1]
 
     async def _notifications(
-        self, conn: store.Conn, alert_id: int | None = None, limit: int = TURN
+        self, conn: Conn, alert_id: int | None = None, limit: int = TURN
     ) -> tuple[int, int]:
         """Claim up to `limit` due notifications (of `alert_id` only, if given), send them
         side by side, record each result and commit; returns (claimed, attempted)."""
         now = self._clock()
         async with conn.transaction(), conn.pipeline():
-            notes = await store.due_notifications(
+            notes = await outbox.due_notifications(
                 conn, now - self._backup, limit=limit, alert_id=alert_id
             )
             if not notes:
                 return 0, 0
             alerts = {
-                a_id: await store.get_alert(conn, Scope(everything=True), a_id)
+                a_id: await views.get_alert(conn, Scope(everything=True), a_id)
                 for a_id in {n.alert_id for n in notes}
             }
             cur = await conn.execute(
@@ -171,7 +175,7 @@ class Dispatcher:
                     retry_at = now + timedelta(
                         seconds=retry_delay_s(self._settings.retry_base_s, note.attempts)
                     )
-                await store.record_attempt(
+                await outbox.record_attempt(
                     conn, note, error is None, error, retry_at, now, self.routing.channels
                 )
                 self._metrics.notifications.labels(
@@ -181,12 +185,12 @@ class Dispatcher:
                     log.warning("notification %d failed: %s", note.id, error)
         return len(notes), len(sendable)
 
-    async def _device_commands(self, conn: store.Conn) -> int:
+    async def _device_commands(self, conn: Conn) -> int:
         if self._commands is None:
             return 0
         now = self._clock()
         async with conn.transaction():
-            due = await store.due_commands(conn, now - self._backup)
+            due = await device_queue.due_commands(conn, now - self._backup)
             for command_id, home_id, device_id, command, attempts in due:
                 error: str | None = None
                 try:
@@ -195,7 +199,7 @@ class Dispatcher:
                     error = repr(exc)
                     log.warning("command %d to %s failed: %s", command_id, device_id, error)
                 backoff = retry_delay_s(self._settings.retry_base_s, min(attempts, 8))
-                await store.record_command(
+                await device_queue.record_command(
                     conn, command_id, error, now + timedelta(seconds=backoff)
                 )
         return len(due)

@@ -16,10 +16,11 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from devstack.embedded import EmbeddedPostgres
+from devstack.postgres import EmbeddedPostgres
 from devstack.seed import seed_demo
-from gateway.app import AppContext, create_app
+from gateway.app import create_app
 from gateway.config import GatewaySettings
+from gateway.context import AppContext
 from gateway.live import Broadcaster
 from ingest.migrate import migrate
 

@@ -15,8 +15,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.model import Category, Severity, Signal
-from alerts.notify.webpush import generate_private_key
-from devstack.embedded import EmbeddedBroker
+from alerts.vapid import generate_private_key
+from devstack.broker import EmbeddedBroker
 from devstack.seed import DEMO_PASSWORD
 from runtime.service import Running, serve
 from runtime.settings import Settings

@@ -17,6 +17,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import kpi, store
 from alerts.config import AlertMetrics, AlertSettings
+from alerts.escalate import recipients
+from alerts.escalate.routing import ALL_CHANNELS, Routing
 from alerts.model import Category, Outcome, Severity, Signal
 from alerts.mutes import add_silence, default_mutes, set_home_mode
 from alerts.notify.channels import Channel, EmailChannel, SmtpConfig, WebhookChannel
@@ -469,7 +471,7 @@ async def test_rota_gaps_and_edits(pool: AsyncConnectionPool[Any], db_url: str) 
             ("town-t2", False),
             ("town-t2", True),
         ]
-        duty = await store.on_duty(conn, "h03", now + timedelta(hours=3))
+        duty = await recipients.on_duty(conn, "h03", now + timedelta(hours=3))
         assert [name for _, name in duty["town"]] == ["Town staff t2"]
         assert set(duty) == {"village", "town", "district", "operator"}
         assert await rota.remove_shift(conn, shift)
@@ -499,17 +501,17 @@ async def test_contacts_read_with_the_alert_reach_the_same_people_as_the_round_q
         read = {}
         for home in ("h01", "h02"):
             async with conn.pipeline():
-                contacts = read[home] = await store.read_contacts(
-                    await store.send_contacts_query(conn, home, now)
+                contacts = read[home] = await recipients.read_contacts(
+                    await recipients.send_contacts_query(conn, home, now)
                 )
             for usable in (frozenset({"email", "webhook"}), frozenset({"email"})):
                 for k in range(1, len(all_tiers) + 1):
                     tiers = all_tiers[:k]
-                    asked = await store.recipients(conn, 0, tiers, now, usable, home)
-                    given = await store.recipients(conn, 0, tiers, now, usable, home, contacts)
+                    asked = await recipients.recipients(conn, 0, tiers, now, usable, home)
+                    given = await recipients.recipients(conn, 0, tiers, now, usable, home, contacts)
                     assert given == asked, (home, tiers, usable)
         await conn.rollback()
-    found, _, skipped = await store.recipients(
+    found, _, skipped = await recipients.recipients(
         conn, 0, all_tiers, now, frozenset({"email", "webhook"}), "h01", read["h01"]
     )
     first = {r.user_id: (r.channel, r.target) for r in found}
@@ -545,7 +547,7 @@ async def test_an_emergency_with_a_reserved_id_is_stored_in_two_round_trips(
             with path.open("w") as out:
                 conn.pgconn.trace(out.fileno())
                 raised = await store.raise_signal(
-                    conn, sos(home, now), now, store.Routing(store.ALL_CHANNELS), alert_id
+                    conn, sos(home, now), now, Routing(ALL_CHANNELS), alert_id
                 )
                 conn.pgconn.untrace()
             assert raised.created
@@ -563,14 +565,12 @@ async def test_a_failed_raise_rolls_back_and_leaves_the_connection_as_it_was(
         assert not conn.autocommit
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             await store.raise_signal(
-                conn, sos("no-such-home", now), now, store.Routing(store.ALL_CHANNELS), 10_000
+                conn, sos("no-such-home", now), now, Routing(ALL_CHANNELS), 10_000
             )
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         assert not conn.autocommit
         # Usable at once, and nothing of the failed raise was kept.
-        raised = await store.raise_signal(
-            conn, sos("h01", now), now, store.Routing(store.ALL_CHANNELS)
-        )
+        raised = await store.raise_signal(conn, sos("h01", now), now, Routing(ALL_CHANNELS))
         assert raised.created
     assert await scalar(db_url, "SELECT count(*) FROM alerts") == 1
     assert await scalar(db_url, "SELECT count(*) FROM alerts WHERE id = 10000") == 0
@@ -583,7 +583,7 @@ async def test_a_cancelled_raise_leaves_a_usable_connection_and_no_half_alert(
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         for delay in (0.0, 0.001, 0.003, 0.01):
             task = asyncio.create_task(
-                store.raise_signal(conn, sos("h01", now), now, store.Routing(store.ALL_CHANNELS))
+                store.raise_signal(conn, sos("h01", now), now, Routing(ALL_CHANNELS))
             )
             await asyncio.sleep(delay)
             task.cancel()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import httpx
 
 from devices import topics
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from devstack.seed import DEMO_PASSWORD
 from ingest.mqtt import Subscriber
 from simulators.publisher import MqttPublisher

@@ -14,11 +14,13 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from devstack.embedded import free_port
+from devstack.ports import free_port
 from devstack.seed import DEMO_PASSWORD
-from gateway.app import COOKIE_NAME, AppContext, create_app
+from gateway.app import create_app
 from gateway.config import GatewaySettings
+from gateway.context import AppContext
 from gateway.live import Broadcaster
+from gateway.sessions import COOKIE_NAME
 from tests.integration.helpers import Pool, assert_error, login, raise_sos
 
 pytestmark = pytest.mark.integration

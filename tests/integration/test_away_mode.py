@@ -16,7 +16,7 @@ import pytest
 from alerts import store
 from alerts.model import Category, Raised, Severity, Signal
 from alerts.mutes import Muted, default_mutes
-from devstack.embedded import EmbeddedPostgres
+from devstack.postgres import EmbeddedPostgres
 from devstack.seed import DEMO_PASSWORD
 from ingest.migrate import plan
 from tests.conftest import ExternalPostgres
@@ -53,7 +53,7 @@ def sos(home: str, at: datetime) -> Signal:
 
 
 async def raise_(pool: Pool, signal: Signal, now: datetime) -> Muted | Raised:
-    """What `AlertService._store_once` does with a signal: the default mute chain first (a
+    """What `SignalWriter.store_once` does with a signal: the default mute chain first (a
     muted signal is recorded in suppressed_signals), then the alert store."""
     chain = default_mutes()
     async with pool.connection() as conn:

@@ -10,7 +10,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.detect import baselines
-from alerts.detect.learned import HOME, SEATED, LearnedDetector
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.learned_homes import HOME, SEATED
 from alerts.detect.replay import run_offline
 from alerts.detect.rules import HOUR
 from devices.payload import Reading

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from devices.mqtt import PublishError
 from devices.provisioning import (
     Credential,
     ServiceAccount,
@@ -26,11 +27,12 @@ from devices.provisioning import (
     password_file,
 )
 from devices.registry import DeviceRecord
-from devstack.embedded import find_mosquitto, free_port
+from devstack.broker import find_mosquitto
+from devstack.ports import free_port
 from ingest import device_store
 from ingest.store import load_registry
 from runtime.settings import Settings
-from simulators.publisher import MqttPublisher, PublishError
+from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, running_service, scalar
 
 pytestmark = pytest.mark.integration

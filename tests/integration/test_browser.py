@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devices.payload import Reading
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from devstack.seed import DEMO_PASSWORD
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
@@ -54,7 +54,7 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def base_url(db_url: str, mosquitto: EmbeddedBroker) -> AsyncIterator[str]:
     """The whole service (ingest, alerts, gateway) running on the test database."""
-    settings = make_settings(db_url, mosquitto, gateway={"care_poll_s": 0.5})
+    settings = make_settings(db_url, mosquitto, alerts={"care_poll_s": 0.5})
     async with running_service(settings) as svc:
         yield f"http://127.0.0.1:{svc.http_port}"
 

@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from devices.provisioning import verify_password
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from ingest import device_store
-from simulators.cohort import Cohort, read_ground_truth
+from simulators.cohort.cohort import Cohort
+from simulators.cohort.truth import read_ground_truth
 from simulators.drive import MqttSink, drive
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar

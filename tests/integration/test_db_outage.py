@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from devices.payload import Reading
-from devstack.embedded import EmbeddedBroker, EmbeddedPostgres
+from devstack.broker import EmbeddedBroker
+from devstack.postgres import EmbeddedPostgres
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 

@@ -15,8 +15,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from alerts.detect.technical import DeviceWatch
 from devices import status, topics
-from devstack.embedded import EmbeddedBroker
-from simulators.publisher import BrokerAddress, MqttPublisher
+from devices.mqtt import BrokerAddress
+from devstack.broker import EmbeddedBroker
+from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from alerts import store
+from alerts.escalate import recipients
 
 pytestmark = pytest.mark.integration
 
@@ -68,14 +68,14 @@ async def test_on_duty_and_family_lookups_use_an_index_condition(db_url: str) ->
         await conn.execute("ANALYZE")
         home = "h01"
         now = datetime.now(UTC)
-        duty = await store._on_duty_query(conn, home, now, channels=True)
-        family = await store._family_query(conn, home, channels=True)
+        duty = await recipients.on_duty_query(conn, home, now, channels=True)
+        family = await recipients.family_query(conn, home, channels=True)
         assert await duty.fetchall(), "the demo has someone on duty for h01"
         assert await family.fetchall(), "the demo elder of h01 has a family first contact"
-        explain = cast(store.Conn, _Explain(conn))
+        explain = cast(recipients.Conn, _Explain(conn))
         for cur in (
-            await store._on_duty_query(explain, home, now, channels=True),
-            await store._family_query(explain, home, channels=True),
+            await recipients.on_duty_query(explain, home, now, channels=True),
+            await recipients.family_query(explain, home, channels=True),
         ):
             scans = await _scans_of(cur)
             assert {s["Relation Name"] for s in scans} >= {"users", "contact_channels"}

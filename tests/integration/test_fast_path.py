@@ -12,7 +12,7 @@ import pytest
 
 from alerts.notify.links import check_ack_token
 from devices.payload import Reading
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import (
     eventually,

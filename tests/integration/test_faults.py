@@ -14,7 +14,7 @@ import pytest
 
 from cli.main import run_argv
 from devices.payload import Reading
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, scalar
 

@@ -15,7 +15,7 @@ import pytest
 from alerts.notify.channels import SIGNATURE_HEADER, verify
 from devices import topics
 from devices.payload import Reading, encode
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from devstack.seed import DEMO_PASSWORD
 from runtime.settings import Settings
 from simulators.home import SimDevice, SimulatedHome

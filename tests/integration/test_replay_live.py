@@ -10,11 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from alerts.detect.dataset import load_dataset
 from alerts.detect.learned import LearnedDetector
-from alerts.detect.replay import load_dataset
 from cli.detect import ReplayError, replay_live
 from devices.catalogue import HEARTBEAT
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 
 pytestmark = pytest.mark.integration

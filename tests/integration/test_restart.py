@@ -24,7 +24,7 @@ from alerts.detect import baselines
 from alerts.detect.detectors import default_detectors
 from alerts.detect.replay import run_offline
 from devices.payload import Reading
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import eventually, make_settings, running_service, scalar
 

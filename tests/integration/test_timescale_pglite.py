@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devstack.embedded import free_port
+from devstack.ports import free_port
 from ingest import store
 from ingest.migrate import migrate, plan, storage_kind, timescale_available
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from devices.payload import Reading
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from simulators.publisher import MqttPublisher
 from tests.integration.helpers import (
     eventually,

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from devstack.embedded import EmbeddedBroker
+from devstack.broker import EmbeddedBroker
 from devstack.seed import DEMO_PASSWORD
 from simulators.publisher import MqttPublisher
 from tests.conftest import HttpReceiver, SmtpServer

@@ -9,7 +9,7 @@ import pytest
 
 from alerts.config import retry_delay_s
 from alerts.escalate.policy import Policy, Step, default_policy
-from alerts.escalate.rota import _uncovered
+from alerts.escalate.rota import uncovered
 from alerts.kpi import month_bounds
 from alerts.model import Category, Severity
 from alerts.notify.links import ack_token, check_ack_token
@@ -81,9 +81,9 @@ def test_ack_token_round_trip_tamper_and_expiry() -> None:
 def test_uncovered_stretches() -> None:
     h = timedelta(hours=1)
     spans = [(T0 - h, T0 + 2 * h), (T0 + 3 * h, T0 + 5 * h), (T0 + 4 * h, T0 + 6 * h)]
-    assert _uncovered(T0, T0 + 8 * h, spans) == [(T0 + 2 * h, T0 + 3 * h), (T0 + 6 * h, T0 + 8 * h)]
-    assert _uncovered(T0, T0 + h, []) == [(T0, T0 + h)]
-    assert _uncovered(T0, T0 + h, [(T0 - h, T0 + 2 * h)]) == []
+    assert uncovered(T0, T0 + 8 * h, spans) == [(T0 + 2 * h, T0 + 3 * h), (T0 + 6 * h, T0 + 8 * h)]
+    assert uncovered(T0, T0 + h, []) == [(T0, T0 + h)]
+    assert uncovered(T0, T0 + h, [(T0 - h, T0 + 2 * h)]) == []
 
 
 def test_month_bounds() -> None:

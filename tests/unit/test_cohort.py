@@ -14,11 +14,11 @@ import pytest
 from devices import topics
 from devices.catalogue import CATALOGUE, LOW_BATTERY_PERCENT, Link
 from devices.payload import Limits, Reading, decode, encode
-from simulators.cohort import (
+from simulators.cohort.cohort import Cohort
+from simulators.cohort.truth import (
     ALERT_KINDS,
     BEHAVIOUR_INCIDENTS,
     FAULT_INCIDENTS,
-    Cohort,
     Incident,
     read_ground_truth,
 )

@@ -26,8 +26,10 @@ import pytest
 
 from alerts.detect.detectors import DetectorSet, default_detectors
 from alerts.detect.layout import Layout, PlacedDevice
-from alerts.detect.learned import ASLEEP, CONTEXTS, HOME, OUT, SEATED, LearnedDetector
-from alerts.detect.replay import COLLAPSE_KINDS, run_offline
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.learned_homes import ASLEEP, CONTEXTS, HOME, OUT, SEATED
+from alerts.detect.replay import run_offline
+from alerts.detect.scoring import COLLAPSE_KINDS
 from alerts.model import Category, Signal
 from devices.payload import Reading
 

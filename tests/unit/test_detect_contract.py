@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from alerts.detect.dataset import load_dataset
 from alerts.detect.detectors import Detector, HazardDetector, SosDetector, default_detectors
 from alerts.detect.health import TemperatureWatch, VitalLimits, VitalsWatch
 from alerts.detect.layout import Layout, PlacedDevice
-from alerts.detect.learned import ASLEEP, HOME, SEATED, LearnedDetector
-from alerts.detect.replay import load_dataset, run_offline
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.learned_homes import ASLEEP, HOME, SEATED
+from alerts.detect.replay import run_offline
 from alerts.detect.rules import HOUR
 from alerts.detect.technical import DeviceWatch
 from alerts.model import Category, Severity, Signal

@@ -19,7 +19,7 @@ from alerts.detect.detectors import (
 from alerts.detect.layout import Layout, PlacedDevice
 from alerts.detect.technical import DeviceWatch
 from alerts.model import Category, Signal
-from alerts.service import AlertService, Installed
+from alerts.service import AlertService, Detection, Installed, Sources
 from devices import status, topics
 from devices.catalogue import CATALOGUE, HEARTBEAT
 from devices.payload import Reading
@@ -283,14 +283,12 @@ def _service(registry: Registry) -> tuple[AlertService, DeviceWatch]:
 
     svc = AlertService(
         AlertSettings(),
+        Sources(cache),
+        Detection(detectors, installed=installed),
         None,  # type: ignore[arg-type]  # nothing here stores an alert
-        None,
-        cache,
-        detectors,
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         clock=lambda: T0,
-        installed=installed,
     )
     return svc, watch
 

@@ -16,7 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from devstack.embedded import EmbeddedBroker, EmbeddedPostgres
+from devstack.broker import EmbeddedBroker
+from devstack.postgres import EmbeddedPostgres
 
 if TYPE_CHECKING:
     from tests.conftest import HttpReceiver, SmtpServer

@@ -13,7 +13,7 @@ from alerts.detect.replay import run_offline
 from alerts.detect.technical import DeviceWatch
 from alerts.model import Category, Severity, Signal
 from devices.payload import Reading
-from simulators.cohort import Cohort
+from simulators.cohort.cohort import Cohort
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 

@@ -13,8 +13,8 @@ from gateway.access import Area
 from gateway.auth import Principal
 from gateway.family import Presence, last_activity, presence, summarise, timeline_svg
 from gateway.i18n import all_keys, translate, translator
-from gateway.pages import age_text
-from gateway.queries import Event
+from gateway.queries.readings import Event
+from gateway.rendering import age_text
 
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 

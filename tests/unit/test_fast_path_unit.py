@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.emergency.fallback import Contact, HomeContacts
+from alerts.emergency.fastpath import FastPath
 from alerts.model import Category, Severity, Signal
-from alerts.notify.fallback import Contact, HomeContacts
-from alerts.notify.fastpath import FastPath
 
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 
@@ -101,7 +101,7 @@ async def test_urgent_messages_of_one_device_stay_in_order_and_do_not_block_othe
     import contextlib
 
     from alerts.config import AlertSettings
-    from alerts.service import AlertService
+    from alerts.service import AlertService, Detection, Sources
     from ingest.mqtt import Message
 
     class Sub:
@@ -118,13 +118,11 @@ async def test_urgent_messages_of_one_device_stay_in_order_and_do_not_block_othe
 
     service = AlertService(
         AlertSettings(),
-        None,  # type: ignore[arg-type]
-        None,
-        Cache(),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
+        Sources(Cache(), urgent=Sub()),  # type: ignore[arg-type]
+        Detection(None),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        urgent=Sub(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
     )
     slow = asyncio.Event()
     done: list[tuple[str, int]] = []

@@ -271,9 +271,10 @@ def test_plans_share_the_common_steps() -> None:
 
 
 def _mqtt_client() -> Any:
-    from ingest.mqtt import MqttSettings, _client
+    from devices.mqtt import MqttSettings
+    from ingest.mqtt import subscriber_client
 
-    return _client(MqttSettings(), "unit")
+    return subscriber_client(MqttSettings(), "unit")
 
 
 def test_reads_are_served_from_one_large_recv(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -328,7 +329,8 @@ def test_ack_many_queues_every_puback_in_one_write(monkeypatch: pytest.MonkeyPat
 async def test_messages_reach_the_event_loop_in_order_with_one_wakeup_per_burst() -> None:
     import asyncio
 
-    from ingest.mqtt import MqttSettings, Subscriber
+    from devices.mqtt import MqttSettings
+    from ingest.mqtt import Subscriber
 
     sub = Subscriber(MqttSettings(), "unit", [])
     loop = asyncio.get_running_loop()

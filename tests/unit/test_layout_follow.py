@@ -13,7 +13,7 @@ from alerts.config import AlertSettings
 from alerts.detect.detectors import default_detectors
 from alerts.detect.layout import Layout, PlacedDevice
 from alerts.detect.learned import LearnedDetector
-from alerts.service import AlertService
+from alerts.service import AlertService, Detection, Sources
 from devices import topics
 from devices.registry import DeviceRecord, Registry
 from ingest.mqtt import Message
@@ -59,14 +59,11 @@ async def started(src: Source) -> tuple[AlertService, FakeSubscriber, LearnedDet
     full = FakeSubscriber()
     svc = AlertService(
         AlertSettings(poll_s=0.02),
+        Sources(cache, full),  # type: ignore[arg-type]
+        Detection(detectors, layout=src.layout, layout_of=cache.current),
         None,  # type: ignore[arg-type]  # no store: nothing here raises an alert
-        full,  # type: ignore[arg-type]
-        cache,
-        detectors,
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        layout=src.layout,
-        layout_of=cache.current,
     )
     return svc, full, learned, cache.current
 

@@ -12,9 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 import alerts.detect.tuning
+from alerts.detect.dataset import load_dataset
 from alerts.detect.detectors import default_detectors
-from alerts.detect.replay import Injection, RealHomeReport, evaluate_real_home, load_dataset
+from alerts.detect.real_homes import evaluate_real_home
 from alerts.detect.rules import HOUR, MINUTE, Rules
+from alerts.detect.scoring import Injection, RealHomeReport
 from alerts.detect.tuning import candidates, choose, leave_one_home_out, training_score
 from cli.main import app
 from tests.unit.test_real_home_eval import write_home

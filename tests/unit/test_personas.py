@@ -15,19 +15,13 @@ from typing import Any
 import pytest
 
 from alerts.detect.detectors import default_detectors
-from alerts.detect.evaluate import COLLAPSE_ROWS, _incident_free_seconds, evaluate_cohort
+from alerts.detect.evaluate import COLLAPSE_ROWS, evaluate_cohort, incident_free_seconds
 from alerts.detect.layout import Layout, PlacedDevice
 from devices.catalogue import HEARTBEAT
 from devices.payload import Reading
-from simulators.cohort import (
-    BEDROOM,
-    LIVING,
-    OUT,
-    PERSONA_ARCHETYPES,
-    SENSOR_LOSS_DEVICES,
-    Cohort,
-    CohortHome,
-)
+from simulators.cohort.cohort import Cohort
+from simulators.cohort.layout import BEDROOM, LIVING, OUT, CohortHome
+from simulators.cohort.personas import PERSONA_ARCHETYPES, SENSOR_LOSS_DEVICES
 
 _H = 3600.0
 
@@ -237,8 +231,8 @@ def test_a_permanent_failure_leaves_the_elder_days_in_the_denominator() -> None:
 
     permanent = Inc("device_silent", start + timedelta(days=1), end, permanent=True)
     passing = Inc("device_silent", start + timedelta(days=1), end)
-    assert _incident_free_seconds([permanent], 2, start, end) == 8 * 86400
-    assert _incident_free_seconds([passing], 2, start, end) == 5 * 86400
+    assert incident_free_seconds([permanent], 2, start, end) == 8 * 86400
+    assert incident_free_seconds([passing], 2, start, end) == 5 * 86400
 
 
 # --------------------------------------------------------------------------- evaluation

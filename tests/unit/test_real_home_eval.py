@@ -14,24 +14,22 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
+from alerts.detect.dataset import CONTEXTS, UNANNOTATED, Dataset, context_at, load_dataset
 from alerts.detect.detectors import default_detectors
-from alerts.detect.replay import (
-    CONTEXTS,
-    UNANNOTATED,
-    Dataset,
-    Injection,
-    RealHomeReport,
-    context_at,
-    episodes,
+from alerts.detect.real_homes import (
     evaluate_real_home,
-    false_alarms_by_context,
     inject_collapses,
-    injection_numbers,
-    load_dataset,
     next_sighting,
     sample_instants,
-    score,
     sightings,
+)
+from alerts.detect.scoring import (
+    Injection,
+    RealHomeReport,
+    episodes,
+    false_alarms_by_context,
+    injection_numbers,
+    score,
 )
 from alerts.model import Category, Severity, Signal
 from cli.main import app

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.notify.webpush import generate_private_key, public_key_of
+from alerts.vapid import generate_private_key, public_key_of
 from ingest.db import DatabaseSettings
 from runtime.settings import Settings, SettingsError, load_settings
 

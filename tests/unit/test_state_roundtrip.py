@@ -14,7 +14,8 @@ import msgspec
 import pytest
 
 from alerts.detect.detectors import DetectorSet, default_detectors
-from alerts.detect.learned import ASLEEP, CONTEXTS, HOME, OUT, SEATED, LearnedDetector
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.learned_homes import ASLEEP, CONTEXTS, HOME, OUT, SEATED
 from alerts.detect.state import encode
 from alerts.detect.technical import DeviceWatch
 from alerts.model import Signal

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from alerts.config import AlertSettings
-from alerts.service import AlertService
+from alerts.service import AlertService, Detection, Sources
 from devices import topics
 from devices.registry import DeviceRecord, Registry
 from ingest.mqtt import Message
@@ -50,14 +50,11 @@ class FakeSubscriber:
 def service(cache: RegistryCache, full: Any, urgent: Any, grace_s: float = 0.0) -> AlertService:
     return AlertService(
         AlertSettings(poll_s=0.02),
+        Sources(cache, full, urgent, urgent_grace_s=grace_s),
+        Detection(None),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]  # no store: no message here raises anything
-        full,
-        cache,
         None,  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        urgent=urgent,
-        urgent_grace_s=grace_s,
     )
 
 

@@ -13,14 +13,8 @@ import pytest
 
 from alerts.model import Severity
 from alerts.notify.channels import DeliveryError, Notice, SubscriptionGone, WebPushChannel
-from alerts.notify.webpush import (
-    VapidKeys,
-    generate_private_key,
-    load_keys,
-    parse_target,
-    public_key_of,
-    subscription,
-)
+from alerts.notify.webpush import parse_target, subscription
+from alerts.vapid import VapidKeys, generate_private_key, load_keys, public_key_of
 from tests.conftest import HttpReceiver
 from tests.push_browser import Browser, vapid_claims
 from tests.unit.test_channels import make_alert

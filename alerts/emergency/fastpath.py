@@ -33,17 +33,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import anyio
 import anyio.lowlevel
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.config import Clock, utc_now
+from alerts.emergency.fallback import Contact, EmergencyFallback, unstored_alert
 from alerts.model import Alert, Severity, Signal
 from alerts.mutes import NEVER_MUTED
+from alerts.notify import outbox
 from alerts.notify.channels import Channel, DeliveryError, Notice
-from alerts.notify.fallback import Contact, EmergencyFallback, unstored_alert
 
 log = logging.getLogger(__name__)
 
@@ -211,13 +211,13 @@ class FastPath:
         async with self._pool.connection() as conn, conn.transaction():
             pending = {
                 (n.user_id, n.channel, n.target): n
-                for n in await store.first_round_pending(conn, alert_id)
+                for n in await outbox.first_round_pending(conn, alert_id)
             }
             recorded, tried = 0, []
             for attempt in attempts:
                 note = pending.get((attempt.user_id, attempt.channel, attempt.target))
                 if note is None:
-                    await store.record_unplanned(
+                    await outbox.record_unplanned(
                         conn,
                         alert_id,
                         attempt.user_id,
@@ -230,10 +230,10 @@ class FastPath:
                     continue
                 tried.append(note.id)
                 if attempt.ok:
-                    await store.record_sent_ahead(conn, note, attempt.at)
+                    await outbox.record_sent_ahead(conn, note, attempt.at)
                     recorded += 1
                 else:
-                    await store.record_attempt(
+                    await outbox.record_attempt(
                         conn,
                         note,
                         False,
@@ -242,5 +242,5 @@ class FastPath:
                         attempt.at,
                         usable,
                     )
-            await store.release_first_round(conn, alert_id, self._clock(), tried)
+            await outbox.release_first_round(conn, alert_id, self._clock(), tried)
             return recorded

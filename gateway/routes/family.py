@@ -1,0 +1,90 @@
+"""The family pages: "is Mum all right" for a family member's elder (or the list of their
+elders). Cookie sessions; without one a page redirects to sign-in."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from alerts import views
+from alerts.model import Status
+from gateway import access
+from gateway.access import Area
+from gateway.auth import scope_for
+from gateway.deps import Clock, Db, PageUser
+from gateway.i18n import translator
+from gateway.queries import elders
+from gateway.queries.devices import Device
+from gateway.rendering import local_time, not_found, render
+from gateway.status import elder_status, local_day
+
+router = APIRouter(prefix="/family", include_in_schema=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceLine:
+    """A device described in plain words."""
+
+    ok: bool
+    text: str
+
+
+def device_line(d: Device, tz: str, t: Callable[..., str]) -> DeviceLine:
+    """How device `d` is doing, in words (times in time zone `tz`)."""
+    title, room = t(d.kind), t(d.room) if d.room else ""
+    if d.last_seen is None:
+        text = t("device_never", title=title, room=room)
+    elif d.online:
+        text = t("device_ok", title=title, room=room)
+    else:
+        text = t("device_silent", title=title, room=room, since=local_time(d.last_seen, tz))
+    low = d.battery is not None and d.battery < 20
+    if low:
+        text += "; " + t("battery_low", level=round(d.battery or 0))
+    return DeviceLine(d.online and not low, text)
+
+
+@router.get("")
+async def family_home(request: Request, principal: PageUser, clock: Clock, conn: Db) -> Response:
+    """The family member's elder (or the list of them; the console for staff)."""
+    if principal.role != "family":
+        return RedirectResponse("/console", 303)
+    rows, _ = await elders.elders(conn, access.home_filter(principal), None, None, 50, 0)
+    if len(rows) == 1 and rows[0].elder_id:
+        return RedirectResponse(f"/family/{rows[0].elder_id}", 303)
+    return render(request, "family_list.html", principal, clock(), elders=rows)
+
+
+@router.get("/{elder_id}")
+async def family_page(
+    request: Request, elder_id: str, principal: PageUser, clock: Clock, conn: Db
+) -> Response:
+    """The elder at a glance, today's timeline, devices in plain words and their alerts
+    (audited)."""
+    if not access.may(principal, Area.HEALTH):
+        return not_found(request, principal, clock())
+    now = clock()
+    elder = await elders.elder(conn, access.home_filter(principal), elder_id)
+    if elder is None:
+        return not_found(request, principal, clock())
+    await elders.audit_health_read(conn, principal.user_id, elder_id, "status", {})
+    status = await elder_status(conn, principal, elder, now)
+    scope = dataclasses.replace(scope_for(principal), home_ids=(elder.home_id,))
+    open_alerts = await views.list_alerts(conn, scope, [Status.OPEN, Status.ACKNOWLEDGED], 20)
+    past = await views.list_alerts(conn, scope, [Status.RESOLVED], 10)
+    t = translator(principal.locale)
+    return render(
+        request,
+        "family.html",
+        principal,
+        clock(),
+        elder=elder,
+        status=status,
+        open_alerts=open_alerts,
+        past_alerts=past,
+        device_lines=[device_line(d, elder.timezone, t) for d in status.devices],
+        day_start=local_day(elder.timezone, None, now)[0],
+    )

@@ -1,0 +1,136 @@
+"""Alerts, their audit trail, resolving them, silences and the monthly KPI report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from alerts import model
+from alerts.model import Category, Outcome, Severity, Status
+from gateway.schemas.common import IsoTimestamp, Schema
+
+
+class Alert(Schema):
+    """An alert as the API shows it."""
+
+    id: int
+    home_id: str | None
+    elder: str | None
+    village: str | None
+    kind: str
+    category: Category
+    severity: Severity
+    status: Status
+    summary: str
+    event_at: IsoTimestamp
+    opened_at: IsoTimestamp
+    evidence_count: int
+    last_evidence_at: IsoTimestamp
+    acknowledged_at: IsoTimestamp | None
+    acknowledged_by: str | None
+    resolved_at: IsoTimestamp | None
+    outcome: str | None
+
+    @classmethod
+    def of(cls, alert: model.Alert) -> Alert:
+        """A stored alert as the API shows it (people by name)."""
+        return cls(
+            id=alert.id,
+            home_id=alert.home_id,
+            elder=alert.elder_name,
+            village=alert.village,
+            kind=alert.kind,
+            category=alert.category,
+            severity=alert.severity,
+            status=alert.status,
+            summary=alert.summary,
+            event_at=alert.event_at,
+            opened_at=alert.opened_at,
+            evidence_count=alert.evidence_count,
+            last_evidence_at=alert.last_evidence_at,
+            acknowledged_at=alert.acknowledged_at,
+            acknowledged_by=alert.acknowledged_by_name,
+            resolved_at=alert.resolved_at,
+            outcome=alert.outcome,
+        )
+
+
+def alert_json(alert: model.Alert) -> dict[str, Any]:
+    """An alert as the API shows it, as JSON-ready values (for the stream and the pages)."""
+    return Alert.of(alert).model_dump(mode="json")
+
+
+class AlertList(Schema):
+    """Alerts, newest first; the next page starts `before=next_before` (None at the end)."""
+
+    items: list[Alert]
+    next_before: int | None
+
+    @classmethod
+    def of(cls, rows: list[model.Alert], limit: int) -> AlertList:
+        """The first `limit` of `rows` (fetched `limit + 1` to know whether more follow)."""
+        items = rows[:limit]
+        next_before = items[-1].id if len(rows) > limit else None
+        return cls(items=[Alert.of(a) for a in items], next_before=next_before)
+
+
+class AlertEvent(Schema):
+    """One entry of an alert's audit trail."""
+
+    at: IsoTimestamp
+    action: str
+    actor_id: int | None
+    actor: str | None
+    detail: dict[str, Any]
+
+
+class AlertDetail(Alert):
+    """An alert and its audit trail, oldest first."""
+
+    events: list[AlertEvent]
+
+
+class ResolveBody(BaseModel):
+    """How an alert ended."""
+
+    outcome: Outcome
+    note: str = Field(default="", max_length=2000)
+
+
+class SilenceBody(BaseModel):
+    """A silence: for one home or one region, some kinds or all, until an end time."""
+
+    home_id: str | None = None
+    region_id: str | None = None
+    kinds: list[str] | None = None
+    ends_at: datetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class KpiRow(Schema):
+    """The KPIs of one group (the whole month, one kind, one town or one village)."""
+
+    grouping: str
+    key: str
+    alerts: int
+    self_cancelled: int
+    acknowledged: int
+    ack_p50_s: float | None
+    ack_p90_s: float | None
+    ack_p99_s: float | None
+    resolve_p50_s: float | None
+    resolve_p90_s: float | None
+    resolve_p99_s: float | None
+    acked_within_60s: float | None
+    acked_within_180s: float | None
+    false_alarm_share: float | None
+
+
+class KpiReport(Schema):
+    """A month's alert KPIs of a region."""
+
+    month: str
+    region: str | None
+    rows: list[KpiRow]
