@@ -65,7 +65,10 @@ async def _load_homes(dsn: str) -> list[Any]:
 @app.command()
 def up(
     homes: Annotated[int, typer.Option(help="demo homes to create on first start")] = 20,
-    port: Annotated[int, typer.Option(help="web server port")] = 8000,
+    port: Annotated[
+        int | None,
+        typer.Option(help="web server port (default: ELDERCARE_GATEWAY__PORT, else 8000)"),
+    ] = None,
     state_dir: Annotated[Path | None, typer.Option(help="where data is kept")] = None,
     broker: Annotated[str, typer.Option(help="mosquitto (when installed) or amqtt")] = "mosquitto",
     simulate: Annotated[bool, typer.Option(help="run simulated devices for the demo homes")] = True,
@@ -91,6 +94,8 @@ def up(
 
     base = settings_or_exit()
     _logging(base.log_level)
+    if port is None:
+        port = base.gateway.port
     state = (state_dir or base.state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
     console.print(f"state directory: {state}")
@@ -135,8 +140,9 @@ def up(
                 table.add_column("what")
                 table.add_column("where")
                 table.add_row("staff console", f"{web}/console")
+                table.add_row("family page", f"{web}/family")
                 table.add_row("demo inbox (notifications)", f"{web}/demo/inbox")
-                table.add_row("API", f"{web}/api/v1/alerts  (OpenAPI: {web}/docs)")
+                table.add_row("API", f"{web}/api/v1/alerts  (OpenAPI: {web}/api/docs)")
                 table.add_row("health / metrics", f"{web}/healthz  {web}/metrics")
                 table.add_row("MQTT broker", f"{mq.url} ({mq.kind})")
                 table.add_row("PostgreSQL", f"127.0.0.1:{pg.port} (data in {state})")

@@ -91,10 +91,19 @@ async def seed_demo(
                 (uid, f"{name}@{email_domain}"),
             )
             if webhook_url:
+                # The demo inbox's address changes with the port of `eldercare up`: a rerun
+                # on another port points the contact at it instead of adding a second one
+                # that nobody listens on.
+                target = f"{webhook_url.rstrip('/')}/{name}"
+                await conn.execute(
+                    "DELETE FROM contact_channels"
+                    " WHERE user_id = %s AND channel = 'webhook' AND target <> %s",
+                    (uid, target),
+                )
                 await conn.execute(
                     "INSERT INTO contact_channels (user_id, channel, target, position)"
                     " VALUES (%s, 'webhook', %s, 0) ON CONFLICT DO NOTHING",
-                    (uid, f"{webhook_url.rstrip('/')}/{name}"),
+                    (uid, target),
                 )
             return uid
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.context import AppContext
@@ -16,6 +17,7 @@ from gateway.schemas.operations import Health
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
+ICON = Path(__file__).resolve().parent.parent / "static" / "favicon.svg"
 
 DB_CHECK_TIMEOUT_S = 2.0
 
@@ -54,3 +56,11 @@ async def _database_ok(ctx: AppContext) -> bool:
 async def prometheus_metrics(ctx: Ctx) -> Response:
     """Prometheus text exposition of every metric in the service's registry."""
     return Response(generate_latest(ctx.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The service's icon (an SVG: browsers that ask for /favicon.ico accept one)."""
+    return FileResponse(
+        ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )

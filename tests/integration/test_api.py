@@ -390,6 +390,16 @@ async def test_broadcaster_reconnects(db_url: str, pool: Pool) -> None:
 # --------------------------------------------------------------------------- operations
 
 
+async def test_favicon_is_served_and_linked_from_the_pages(client: httpx.AsyncClient) -> None:
+    icon = await client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.content.startswith(b"<svg")
+    login = await client.get("/login")
+    assert '<link rel="icon" href="/static/favicon.svg"' in login.text
+    assert (await client.get("/static/favicon.svg")).status_code == 200
+
+
 async def test_healthz(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200

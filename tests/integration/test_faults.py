@@ -61,7 +61,10 @@ async def test_kill_9_ingester_mid_stream_loses_nothing_and_stores_nothing_twice
 ) -> None:
     log = tmp_path / "ingester.log"
     proc = start_ingester(db_url, mosquitto, log)
-    start = datetime.now(UTC) - timedelta(minutes=30)
+    # One reading a second of event time per device, published as fast as the broker takes
+    # them: start far enough back that no run publishes past now + 5 min (the decoder's
+    # max_future), which would reject readings as future_timestamp, not lose them.
+    start = datetime.now(UTC) - timedelta(hours=6)
     try:
         async with MqttPublisher(mosquitto.url, "fault-devices") as pub:
             # The ingester's persistent session must exist before the load starts: probe
