@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -34,6 +36,16 @@ class AlertSettings(BaseModel):
     """Tuning of the alerts stage."""
 
     client_id: str = "eldercare-alerts"
+    locale: Literal["zh", "en"] = Field(
+        default="zh",
+        description="the deployment's language: of people who chose none, of new accounts,"
+        " of the sign-in page (zh: Simplified Chinese, en: English)",
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="the deployment's time zone (IANA name): every time a page, a"
+        " notification or a report shows is in it, labelled",
+    )
     care_poll_s: float = Field(
         default=60.0, gt=0, description="how often tag visits are imported and weeks closed"
     )
@@ -125,6 +137,19 @@ class AlertSettings(BaseModel):
     @classmethod
     def _subject(cls, value: str) -> str:
         return check_subject(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name: Asia/Shanghai)") from e
+        return value
+
+    def zone(self) -> ZoneInfo:
+        """The deployment's time zone."""
+        return ZoneInfo(self.timezone)
 
     @model_validator(mode="after")
     def _vapid_pair(self) -> AlertSettings:

@@ -49,7 +49,11 @@ class AppContext:
     clock: Callable[[], datetime] = utc_now
     """The time of a request."""
     local_tz: ZoneInfo = DEPLOYMENT_TZ
-    """The deployment's time zone, where "this week" is taken when a request names none."""
+    """The deployment's time zone (`ELDERCARE_ALERTS__TIMEZONE`): every time a page shows is
+    in it, labelled; "this week" of a request that names none."""
+    default_locale: str = "zh"
+    """The deployment's language (`ELDERCARE_ALERTS__LOCALE`): of the sign-in page and of
+    people who chose none."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -430,6 +430,8 @@ async def serve(
                 health,
                 alert_settings=settings.alerts,
                 vapid_public_key=vapid.public_key,
+                local_tz=settings.alerts.zone(),
+                default_locale=settings.alerts.locale,
             )
             app = create_app(ctx)
             for router in routers:
