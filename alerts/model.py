@@ -92,6 +92,17 @@ class Alert:
     outcome: str | None
     elder_name: str | None
     village: str | None
+    elder_id: str | None = None
+    en_route_at: datetime | None = None
+    """When the owner said "on my way"."""
+    en_route_by_name: str | None = None
+    arrived_at: datetime | None = None
+    """When the owner (or another worker) said "arrived"."""
+    arrived_by_name: str | None = None
+    acknowledged_by_phone: str | None = None
+    """The owner's phone, for the family once someone owns the alert."""
+    region_id: str | None = None
+    """The home's village (region id), for filters."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from alerts.audit import record_event
@@ -304,6 +305,46 @@ async def acknowledge(
             await record_event(conn, alert_id, "help_command_queued", None, {"devices": commands})
         await _notify_change(conn, alert_id)
     return True
+
+
+PROGRESS_STEPS = ("en_route", "arrived")
+"""What the owner of an alert says between acknowledging and resolving it."""
+
+
+async def mark_progress(
+    conn: Conn, alert_id: int, user_id: int, step: str, at: datetime | None = None
+) -> str:
+    """Record "on my way" (`en_route`) or "arrived" on an unresolved alert, each once.
+
+    An alert still open is first acknowledged by the same person (who is on the way has
+    taken it). Returns `done`, `already` (the step was recorded before: nothing changes),
+    `resolved` or `missing`."""
+    if step not in PROGRESS_STEPS:
+        raise ValueError(f"step must be one of {PROGRESS_STEPS}, not {step!r}")
+    async with conn.transaction():
+        at_col, by_col = sql.Identifier(f"{step}_at"), sql.Identifier(f"{step}_by")
+        cur = await conn.execute(
+            sql.SQL("SELECT status, {} FROM alerts WHERE id = %s FOR UPDATE").format(at_col),
+            (alert_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return "missing"
+        if row[0] == "resolved":
+            return "resolved"
+        if row[1] is not None:
+            return "already"
+        if row[0] == "open":
+            await acknowledge(conn, alert_id, user_id, step, at)
+        await conn.execute(
+            sql.SQL("UPDATE alerts SET {} = coalesce(%s, now()), {} = %s WHERE id = %s").format(
+                at_col, by_col
+            ),
+            (at, user_id, alert_id),
+        )
+        await record_event(conn, alert_id, step, user_id, {})
+        await _notify_change(conn, alert_id)
+    return "done"
 
 
 async def resolve(

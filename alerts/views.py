@@ -22,12 +22,16 @@ _ALERT_SELECT = """
 SELECT a.id, a.home_id, a.kind, a.category, a.severity, a.status, a.event_at, a.opened_at,
        a.summary, a.evidence_count, a.last_evidence_at, a.acknowledged_at, a.acknowledged_by,
        u.display_name AS acknowledged_by_name, a.resolved_at, a.outcome,
-       e.full_name AS elder_name, v.name AS village
+       e.full_name AS elder_name, v.name AS village, e.id AS elder_id, h.village_id,
+       a.en_route_at, ur.display_name AS en_route_by_name, a.arrived_at,
+       ua.display_name AS arrived_by_name, nullif(u.phone, '') AS acknowledged_by_phone
 FROM alerts a
 LEFT JOIN homes h ON h.id = a.home_id
 LEFT JOIN regions v ON v.id = h.village_id
 LEFT JOIN elders e ON e.home_id = a.home_id
 LEFT JOIN users u ON u.id = a.acknowledged_by
+LEFT JOIN users ur ON ur.id = a.en_route_by
+LEFT JOIN users ua ON ua.id = a.arrived_by
 """
 
 _SUBTREE = """
@@ -59,6 +63,13 @@ def _alert(row: dict[str, Any]) -> Alert:
         outcome=row["outcome"],
         elder_name=row["elder_name"],
         village=row["village"],
+        elder_id=row["elder_id"],
+        en_route_at=row["en_route_at"],
+        en_route_by_name=row["en_route_by_name"],
+        arrived_at=row["arrived_at"],
+        arrived_by_name=row["arrived_by_name"],
+        acknowledged_by_phone=row["acknowledged_by_phone"],
+        region_id=row["village_id"],
     )
 
 

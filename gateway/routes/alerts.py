@@ -129,6 +129,34 @@ async def acknowledge(alert_id: int, principal: ApiUser, conn: Db) -> Alert:
     raise ApiError(409, "not_open", f"alert {alert_id} is already {alert.status.value}{by}")
 
 
+async def _progress(alert_id: int, principal: ApiUser, conn: Db, step: str) -> Alert:
+    if not principal.is_staff:
+        raise ApiError(403, "forbidden", "only village, town and district staff may do this")
+    scope = scope_for(principal)
+    if await views.get_alert(conn, scope, alert_id) is None:
+        raise ApiError(404, "not_found", f"no alert {alert_id}")
+    result = await store.mark_progress(conn, alert_id, principal.user_id, step)
+    if result == "resolved":
+        raise ApiError(409, "resolved", f"alert {alert_id} is already resolved")
+    alert = await views.get_alert(conn, scope, alert_id)
+    assert alert is not None
+    return Alert.of(alert)
+
+
+@router.post("/{alert_id}/en-route")
+async def en_route(alert_id: int, principal: ApiUser, conn: Db) -> Alert:
+    """ "On my way": the caller is going to the elder (acknowledges an open alert first).
+    Said twice, the first time stands."""
+    return await _progress(alert_id, principal, conn, "en_route")
+
+
+@router.post("/{alert_id}/arrived")
+async def arrived(alert_id: int, principal: ApiUser, conn: Db) -> Alert:
+    """ "Arrived": a worker is with the elder (acknowledges an open alert first). Said
+    twice, the first time stands."""
+    return await _progress(alert_id, principal, conn, "arrived")
+
+
 @router.post("/{alert_id}/resolve")
 async def resolve(alert_id: int, body: ResolveBody, principal: ApiUser, conn: Db) -> Alert:
     """Close an alert with an outcome (false alarm, visited and fine, ambulance...)."""

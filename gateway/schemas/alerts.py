@@ -32,6 +32,16 @@ class Alert(Schema):
     acknowledged_by: str | None
     resolved_at: IsoTimestamp | None
     outcome: str | None
+    elder_id: str | None = None
+    village_id: str | None = None
+    en_route_at: IsoTimestamp | None = None
+    """When the owner said "on my way"."""
+    en_route_by: str | None = None
+    arrived_at: IsoTimestamp | None = None
+    """When a worker said "arrived"."""
+    arrived_by: str | None = None
+    acknowledged_by_phone: str | None = None
+    """The owner's phone (what a family calls once someone owns the alert)."""
 
     @classmethod
     def of(cls, alert: model.Alert) -> Alert:
@@ -54,6 +64,13 @@ class Alert(Schema):
             acknowledged_by=alert.acknowledged_by_name,
             resolved_at=alert.resolved_at,
             outcome=alert.outcome,
+            elder_id=alert.elder_id,
+            village_id=alert.region_id,
+            en_route_at=alert.en_route_at,
+            en_route_by=alert.en_route_by_name,
+            arrived_at=alert.arrived_at,
+            arrived_by=alert.arrived_by_name,
+            acknowledged_by_phone=alert.acknowledged_by_phone,
         )
 
 
