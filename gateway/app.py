@@ -23,6 +23,7 @@ from gateway.observe import GatewayMetrics, ObserveMiddleware
 from gateway.routes import (
     ack_links,
     alerts,
+    api_docs,
     auth,
     console,
     elders,
@@ -57,6 +58,7 @@ ROUTERS = (
     login.router,
     console.router,
     family.router,
+    api_docs.router,
 )
 """Every router of the app, in the order they are matched."""
 
@@ -131,9 +133,9 @@ def create_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(
         title="Eldercare gateway",
         version="1",
-        docs_url="/api/docs",
+        docs_url=None,  # gateway.routes.api_docs: Swagger UI from the service's own files
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=api_docs.OPENAPI_URL,
     )
     app.state.gateway = GatewayState(ctx, Authenticator(ctx.settings), metrics)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
@@ -146,5 +148,6 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.add_exception_handler(SignInRequired, _sign_in_first)
     for router in ROUTERS:
         app.include_router(router)
+    api_docs.mount_assets(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
