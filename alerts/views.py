@@ -130,6 +130,18 @@ async def get_alert(conn: Conn, scope: Scope, alert_id: int) -> Alert | None:
     return None if row is None else _alert(row)
 
 
+async def visible_ids(conn: Conn, scope: Scope, alert_ids: list[int]) -> list[int]:
+    """Those of `alert_ids` that exist and are visible in `scope`."""
+    where, params = _scope_filter(scope)
+    params["ids"] = alert_ids
+    query = sql.SQL(
+        "{subtree} SELECT a.id FROM alerts a LEFT JOIN homes h ON h.id = a.home_id"
+        " WHERE {where} AND a.id = ANY(%(ids)s) ORDER BY a.id"
+    ).format(subtree=sql.SQL(_SUBTREE if "region" in params else ""), where=where)
+    cur = await conn.execute(query, params)
+    return [r[0] for r in await cur.fetchall()]
+
+
 @dataclass(slots=True, frozen=True)
 class AlertEvent:
     """One row of an alert's audit trail."""

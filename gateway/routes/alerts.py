@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from alerts import store, views
+from alerts.escalate.state import escalations
 from alerts.model import HUMAN_OUTCOMES, Status
 from gateway.auth import scope_for
 from gateway.deps import ApiUser, Auth, Ctx, Db
@@ -21,7 +24,10 @@ from gateway.schemas.alerts import (
     AlertDetail,
     AlertEvent,
     AlertList,
+    EscalationList,
+    EscalationSchema,
     ResolveBody,
+    ToldSchema,
     alert_json,
 )
 from gateway.sessions import credentials
@@ -43,6 +49,40 @@ async def list_alerts(
     statuses = status or [Status.OPEN, Status.ACKNOWLEDGED]
     rows = await views.list_alerts(conn, scope_for(principal), statuses, limit + 1, before)
     return AlertList.of(rows, limit)
+
+
+# Before /{alert_id}, which would take "escalation" for an id.
+@router.get("/escalation")
+async def escalation(
+    principal: ApiUser,
+    conn: Db,
+    ids: Annotated[str, Query(max_length=2000, description="alert ids, comma-separated")],
+) -> EscalationList:
+    """Where each alert's escalation stands: tiers reached, who was told over which
+    channel with what result, next round and its new tiers (staff and operators)."""
+    if not (principal.is_staff or principal.role == "operator"):
+        raise ApiError(403, "forbidden", "only staff and operators see who was told")
+    try:
+        wanted = sorted({int(part) for part in ids.split(",") if part.strip()})
+    except ValueError:
+        raise ApiError(422, "invalid_request", "ids: comma-separated alert ids") from None
+    if len(wanted) > 200:
+        raise ApiError(422, "invalid_request", "ids: at most 200 alerts at a time")
+    visible = await views.visible_ids(conn, scope_for(principal), wanted)
+    found = await escalations(conn, visible)
+    return EscalationList(
+        items=[
+            EscalationSchema(
+                alert_id=e.alert_id,
+                round=e.round,
+                tiers=list(e.tiers),
+                told=[ToldSchema(**dataclasses.asdict(t)) for t in e.told],
+                next_at=e.next_at,
+                next_tiers=list(e.next_tiers),
+            )
+            for e in (found[i] for i in visible if i in found)
+        ]
+    )
 
 
 # Before /{alert_id}, which would take "stream" for an id.

@@ -79,6 +79,37 @@ def alert_json(alert: model.Alert) -> dict[str, Any]:
     return Alert.of(alert).model_dump(mode="json")
 
 
+class ToldSchema(Schema):
+    """One person told about an alert over one channel (their latest round)."""
+
+    user_id: int | None
+    name: str | None
+    tier: str | None
+    channel: str
+    status: str = Field(description="pending, sent, failed or cancelled")
+    round: int
+    attempts: int
+    at: IsoTimestamp | None = Field(description="sent at, else due at")
+    error: str | None
+
+
+class EscalationSchema(Schema):
+    """Where an alert's escalation stands."""
+
+    alert_id: int
+    round: int
+    tiers: list[str] = Field(description="tiers reached, in the order the policy adds them")
+    told: list[ToldSchema]
+    next_at: IsoTimestamp | None = Field(description="next round due (None: stopped or none)")
+    next_tiers: list[str] = Field(description="tiers the next round adds")
+
+
+class EscalationList(Schema):
+    """The escalation state of the alerts asked for that the caller may see."""
+
+    items: list[EscalationSchema]
+
+
 class AlertList(Schema):
     """Alerts, newest first; the next page starts `before=next_before` (None at the end)."""
 
