@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
+from alerts.detect.layout import classify, is_activity
 from gateway.queries.readings import Event
 
 OUT_AFTER = timedelta(minutes=10)
 """No motion for this long after the front door moved means the elder went out."""
 STALE_AFTER = timedelta(hours=24)
 """Without any reading for this long, where the elder is is unknown."""
-_ACTIVITY_KINDS = frozenset({"pir_motion", "door_contact", "bed_mat", "sos_button"})
 
 
 class Presence(enum.StrEnum):
@@ -28,10 +28,10 @@ class Presence(enum.StrEnum):
 
 
 def _is_activity(e: Event) -> bool:
-    """Motion seen, a button pressed, or a door or the bed changing either way."""
-    if e.kind in ("door_contact", "bed_mat"):
-        return True
-    return e.kind in _ACTIVITY_KINDS and e.value >= 1.0
+    """A sign of life as the detectors count one (`alerts.detect.layout.is_activity`): any
+    reading of a motion sensor (seen, or rearming 10-30 s after), a door, the bed, a chair,
+    a button, a flush..., not housekeeping (heartbeat, battery) nor a measurement."""
+    return is_activity(classify(e.kind, e.room).role, e.metric)
 
 
 def presence(latest: Sequence[Event], now: datetime) -> Presence:
@@ -42,7 +42,9 @@ def presence(latest: Sequence[Event], now: datetime) -> Presence:
     was any other recent activity; unknown when nothing came in `STALE_AFTER`."""
     recent = [e for e in latest if now - e.ts <= STALE_AFTER]
     moving = ("pir_motion", "sos_button")  # a button press is someone at home, too
-    motion = max((e.ts for e in recent if e.kind in moving and e.value >= 1.0), default=None)
+    # Of each device only its latest reading is here: a motion sensor's is mostly its rearming
+    # (0, 10-30 s after the motion), which is as recent a sign of movement as the motion.
+    motion = max((e.ts for e in recent if e.kind in moving and _is_activity(e)), default=None)
     beds = [e for e in recent if e.kind == "bed_mat"]
     doors = [e for e in recent if e.kind == "door_contact"]
     bed = max(beds, key=lambda e: e.ts, default=None)
@@ -66,7 +68,8 @@ class LastActivity:
 
 
 def last_activity(latest: Sequence[Event]) -> LastActivity | None:
-    """The latest motion, door, bed or button reading (value 1)."""
+    """The latest sign of life (`_is_activity`: what ends a silence for the detectors, so
+    it agrees with the day summary's `last_activity` and the inactivity alerts)."""
     active = [e for e in latest if _is_activity(e)]
     if not active:
         return None

@@ -59,6 +59,23 @@ _BEDROOMS = frozenset({"bedroom"})
 _BATHROOMS = frozenset({"bathroom", "toilet", "wc", "washroom"})
 
 
+# Not a sign of the elder moving: housekeeping, and a radar's breathing rate (a person lying
+# still after a collapse still breathes; the radar's `presence` and `fall` are what count).
+NON_ACTIVITY_METRICS = frozenset(
+    {"heartbeat", "battery", "status", "rssi", "worn", "breathing_rate"}
+)
+# Meters report use continuously: they feed the utility rule, they end no silence.
+METER_METRICS = frozenset({"power", "watts", "flow", "energy"})
+
+
+def is_activity(role: Role, metric: str) -> bool:
+    """Whether a reading ends a silence: any reading of a device that is not passive (motion
+    seen or the sensor rearming, a door or the bed changing either way, a button, a flush),
+    except housekeeping and meter metrics. The one definition of the detectors (the learned
+    silences) and of the family page's "last activity"."""
+    return role is not Role.PASSIVE and metric not in NON_ACTIVITY_METRICS | METER_METRICS
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
     """A device as the learned detectors see it."""

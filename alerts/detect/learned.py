@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.detect.layout import Layout, Role
+from alerts.detect.layout import METER_METRICS, NON_ACTIVITY_METRICS, Layout, Role
 from alerts.detect.learned_homes import (
     ASLEEP,
     DAY,
@@ -46,14 +46,8 @@ from alerts.detect.rules import HOUR
 from alerts.model import Category, Severity, Signal
 from devices.payload import Reading
 
-# Not a sign of the elder moving: housekeeping, and a radar's breathing rate (a person lying
-# still after a collapse still breathes; the radar's `presence` and `fall` are what count).
-_NON_ACTIVITY_METRICS = frozenset(
-    {"heartbeat", "battery", "status", "rssi", "worn", "breathing_rate"}
-)
 # A fall or an SOS press: the silence that follows is an incident, not the elder's normal.
 _ALARM_METRICS = frozenset({"fall", "press"})
-_METER_METRICS = frozenset({"power", "watts", "flow", "energy"})
 
 
 def _ts(at: datetime) -> float:
@@ -85,7 +79,7 @@ class LearnedDetector(LearnedHomes):
     def observe(self, reading: Reading) -> list[Signal]:
         """Update occupancy and baselines with one reading; signals due at its event time."""
         info = self.layout.device(reading.device_id, reading.kind)
-        if info.role is Role.PASSIVE or reading.metric in _NON_ACTIVITY_METRICS:
+        if info.role is Role.PASSIVE or reading.metric in NON_ACTIVITY_METRICS:
             return []
         h = self.home(reading.home_id)
         self.dirty.add(h)
@@ -96,7 +90,7 @@ class LearnedDetector(LearnedHomes):
         off = reading.ts.astimezone(tz).utcoffset()
         self.offset[h] = off.total_seconds() if off is not None else 0.0
         out: list[Signal] = self._due(h, ts)
-        if reading.metric in _METER_METRICS:
+        if reading.metric in METER_METRICS:
             if reading.value > 0:
                 track_utility(self, h, info, ts)
             return out

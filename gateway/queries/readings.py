@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from devices.catalogue import BATTERY, HEARTBEAT
 from gateway.queries.base import Conn
+
+HOUSEKEEPING = [HEARTBEAT, BATTERY]
+"""A device's own upkeep, no sign of the elder: left out of the family page's events."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +113,14 @@ class Event:
 
 
 async def events(conn: Conn, home_id: str, start: datetime, end: datetime) -> list[Event]:
-    """Readings of a home in [start, end) with their device's kind and room, oldest first."""
+    """Readings of a home in [start, end) with their device's kind and room, oldest first;
+    not heartbeats nor battery levels."""
     cur = await conn.execute(
         "SELECT r.ts, r.device_id, d.kind, d.room, r.metric, r.value FROM readings r"
         " JOIN devices d ON d.id = r.device_id"
-        " WHERE r.home_id = %s AND r.ts >= %s AND r.ts < %s ORDER BY r.ts, r.device_id",
-        (home_id, start, end),
+        " WHERE r.home_id = %s AND r.ts >= %s AND r.ts < %s AND r.metric <> ALL(%s)"
+        " ORDER BY r.ts, r.device_id",
+        (home_id, start, end, HOUSEKEEPING),
     )
     return [
         Event(ts, str(d), str(k), str(room), str(m), float(v))
@@ -123,12 +129,14 @@ async def events(conn: Conn, home_id: str, start: datetime, end: datetime) -> li
 
 
 async def latest_events(conn: Conn, home_id: str, since: datetime) -> list[Event]:
-    """The latest reading since `since` of each device and metric of a home."""
+    """The latest reading since `since` of each device and metric of a home (not heartbeats
+    nor battery levels)."""
     cur = await conn.execute(
         "SELECT DISTINCT ON (r.device_id, r.metric) r.ts, r.device_id, d.kind, d.room,"
         " r.metric, r.value FROM readings r JOIN devices d ON d.id = r.device_id"
-        " WHERE r.home_id = %s AND r.ts >= %s ORDER BY r.device_id, r.metric, r.ts DESC",
-        (home_id, since),
+        " WHERE r.home_id = %s AND r.ts >= %s AND r.metric <> ALL(%s)"
+        " ORDER BY r.device_id, r.metric, r.ts DESC",
+        (home_id, since, HOUSEKEEPING),
     )
     return [
         Event(ts, str(d), str(k), str(room), str(m), float(v))

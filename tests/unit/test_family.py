@@ -50,7 +50,14 @@ def test_last_activity_is_the_latest_sign_of_life() -> None:
     found = last_activity([*events, ev("temperature", 1, 21.0)])
     assert found is not None
     assert (found.room, found.kind) == ("hall", "door_contact")
-    assert last_activity([ev("pir_motion", 5, 0.0)]) is None  # a sensor rearming is not activity
+    # A motion sensor rearming (0, 10-30 s after the motion) ends a silence for the
+    # detectors, and so it is the last activity here too; its heartbeat and battery are not.
+    rearmed = last_activity([ev("pir_motion", 5, 0.0, room="kitchen")])
+    assert rearmed is not None
+    assert (rearmed.at, rearmed.room) == (NOW - timedelta(minutes=5), "kitchen")
+    pir = "d-pir_motion-kitchen"
+    upkeep = [Event(NOW, pir, "pir_motion", "kitchen", m, 90.0) for m in ("heartbeat", "battery")]
+    assert last_activity(upkeep) is None
 
 
 def test_summary_counts_the_day() -> None:
