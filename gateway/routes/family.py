@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -15,13 +17,15 @@ from gateway import access
 from gateway.access import Area
 from gateway.auth import scope_for
 from gateway.deps import Clock, Db, PageUser
-from gateway.i18n import translator
+from gateway.headline import clock_time, headline, what
+from gateway.i18n import messages, translator
 from gateway.queries import elders
 from gateway.queries.devices import Device
-from gateway.rendering import local_time, not_found, render
+from gateway.rendering import age_text, local_time, not_found, render
 from gateway.status import elder_status, local_day
 
 router = APIRouter(prefix="/family", include_in_schema=False)
+_JS_KEYS = ("family_live", "family_offline", "digest_saved", "digest_failed")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,33 +62,81 @@ async def family_home(request: Request, principal: PageUser, clock: Clock, conn:
     return render(request, "family_list.html", principal, clock(), elders=rows)
 
 
-@router.get("/{elder_id}")
-async def family_page(
-    request: Request, elder_id: str, principal: PageUser, clock: Clock, conn: Db
-) -> Response:
-    """The elder at a glance, today's timeline, devices in plain words and their alerts
-    (audited)."""
-    if not access.may(principal, Area.HEALTH):
-        return not_found(request, principal, clock())
-    now = clock()
-    elder = await elders.elder(conn, access.home_filter(principal), elder_id)
-    if elder is None:
-        return not_found(request, principal, clock())
-    await elders.audit_health_read(conn, principal.user_id, elder_id, "status", {})
+async def _live(
+    conn: Db, principal: PageUser, elder: elders.Elder, now: datetime
+) -> dict[str, Any]:
+    """What the live parts of the page show (the headline, the alerts): read for the page
+    and again for every refresh of `/family/{id}/live`."""
     status = await elder_status(conn, principal, elder, now)
     scope = dataclasses.replace(scope_for(principal), home_ids=(elder.home_id,))
     open_alerts = await views.list_alerts(conn, scope, [Status.OPEN, Status.ACKNOWLEDGED], 20)
     past = await views.list_alerts(conn, scope, [Status.RESOLVED], 10)
     t = translator(principal.locale)
+    tz = elder.timezone
+    return {
+        "elder": elder,
+        "status": status,
+        "open_alerts": open_alerts,
+        "past_alerts": past,
+        "hl": headline(
+            open_alerts,
+            status.presence,
+            status.last_activity,
+            tz,
+            now,
+            t,
+            lambda at: age_text(at, now, t),
+        ),
+        "now": now,
+        "clock": lambda at: clock_time(at, tz, now, t),
+        "what": lambda a: what(a, t),
+    }
+
+
+async def _elder(conn: Db, principal: PageUser, elder_id: str) -> elders.Elder | None:
+    if not access.may(principal, Area.HEALTH):
+        return None
+    return await elders.elder(conn, access.home_filter(principal), elder_id)
+
+
+@router.get("/{elder_id}")
+async def family_page(
+    request: Request, elder_id: str, principal: PageUser, clock: Clock, conn: Db
+) -> Response:
+    """The elder at a glance (an open alert replaces the headline), today's timeline,
+    devices in plain words and their alerts (audited); `family.js` keeps it live."""
+    now = clock()
+    elder = await _elder(conn, principal, elder_id)
+    if elder is None:
+        return not_found(request, principal, clock())
+    await elders.audit_health_read(conn, principal.user_id, elder_id, "status", {})
+    live = await _live(conn, principal, elder, now)
+    t = translator(principal.locale)
     return render(
         request,
         "family.html",
         principal,
-        clock(),
-        elder=elder,
-        status=status,
-        open_alerts=open_alerts,
-        past_alerts=past,
-        device_lines=[device_line(d, elder.timezone, t) for d in status.devices],
+        now,
+        **live,
+        device_lines=[device_line(d, elder.timezone, t) for d in live["status"].devices],
         day_start=local_day(elder.timezone, None, now)[0],
+        js_messages=messages(principal.locale, _JS_KEYS),
     )
+
+
+@router.get("/{elder_id}/live")
+async def family_live(
+    request: Request, elder_id: str, principal: PageUser, clock: Clock, conn: Db
+) -> Response:
+    """The page's live parts as HTML (`#family-now`, `#family-alerts`), for `family.js`
+    to swap in after an alert changes and every minute (audited like the page)."""
+    now = clock()
+    elder = await _elder(conn, principal, elder_id)
+    if elder is None:
+        return not_found(request, principal, now)
+    await elders.audit_health_read(conn, principal.user_id, elder_id, "status", {})
+    response = render(
+        request, "family_live.html", principal, now, **await _live(conn, principal, elder, now)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
