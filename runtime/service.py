@@ -349,6 +349,8 @@ async def serve(
                 _channels(settings, http, pool, vapid),
                 settings.gateway.base_url() + "/console",
                 refresh_s=settings.alerts.fallback_refresh_s,
+                locale=settings.alerts.locale,
+                timezone=settings.alerts.timezone,
             )
             fast: FastPath | None = None
             if urgent_here and settings.alerts.fast_path:

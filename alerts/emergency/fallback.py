@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.config import Clock, utc_now
 from alerts.model import Alert, Signal, Status
+from alerts.notify import messages
 from alerts.notify.channels import Channel, DeliveryError, Notice
 from ingest.db import read_in_chunks
 
@@ -37,7 +38,8 @@ WITH people AS (
     FROM family_links f JOIN elders e ON e.id = f.elder_id
     WHERE f.first_contact
 )
-SELECT p.home_id, p.user_id, c.channel, c.target, e.full_name, v.name, u.role
+SELECT p.home_id, p.user_id, c.channel, c.target, e.full_name, v.name, u.role, u.locale,
+       nullif(h.address, '')
 FROM people p
 JOIN users u ON u.id = p.user_id
 JOIN contact_channels c ON c.user_id = p.user_id
@@ -56,6 +58,8 @@ class Contact(msgspec.Struct, frozen=True, gc=False):
     channel: str
     target: str
     role: str = ""
+    locale: str = ""
+    """The person's language (users.locale)."""
 
 
 class HomeContacts(msgspec.Struct, frozen=True, gc=False):
@@ -65,6 +69,7 @@ class HomeContacts(msgspec.Struct, frozen=True, gc=False):
     elder_name: str | None
     village: str | None
     contacts: tuple[Contact, ...]
+    address: str | None = None
 
 
 def unstored_alert(
@@ -104,7 +109,13 @@ class EmergencyFallback:
         console_url: str,
         refresh_s: float = 60.0,
         clock: Clock = utc_now,
+        locale: str = "zh",
+        timezone: str = "Asia/Shanghai",
     ) -> None:
+        self.locale = locale
+        """The deployment's language (of people who chose none)."""
+        self.timezone = timezone
+        """The deployment's time zone (of the times a notice shows)."""
         self._pool = pool
         self._channels = channels
         self._console_url = console_url
@@ -115,7 +126,7 @@ class EmergencyFallback:
 
     async def refresh(self) -> int:
         """Reload the contacts; returns how many homes have someone to tell."""
-        collected: dict[str, tuple[str | None, str | None, list[Contact]]] = {}
+        collected: dict[str, tuple[str | None, str | None, str | None, list[Contact]]] = {}
         # In chunks: in the urgent process an SOS must not wait behind tens of thousands of rows.
         async with (
             self._pool.connection(timeout=10) as conn,
@@ -124,10 +135,12 @@ class EmergencyFallback:
             ) as chunks,
         ):
             async for rows in chunks:
-                for home_id, user_id, channel, target, elder, village, role in rows:
-                    entry = collected.setdefault(home_id, (elder, village, []))
-                    entry[2].append(Contact(int(user_id), str(channel), str(target), str(role)))
-        self._homes = {h: HomeContacts(e, v, tuple(c)) for h, (e, v, c) in collected.items()}
+                for home_id, user_id, channel, target, elder, village, role, loc, addr in rows:
+                    entry = collected.setdefault(home_id, (elder, village, addr, []))
+                    entry[3].append(
+                        Contact(int(user_id), str(channel), str(target), str(role), str(loc))
+                    )
+        self._homes = {h: HomeContacts(e, v, tuple(c), a) for h, (e, v, a, c) in collected.items()}
         self.refreshed_at = self._clock()
         return len(self._homes)
 
@@ -139,6 +152,22 @@ class EmergencyFallback:
             except (psycopg.Error, TimeoutError) as exc:
                 log.warning("emergency contacts not refreshed (%r); keeping the last copy", exc)
             await asyncio.sleep(self._refresh_s)
+
+    def notice(
+        self, alert: Alert, home: HomeContacts, contact: Contact, ack_url: str | None
+    ) -> Notice:
+        """A first-round notice to a cached contact, in their language."""
+        return Notice(
+            alert,
+            0,
+            contact.user_id,
+            self._console_url,
+            "alert",
+            ack_url,
+            messages.locale_of(contact.locale, self.locale),
+            home.address,
+            self.timezone,
+        )
 
     def contacts(self, home_id: str) -> HomeContacts | None:
         """The cached contacts of a home."""
@@ -168,7 +197,7 @@ class EmergencyFallback:
             if channel is None:
                 return False
             try:
-                notice = Notice(alert, 0, contact.user_id, self._console_url)
+                notice = self.notice(alert, home, contact, None)
                 async with asyncio.timeout(10.0):
                     await channel.send(contact.target, notice)
             except (DeliveryError, TimeoutError) as exc:

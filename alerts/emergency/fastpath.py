@@ -39,11 +39,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.config import Clock, utc_now
-from alerts.emergency.fallback import Contact, EmergencyFallback, unstored_alert
+from alerts.emergency.fallback import Contact, EmergencyFallback, HomeContacts, unstored_alert
 from alerts.model import Alert, Severity, Signal
 from alerts.mutes import NEVER_MUTED
 from alerts.notify import outbox
-from alerts.notify.channels import Channel, DeliveryError, Notice
+from alerts.notify.channels import Channel, DeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Prepared:
 
     alert: Alert
     contacts: tuple[Contact, ...]
+    home: HomeContacts
 
 
 @dataclass(slots=True, frozen=True)
@@ -153,7 +154,7 @@ class FastPath:
         alert_id = self._ids.pop(0)
         self._open[key] = self._inflight[key] = alert_id
         alert = unstored_alert(signal, home, alert_id, self._clock(), signal.summary)
-        return Prepared(alert, tuple(first.values()))
+        return Prepared(alert, tuple(first.values()), home)
 
     def stored(self, home_id: str, kind: str, alert_id: int | None) -> None:
         """What was taken for this home and kind has been stored (as `alert_id`; None: not
@@ -171,12 +172,10 @@ class FastPath:
 
         async def one(contact: Contact) -> Attempt:
             channel = self._channels[contact.channel]
-            notice = Notice(
+            notice = self._fallback.notice(
                 alert,
-                0,
-                contact.user_id,
-                self._console_url,
-                "alert",
+                prepared.home,
+                contact,
                 self._ack_url(alert.id, contact.user_id, contact.role),
             )
             error, final = None, False

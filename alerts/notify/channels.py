@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import aiosmtplib
 import httpx
 
-from alerts.model import Alert
+from alerts.notify import messages
+from alerts.notify.notice import Notice as Notice  # re-exported: the channels' value
 from alerts.notify.webpush import parse_target
 from alerts.vapid import VapidKeys
 
@@ -38,34 +39,9 @@ class SubscriptionGone(DeliveryError):
     final = True
 
 
-@dataclass(slots=True, frozen=True)
-class Notice:
-    """What a notification says: which alert, which round, to whom."""
-
-    alert: Alert
-    round: int
-    user_id: int | None
-    console_url: str
-    notice: str = "alert"
-    """What the message says: `alert` (please respond), or a follow-up: `acknowledged`
-    (someone owns it now), `cancelled` (by the elder), `cleared` (by the data), `resolved`."""
-    ack_url: str | None = None
-    """A signed one-click acknowledge link for this recipient (staff only)."""
-
-
 def headline(notice: Notice) -> str:
-    """One line saying what happened: the alert, or the follow-up."""
-    a = notice.alert
-    who = a.elder_name or a.home_id
-    if notice.notice == "acknowledged":
-        return f"Acknowledged by {a.acknowledged_by_name or 'staff'}: {a.summary} - {who}"
-    if notice.notice == "cancelled":
-        return f"Cancelled by the elder: {a.summary} - {who}"
-    if notice.notice == "cleared":
-        return f"Cleared by the data: {a.summary} - {who}"
-    if notice.notice == "resolved":
-        return f"Resolved ({a.outcome or '-'}): {a.summary} - {who}"
-    return f"[{a.severity.value.upper()}] {a.summary} - {who} ({a.village or ''})"
+    """One line saying what happened: the alert, or the follow-up (in the notice's locale)."""
+    return messages.headline(notice)
 
 
 class Channel(Protocol):
@@ -85,7 +61,9 @@ def notice_body(notice: Notice) -> dict[str, Any]:
         "version": 1,
         "type": "alert",
         "notice": notice.notice,
+        "locale": notice.locale,
         "headline": headline(notice),
+        "text": message_text(notice),
         "round": notice.round,
         "recipient": notice.user_id,
         "alert": {
@@ -93,7 +71,9 @@ def notice_body(notice: Notice) -> dict[str, Any]:
             "home_id": a.home_id,
             "elder": a.elder_name,
             "village": a.village,
+            "address": notice.address,
             "kind": a.kind,
+            "what": messages.what(notice.locale, a.kind),
             "category": a.category.value,
             "severity": a.severity.value,
             "status": a.status.value,
@@ -168,28 +148,8 @@ class SmtpConfig:
 
 
 def message_text(notice: Notice) -> str:
-    """The plain-text body of a notification (e-mail, SMS, chat)."""
-    a = notice.alert
-    lines = [
-        headline(notice),
-        "",
-        f"Elder:    {a.elder_name or '-'}",
-        f"Home:     {a.home_id} ({a.village or '-'})",
-        f"Kind:     {a.kind} ({a.category.value}, {a.severity.value})",
-        f"Event at: {a.event_at.isoformat()}",
-        f"Alert:    #{a.id}, notification round {notice.round}",
-        "",
-    ]
-    if notice.notice == "alert":
-        if notice.ack_url:
-            lines.append(f"I'll take it (acknowledge): {notice.ack_url}")
-        lines += [
-            f"Console: {notice.console_url}",
-            "Until someone acknowledges, this alert is repeated and escalated.",
-        ]
-    else:
-        lines.append(f"Console: {notice.console_url}")
-    return "\n".join(lines) + "\n"
+    """The plain-text body of a notification (e-mail, chat), in the notice's locale."""
+    return messages.message_text(notice)
 
 
 class EmailChannel:
@@ -225,8 +185,9 @@ class EmailChannel:
 
 
 class AppriseChannel:
-    """SMS, voice, chat apps (WeCom, DingTalk, Feishu, Telegram...) through an apprise URL,
-    e.g. ``dingtalk://token/`` or ``tgram://bottoken/chatid``."""
+    """Chat apps (WeCom, DingTalk, Feishu, Telegram...) and other services through an apprise
+    URL, e.g. ``dingtalk://token/`` or ``tgram://bottoken/chatid`` (China's SMS and voice
+    calls are the `sms` and `voice` channels, alerts/notify/cn_cloud.py)."""
 
     name = "apprise"
 
@@ -263,16 +224,21 @@ def push_payload(notice: Notice) -> dict[str, Any]:
     """The short JSON notice a browser's service worker receives (kept well under the 4 KB
     push payload limit)."""
     a = notice.alert
+    when = messages.when(a.event_at, notice.timezone, notice.locale)
     return {
         "v": 1,
         "notice": notice.notice,
+        "locale": notice.locale,
         "title": headline(notice)[:200],
         "alert_id": a.id,
         "kind": a.kind,
         "severity": a.severity.value,
         "elder": (a.elder_name or "")[:100],
         "village": (a.village or "")[:100],
-        "summary": a.summary[:300],
+        # The service worker shows `summary` as the body: what happened and when, localized;
+        # the detector's own words follow as `detail`.
+        "summary": f"{messages.what(notice.locale, a.kind)} · {when}"[:300],
+        "detail": a.summary[:300],
         "round": notice.round,
         "console_url": notice.console_url,
         "ack_url": notice.ack_url,

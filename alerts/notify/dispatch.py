@@ -17,7 +17,7 @@ from alerts.config import AlertMetrics, AlertSettings, Clock, retry_delay_s, utc
 from alerts.escalate import planning
 from alerts.escalate.routing import Routing
 from alerts.model import Outgoing, Scope
-from alerts.notify import device_queue, outbox
+from alerts.notify import device_queue, messages, outbox
 from alerts.notify.channels import Channel, DeliveryError, Notice
 from alerts.notify.commands import CommandSink
 from alerts.notify.links import ack_token
@@ -91,6 +91,10 @@ class Dispatcher:
             return None
         return self.ack_url(note.alert_id, note.user_id, role)
 
+    def locale_of(self, locale: str | None) -> str:
+        """A recipient's language: theirs, else the deployment's."""
+        return messages.locale_of(locale, self._settings.locale)
+
     def ack_url(self, alert_id: int, user_id: int, role: str | None) -> str | None:
         """A signed one-click acknowledge link for a staff member (None for anyone else)."""
         if role not in ACK_ROLES:
@@ -136,15 +140,24 @@ class Dispatcher:
             )
             if not notes:
                 return 0, 0
-            alerts = {
-                a_id: await views.get_alert(conn, Scope(everything=True), a_id)
-                for a_id in {n.alert_id for n in notes}
-            }
-            cur = await conn.execute(
-                "SELECT id, role FROM users WHERE id = ANY(%s)",
+            alert_ids = sorted({n.alert_id for n in notes})
+            # Sent before the alerts are read: answered in the same round trip (pipeline).
+            people = await conn.execute(
+                "SELECT id, role, locale FROM users WHERE id = ANY(%s)",
                 ([n.user_id for n in notes if n.user_id is not None],),
             )
-            roles = {int(u): str(r) for u, r in await cur.fetchall()}
+            places = await conn.execute(
+                "SELECT a.id, nullif(h.address, '') FROM alerts a JOIN homes h ON h.id = a.home_id"
+                " WHERE a.id = ANY(%s)",
+                (alert_ids,),
+            )
+            alerts = {
+                a_id: await views.get_alert(conn, Scope(everything=True), a_id)
+                for a_id in alert_ids
+            }
+            users = {int(u): (str(r), loc) for u, r, loc in await people.fetchall()}
+            roles = {u: r for u, (r, _) in users.items()}
+            address = {int(a): None if t is None else str(t) for a, t in await places.fetchall()}
             sendable = [n for n in notes if alerts[n.alert_id] is not None]
             results = await asyncio.gather(
                 *(
@@ -157,6 +170,9 @@ class Dispatcher:
                             self._console_url,
                             n.notice,
                             self._ack_url(n, roles.get(n.user_id or 0)),
+                            self.locale_of(users.get(n.user_id or 0, ("", None))[1]),
+                            address.get(n.alert_id),
+                            self._settings.timezone,
                         ),
                     )
                     for n in sendable

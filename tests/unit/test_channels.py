@@ -55,7 +55,9 @@ def make_alert(**changes: object) -> Alert:
     return Alert(**fields)  # type: ignore[arg-type]
 
 
-NOTICE = Notice(alert=make_alert(), round=3, user_id=17, console_url="https://care.example/a/42")
+NOTICE = Notice(
+    alert=make_alert(), round=3, user_id=17, console_url="https://care.example/a/42", locale="en"
+)
 
 
 # --------------------------------------------------------------------------- sign / verify
@@ -155,10 +157,15 @@ def test_extra_header_fields_are_tolerated() -> None:
 
 
 def test_notice_body_fields() -> None:
-    assert notice_body(NOTICE) == {
+    body = notice_body(NOTICE)
+    text = body.pop("text")
+    assert text.startswith("[CRITICAL] SOS button pressed - Wang Fang (Xiaohe)\n")
+    assert "When:     2026-11-23 21:00 (Asia/Shanghai)\n" in text
+    assert body == {
         "version": 1,
         "type": "alert",
         "notice": "alert",
+        "locale": "en",
         "headline": "[CRITICAL] SOS button pressed - Wang Fang (Xiaohe)",
         "round": 3,
         "recipient": 17,
@@ -167,7 +174,9 @@ def test_notice_body_fields() -> None:
             "home_id": "h01",
             "elder": "Wang Fang",
             "village": "Xiaohe",
+            "address": None,
             "kind": "sos",
+            "what": "SOS button pressed",
             "category": "emergency",
             "severity": "critical",
             "status": "open",

@@ -25,7 +25,9 @@ ACK = "https://care.example/ack/tok"
 
 
 def notice(**changes: object) -> Notice:
-    return Notice(make_alert(**changes), 2, 17, "https://care.example/console", "alert", ACK)
+    return Notice(
+        make_alert(**changes), 2, 17, "https://care.example/console", "alert", ACK, "en"
+    )
 
 
 async def test_push_is_encrypted_for_the_subscriber_and_vapid_signed(
@@ -54,7 +56,9 @@ async def test_push_is_encrypted_for_the_subscriber_and_vapid_signed(
     assert doc["severity"] == "critical"
     assert doc["elder"] == "Wang Fang"
     assert doc["village"] == "Xiaohe"
-    assert doc["summary"] == "SOS button pressed"
+    assert doc["summary"] == "SOS button pressed · 2026-11-23 21:00 (Asia/Shanghai)"
+    assert doc["detail"] == "SOS button pressed"
+    assert doc["locale"] == "en"
     assert doc["ack_url"] == ACK
     assert doc["console_url"] == "https://care.example/console"
     assert doc["title"].startswith("[CRITICAL] SOS button pressed")
