@@ -41,6 +41,10 @@ async def plan_round(
     offset = max(0.0, (due_at - opened_at).total_seconds())
     tiers = list(policy.tiers_at(offset))
     before = set(policy.tiers_at(offset - 1e-3)) if offset > 0 else set()
+    if "family" in before:
+        # The family hears once when their tier is reached (round 0 by every built-in
+        # policy), then the acknowledgement and the resolution: not every repeat.
+        tiers.remove("family")
     probe = offset
     while True:
         found, reachable, skipped = await recipients(

@@ -2,7 +2,9 @@
 
 A policy is a list of steps ("after N seconds without acknowledgement, add these tiers") and
 a repeat period. Rounds happen at every step's time and every `repeat_s` after the previous
-round; each round notifies every tier reached so far. The policy is snapshotted (as JSON) on
+round; each round notifies every staff tier reached so far, and the family only in the round
+that first reaches it (then the acknowledged / resolved follow-ups, not every repeat:
+`alerts.escalate.planning`). The policy is snapshotted (as JSON) on
 the alert when it opens, so later edits never change a running escalation.
 """
 

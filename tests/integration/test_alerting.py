@@ -126,16 +126,16 @@ async def test_escalation_step_by_step_and_ack_stops_it(
 
         clock.to(299, t0)
         assert await d.step() == 0
-        clock.to(300, t0)  # 5 min: the town joins; everyone reached so far is reminded
-        assert await d.step() == 3
-        assert rcpts(smtp_server, 2) == ["family-h01", "town-t1", "worker-v1"]
+        clock.to(300, t0)  # 5 min: the town joins; the staff reached so far are reminded
+        assert await d.step() == 2  # (the family was told once: test_family_told_once.py)
+        assert rcpts(smtp_server, 2) == ["town-t1", "worker-v1"]
         clock.to(600, t0)  # 10 min: the district centre joins
-        assert await d.step() == 4
-        assert rcpts(smtp_server, 5) == ["district", "family-h01", "town-t1", "worker-v1"]
+        assert await d.step() == 3
+        assert rcpts(smtp_server, 4) == ["district", "town-t1", "worker-v1"]
         escalated = await events(db_url, alert_id, "escalated")
         assert [e["tiers"] for e in escalated] == [["town"], ["district"]]
         clock.to(900, t0)  # repeats every 5 min
-        assert await d.step() == 4
+        assert await d.step() == 3
 
         # The town staff member takes it: the chain stops, the others are told who owns it.
         async with pool.connection() as conn:
@@ -273,7 +273,7 @@ async def test_restart_mid_escalation_continues_on_time(
             clock.to(299, t0)
             assert await d2.step() == 0
             clock.to(300, t0)
-            assert await d2.step() == 3
+            assert await d2.step() == 2  # worker and town (the family was told once)
     assert "town-t1" in rcpts(smtp_server, 2)
 
 
@@ -296,13 +296,13 @@ async def test_two_instances_run_each_step_exactly_once(
             clock.to(offset, t0)
             for _ in range(3):
                 await asyncio.gather(a.step(), b.step(), a.step(), b.step())
-    # Per home: round 0 -> worker + family; 300 s -> + town; 600 s -> + district.
-    assert len(smtp_server.messages) == len(homes) * (2 + 3 + 4)
+    # Per home: round 0 -> worker + family; 300 s -> worker + town; 600 s -> + district.
+    assert len(smtp_server.messages) == len(homes) * (2 + 2 + 3)
     assert (
         await scalar(db_url, "SELECT count(*) FROM alert_events WHERE action = 'round_planned'")
         == len(homes) * 3
     )
-    assert await scalar(db_url, "SELECT count(*) FROM notification_attempts") == len(homes) * 9
+    assert await scalar(db_url, "SELECT count(*) FROM notification_attempts") == len(homes) * 7
     assert await scalar(db_url, "SELECT count(*) FROM notifications WHERE status <> 'sent'") == 0
 
 
