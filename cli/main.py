@@ -46,7 +46,7 @@ def _logging(level: str) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
-async def _load_homes(dsn: str) -> list[Any]:
+async def load_sim_homes(dsn: str) -> list[Any]:
     from simulators.home import SimDevice, SimulatedHome
 
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
@@ -56,9 +56,11 @@ async def _load_homes(dsn: str) -> list[Any]:
     for home_id, device_id, kind, room in rows:
         by_home.setdefault(home_id, []).append(SimDevice(device_id, kind, room or "room"))
     # A new boot number per run, as a real device has after a restart: seq starts again.
+    # With what real devices send besides (heartbeats, battery levels).
     boot = int(time.time()) % 2**31
     return [
-        SimulatedHome(h, d, seed=i, boot=boot) for i, (h, d) in enumerate(sorted(by_home.items()))
+        SimulatedHome(h, d, seed=i, boot=boot, upkeep=True)
+        for i, (h, d) in enumerate(sorted(by_home.items()))
     ]
 
 
@@ -89,8 +91,7 @@ def up(
     from devstack.seed import DEMO_PASSWORD, seed_demo
     from ingest.migrate import migrate
     from runtime.service import Running, serve
-    from simulators.live import run_homes
-    from simulators.publisher import MqttPublisher
+    from simulators.fleet import run_fleet
 
     base = settings_or_exit()
     _logging(base.log_level)
@@ -126,14 +127,21 @@ def up(
             await migrate(pg.url)
             async with await psycopg.AsyncConnection.connect(pg.url) as conn:
                 logins = await seed_demo(conn, homes=homes, webhook_url=f"{web}/demo/webhook")
-            sim_homes = await _load_homes(pg.url)
+            sim_homes = await load_sim_homes(pg.url)
 
             async def simulators(running: Running) -> None:
                 if not simulate:
                     await running.stop.wait()
                     return
-                async with MqttPublisher(mq.url, "eldercare-demo-homes", mq.protocol) as pub:
-                    await run_homes(pub, sim_homes, tick_s=2.0, stop=running.stop)
+                # Each device its own connection: retained status, last will, heartbeats.
+                await run_fleet(
+                    mq.url,
+                    sim_homes,
+                    mq.protocol,
+                    tick_s=2.0,
+                    stop=running.stop,
+                    client_prefix="demo",
+                )
 
             def ready(running: Running) -> None:
                 table = Table(title="Eldercare demo is up", show_lines=False)
@@ -241,7 +249,7 @@ def press_sos_cmd(
     dsn, mqtt_url, protocol = endpoints(state_dir)
 
     async def go() -> None:
-        homes = {h.home_id: h for h in await _load_homes(dsn)}
+        homes = {h.home_id: h for h in await load_sim_homes(dsn)}
         if home not in homes:
             console.print(f"[red]no home {home!r} with devices; known: {sorted(homes)}[/red]")
             raise typer.Exit(2)
@@ -256,17 +264,16 @@ def simulate_homes_cmd(
     state_dir: Annotated[Path | None, typer.Option()] = None,
     tick: Annotated[float, typer.Option(help="seconds between publishes")] = 2.0,
 ) -> None:
-    """Run the registered homes' simulated devices in real time (Ctrl-C stops)."""
-    from simulators.live import run_homes
-    from simulators.publisher import MqttPublisher
+    """Run the registered homes' simulated devices in real time (Ctrl-C stops): each device
+    connected as itself (status, last will, heartbeats, battery)."""
+    from simulators.fleet import run_fleet
 
     dsn, mqtt_url, protocol = endpoints(state_dir)
 
     async def go() -> None:
-        homes = await _load_homes(dsn)
-        async with MqttPublisher(mqtt_url, "eldercare-sim-homes", protocol) as pub:  # type: ignore[arg-type]
-            console.print(f"publishing for {len(homes)} homes; Ctrl-C stops")
-            await run_homes(pub, homes, tick_s=tick)
+        homes = await load_sim_homes(dsn)
+        console.print(f"publishing for {len(homes)} homes; Ctrl-C stops")
+        await run_fleet(mqtt_url, homes, protocol, tick_s=tick)  # type: ignore[arg-type]
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())

@@ -9,7 +9,11 @@ one-second ticks with the same result. Each local day is planned from its own ra
 - day: the elder moves between rooms (kitchen at meal times, mostly the living room), each PIR
   reporting 1 on motion and 0 once it rearms 10-30 s later; with an entry door, 0-2 outings
   (door open/close on leaving and on return, no motion while out) and 0-2 door answers;
-- temperature: every 5 minutes, 20-22 °C with a daily swing and slow drift.
+- temperature: every 5 minutes, 20-22 °C with a daily swing and slow drift;
+- with ``upkeep=True``, what every device sends besides (docs/protocol.md): a `heartbeat`
+  every `heartbeat_s` of its kind (at a phase of its own), and on battery the `battery` level
+  with every `BATTERY_EVERY`-th heartbeat and at boot (`boot_readings`), a slow drain over
+  the kind's `battery_days` between 100 % and 20 % (a new battery then), never low.
 
 Behaviour keys off room names: the bed mat's room is the bedroom, ``bathroom`` and ``kitchen``
 are recognised, and the first door contact is the entry door.
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from devices import topics
-from devices.catalogue import CATALOGUE
+from devices.catalogue import BATTERY, CATALOGUE, HEARTBEAT
 from devices.payload import Reading
 
 BEDROOM = "bedroom"
@@ -36,6 +40,9 @@ LIVING_ROOM = "living_room"
 _TEMPERATURE_PERIOD_S = 300
 _MEAL_HOURS = frozenset({7, 11, 12, 17, 18})
 _CACHE_DAYS = 8
+BATTERY_EVERY = 6
+"""A battery device sends its level with every sixth heartbeat (and at boot)."""
+_BATTERY_FULL, _BATTERY_REPLACED = 100.0, 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,7 @@ class _Event:
     ts: datetime
     device_id: str
     value: float
+    metric: str | None = None  # None: the kind's first metric
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +87,7 @@ class SimulatedHome:
         *,
         tz: tzinfo = UTC,
         boot: int | None = None,
+        upkeep: bool = False,
     ) -> None:
         if not topics.valid_id(home_id):
             raise ValueError(f"invalid home id {home_id!r}")
@@ -93,6 +102,7 @@ class SimulatedHome:
         self.devices: tuple[SimDevice, ...] = tuple(devices)
         self.seed = seed
         self.tz = tz
+        self.upkeep = upkeep
         self._by_id = {d.device_id: d for d in devices}
         self._boot = {
             d.device_id: boot
@@ -137,6 +147,19 @@ class SimulatedHome:
         picked.sort(key=lambda e: (e.ts, e.device_id))
         return [self._reading(e) for e in picked]
 
+    def boot_readings(self, at: datetime) -> list[Reading]:
+        """What each device sends when it starts at `at`: a heartbeat, and its battery level
+        when it has one."""
+        _check_aware(at)
+        at = at.astimezone(UTC)
+        out: list[Reading] = []
+        for d in self.devices:
+            out.append(self._reading(_Event(at, d.device_id, 1.0, HEARTBEAT)))
+            if CATALOGUE[d.kind].battery:
+                level = self._battery_level(d, at)
+                out.append(self._reading(_Event(at, d.device_id, level, BATTERY)))
+        return out
+
     def sos_press(self, at: datetime) -> Reading:
         """A press of this home's SOS button at `at`."""
         _check_aware(at)
@@ -157,7 +180,7 @@ class SimulatedHome:
             boot=self._boot[device.device_id],
             seq=seq,
             ts=event.ts,
-            metric=metric or CATALOGUE[device.kind].metrics[0].name,
+            metric=metric or event.metric or CATALOGUE[device.kind].metrics[0].name,
             value=event.value,
         )
 
@@ -175,6 +198,8 @@ class SimulatedHome:
         plan = self._plans.get(day)
         if plan is None:
             events = [*self._night_events(day), *self._day_events(day), *self._temperatures(day)]
+            if self.upkeep:
+                events.extend(self._upkeep(day))
             events.sort(key=lambda e: (e.ts, e.device_id))
             plan = _Plan(tuple(events), tuple(e.ts for e in events))
             if len(self._plans) >= _CACHE_DAYS:
@@ -354,6 +379,31 @@ class SimulatedHome:
                 )
                 yield _Event(at, device_id, round(value, 2))
                 k += 1
+
+    def _upkeep(self, day: date) -> Iterator[_Event]:
+        """Every device's heartbeats within the local day, with battery levels."""
+        start, end = self._at(day, 0).timestamp(), self._at(day + timedelta(days=1), 0).timestamp()
+        for d in self.devices:
+            spec = CATALOGUE[d.kind]
+            period = spec.heartbeat_s
+            phase = random.Random(f"{self.seed}/{self.home_id}/{d.device_id}/beat").uniform(
+                0, period
+            )
+            k = math.ceil((start - phase) / period)
+            while (ts := k * period + phase) < end:
+                at = datetime.fromtimestamp(ts, UTC)
+                yield _Event(at, d.device_id, 1.0, HEARTBEAT)
+                if spec.battery and k % BATTERY_EVERY == 0:
+                    yield _Event(at, d.device_id, self._battery_level(d, at), BATTERY)
+                k += 1
+
+    def _battery_level(self, device: SimDevice, at: datetime) -> float:
+        """The battery's charge at `at` (percent): a steady drain over the kind's battery
+        life from 100 % to 20 %, where it is replaced; each device at a point of its own."""
+        life_days = CATALOGUE[device.kind].battery_days or 365
+        start = random.Random(f"{self.seed}/{self.home_id}/{device.device_id}/battery")
+        used = ((at.timestamp() / 86400 + start.uniform(0, life_days)) % life_days) / life_days
+        return round(_BATTERY_FULL - (_BATTERY_FULL - _BATTERY_REPLACED) * used, 1)
 
 
 def _pulse(rng: random.Random, pir: str, at: datetime) -> Iterator[_Event]:

@@ -4,10 +4,11 @@ publishing readings to a device's readings topic in messages the decoder accepts
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from devices import topics
-from devices.mqtt import AckedPublisher, MqttSettings
+from devices.mqtt import AckedPublisher, MqttSettings, Retained
 from devices.payload import Reading, encode
 
 #: Readings per message: well under the decoder's batch (1000) and payload (64 KiB) limits.
@@ -20,6 +21,7 @@ class MqttPublisher(AckedPublisher):
     `url` is ``mqtt[s]://[user[:password]@]host[:port]`` (`devices.mqtt` has the rules; a
     ``mqtts://`` broker is checked against the system's trusted CAs). Use as
     ``async with MqttPublisher(url, client_id) as pub: await pub.publish_readings(...)``.
+    `will` and `birth`: a device's last will and its "online" (`AckedPublisher`).
     """
 
     def __init__(
@@ -30,6 +32,8 @@ class MqttPublisher(AckedPublisher):
         *,
         connect_timeout_s: float = 10.0,
         keepalive_s: int = 30,
+        will: Retained | None = None,
+        birth: Callable[[], Retained] | None = None,
     ) -> None:
         settings = MqttSettings(
             url=url,
@@ -37,7 +41,7 @@ class MqttPublisher(AckedPublisher):
             connect_timeout_s=connect_timeout_s,
             keepalive_s=keepalive_s,
         )
-        super().__init__(settings, client_id)
+        super().__init__(settings, client_id, will=will, birth=birth)
 
     async def publish_readings(self, readings: list[Reading]) -> None:
         """Publish readings of one device and boot to its readings topic at QoS 1."""

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devices import topics
+from devices.catalogue import CATALOGUE, LOW_BATTERY_PERCENT
 from devices.payload import Reading, decode, encode
 from devices.registry import DeviceRecord, Registry
 from simulators.home import SimDevice, SimulatedHome
@@ -233,3 +234,44 @@ async def test_run_homes_ticks_through_consecutive_windows() -> None:
     assert [(r.device_id, r.ts, r.value) for r in published] == [
         (r.device_id, r.ts, r.value) for r in expected
     ]
+
+
+def test_upkeep_heartbeats_and_battery_as_real_devices_send() -> None:
+    """With `upkeep`, every device beats every `heartbeat_s` of its kind, battery devices
+    report their level with some beats and at boot; the stream stays split-proof and
+    decodable, and the elder's own readings are the same as without."""
+
+    def home() -> SimulatedHome:
+        return SimulatedHome("home-1", DEVICES, 7, upkeep=True)
+
+    start, end = DAY, DAY + timedelta(days=1)
+    whole = home().events_between(start, end)
+    ticked = home()
+    split = [
+        r for a, b in windows(start, end, timedelta(minutes=7)) for r in ticked.events_between(a, b)
+    ]
+    assert split == whole
+    upkeep = ("heartbeat", "battery")
+    own = [(r.ts, r.device_id, r.metric, r.value) for r in whole if r.metric not in upkeep]
+    plain = make_home().events_between(start, end)
+    assert own == [(r.ts, r.device_id, r.metric, r.value) for r in plain]
+    for d in DEVICES:
+        spec = CATALOGUE[d.kind]
+        beats = [r for r in whole if r.device_id == d.device_id and r.metric == "heartbeat"]
+        assert len(beats) in (86400 // spec.heartbeat_s, 86400 // spec.heartbeat_s + 1), d
+        gaps = {round((b.ts - a.ts).total_seconds()) for a, b in itertools.pairwise(beats)}
+        assert gaps == {spec.heartbeat_s}, d
+        levels = [r.value for r in whole if r.device_id == d.device_id and r.metric == "battery"]
+        if spec.battery:
+            assert levels, d
+            assert all(LOW_BATTERY_PERCENT < v <= 100.0 for v in levels), d
+        else:
+            assert levels == [], d
+    registry = Registry(DeviceRecord(d.device_id, "home-1", d.kind) for d in DEVICES)
+    for batch in by_device(whole):
+        topic = topics.topic("home-1", batch[0].device_id, topics.Channel.READINGS)
+        assert decode(topic, encode(batch[:200]), registry, end) == batch[:200]
+    boot = home().boot_readings(start)
+    assert {(r.device_id, r.metric) for r in boot} == {
+        (d.device_id, m) for d in DEVICES for m in upkeep[: 2 if CATALOGUE[d.kind].battery else 1]
+    }
