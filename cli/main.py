@@ -104,7 +104,9 @@ def up(
     mq = EmbeddedBroker(state / "broker", prefer="mosquitto" if broker == "mosquitto" else "amqtt")
     with pg, mq:
         console.print(f"PostgreSQL ready at 127.0.0.1:{pg.port}; {mq.kind} broker at {mq.url}")
-        inbox = DemoInbox(base.alerts.webhook_secret.get_secret_value().encode())
+        inbox = DemoInbox(
+            base.alerts.webhook_secret.get_secret_value().encode(), tz=base.alerts.zone()
+        )
         smtp_port = inbox.start()
         web = f"http://127.0.0.1:{port}"
         overrides: dict[str, Any] = {
