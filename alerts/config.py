@@ -32,6 +32,114 @@ class SmtpSettings(BaseModel):
     starttls: bool = False
 
 
+class SmsSettings(BaseModel):
+    """The `sms` channel: China's SMS providers, with approved templates
+    (alerts/notify/cn_cloud.py; docs/alerting.md "Channels for China")."""
+
+    provider: Literal["aliyun", "tencent"] | None = Field(
+        default=None, description="aliyun (dysmsapi SendSms) or tencent (SMS 2021-01-11)"
+    )
+    access_key_id: str = Field(default="", description="Aliyun AccessKey ID / Tencent SecretId")
+    access_key_secret: SecretStr = Field(
+        default=SecretStr(""), description="Aliyun AccessKey secret / Tencent SecretKey"
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="the API's URL (default https://dysmsapi.aliyuncs.com or"
+        " https://sms.tencentcloudapi.com; tests point it at a local server)",
+    )
+    region: str | None = Field(default=None, description="default cn-hangzhou / ap-guangzhou")
+    sdk_app_id: str = Field(default="", description="Tencent SmsSdkAppId")
+    sign_name: str = Field(default="", description="the approved signature, e.g. 某某区养老服务")
+    template_alert: str = Field(
+        default="", description="approved template of a new alert: name, address, what, time, link"
+    )
+    template_update: str = Field(
+        default="", description="approved template of a follow-up: name, what, status"
+    )
+    template_alert_en: str | None = Field(default=None, description="English variant, if any")
+    template_update_en: str | None = Field(default=None, description="English variant, if any")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SmsSettings:
+        if self.provider is None:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("ACCESS_KEY_ID", self.access_key_id),
+                ("ACCESS_KEY_SECRET", self.access_key_secret.get_secret_value()),
+                ("SIGN_NAME", self.sign_name),
+                ("TEMPLATE_ALERT", self.template_alert),
+                ("SDK_APP_ID", self.sdk_app_id if self.provider == "tencent" else "-"),
+            )
+            if not value
+        ]
+        if missing:
+            names = ", ".join(f"ELDERCARE_ALERTS__SMS__{m}" for m in missing)
+            raise ValueError(f"SMS provider {self.provider} needs {names}")
+        return self
+
+
+class VoiceSettings(BaseModel):
+    """The `voice` channel: Aliyun voice calls (dyvms), text-to-speech; staff get an
+    interactive call where pressing 1 acknowledges (gateway/routes/voice.py)."""
+
+    provider: Literal["aliyun"] | None = None
+    access_key_id: str = ""
+    access_key_secret: SecretStr = SecretStr("")
+    endpoint: str | None = Field(
+        default=None, description="the API's URL (default https://dyvmsapi.aliyuncs.com)"
+    )
+    region: str = "cn-hangzhou"
+    called_show_number: str = Field(default="", description="the caller number bought from Aliyun")
+    tts_code: str = Field(
+        default="", description="TTS template of an alert call (name, address, what)"
+    )
+    ivr_start_code: str = Field(
+        default="",
+        description="TTS template of a staff member's interactive call (name, address, what;"
+        " it says: press 1 to take it); empty: staff get the plain call",
+    )
+    ivr_ack_code: str = Field(default="", description="TTS template played after pressing 1")
+    tts_update_code: str = Field(
+        default="",
+        description="TTS template of a follow-up call (name, what, status); empty: follow-ups"
+        " are not called, the person's next channel gets them",
+    )
+    play_times: int = Field(default=2, ge=1, le=3)
+    callback_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="unguessable token in the receipt URL /voice/aliyun/<token> (32+ chars)",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> VoiceSettings:
+        if self.provider is None:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("ACCESS_KEY_ID", self.access_key_id),
+                ("ACCESS_KEY_SECRET", self.access_key_secret.get_secret_value()),
+                ("CALLED_SHOW_NUMBER", self.called_show_number),
+                ("TTS_CODE", self.tts_code),
+            )
+            if not value
+        ]
+        if missing:
+            names = ", ".join(f"ELDERCARE_ALERTS__VOICE__{m}" for m in missing)
+            raise ValueError(f"voice provider {self.provider} needs {names}")
+        if self.ivr_start_code and not self.ivr_ack_code:
+            raise ValueError("ELDERCARE_ALERTS__VOICE__IVR_START_CODE needs IVR_ACK_CODE too")
+        if self.ivr_start_code and len(self.callback_token.get_secret_value()) < 32:
+            raise ValueError(
+                "ELDERCARE_ALERTS__VOICE__CALLBACK_TOKEN must be 32+ random characters"
+                " (the press-1 receipts are authenticated by it)"
+            )
+        return self
+
+
 class AlertSettings(BaseModel):
     """Tuning of the alerts stage."""
 
@@ -101,6 +209,8 @@ class AlertSettings(BaseModel):
     send_timeout_s: float = Field(default=10.0, gt=0)
     webhook_secret: SecretStr = SecretStr("development-webhook-secret")
     smtp: SmtpSettings = SmtpSettings()
+    sms: SmsSettings = SmsSettings()
+    voice: VoiceSettings = VoiceSettings()
     demo_speed: float = Field(
         default=1.0, gt=0, description="divide every escalation delay by this (demo clock)"
     )

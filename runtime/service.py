@@ -46,6 +46,7 @@ from alerts.notify.channels import (
     WebhookChannel,
     WebPushChannel,
 )
+from alerts.notify.cn_cloud import cn_channels
 from alerts.notify.commands import MqttCommandPublisher
 from alerts.notify.dispatch import Dispatcher
 from alerts.service import AlertService, Detection, Sources, load_installed, urgent_filters
@@ -166,6 +167,7 @@ def _channels(
             )
 
     return {
+        **cn_channels(http, settings.alerts),  # sms, voice (China), when configured
         "apprise": AppriseChannel(),
         "console": ConsoleChannel(to_console),
         "webhook": WebhookChannel(http, settings.alerts.webhook_secret.get_secret_value().encode()),

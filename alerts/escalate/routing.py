@@ -14,7 +14,7 @@ from alerts.model import Category, Severity
 
 Conn = psycopg.AsyncConnection[Any]
 
-ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console", "webpush"})
+ALL_CHANNELS = frozenset({"webhook", "email", "apprise", "console", "webpush", "sms", "voice"})
 """Every channel kind there is (for callers that plan rounds without a dispatcher's set)."""
 
 
