@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import typer
@@ -38,13 +39,31 @@ def _dsn() -> str:
     raise typer.Exit(2)
 
 
+def _zone() -> ZoneInfo:
+    """The deployment's time zone (`ELDERCARE_ALERTS__TIMEZONE`): the rota is shown in it."""
+    from runtime.settings import SettingsError, load_settings
+
+    try:
+        return load_settings().alerts.zone()
+    except (SettingsError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def zone_label(tz: ZoneInfo, at: datetime) -> str:
+    """`Asia/Shanghai, UTC+08:00`: the zone's name and its offset at `at`."""
+    offset = at.astimezone(tz).strftime("%z")
+    return f"{tz.key}, UTC{offset[:3]}:{offset[3:]}"
+
+
 def _when(value: str) -> datetime:
+    """An ISO time; without an offset, in the deployment's zone."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         console.print(f"[red]not a time: {value!r} (use e.g. 2026-11-23T08:00+08:00)[/red]")
         raise typer.Exit(2) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_zone())
 
 
 def _fmt_s(value: float | None) -> str:
@@ -107,10 +126,13 @@ def rota_show(
     region: Annotated[str | None, typer.Option(help="one region only")] = None,
     hours: Annotated[float, typer.Option(help="how far ahead")] = 48,
 ) -> None:
-    """Shifts from now, who is on duty now, and hours with nobody on duty."""
+    """Shifts from now, who is on duty now, and hours with nobody on duty; times in the
+    deployment's zone (ELDERCARE_ALERTS__TIMEZONE), labelled."""
     from alerts.escalate import rota
 
     now = datetime.now(UTC)
+    tz = _zone()
+    label = zone_label(tz, now)
 
     async def go() -> tuple[list[rota.Shift], list[rota.Gap]]:
         async with await psycopg.AsyncConnection.connect(_dsn()) as conn:
@@ -120,8 +142,8 @@ def rota_show(
             )
 
     shifts, gaps = asyncio.run(go())
-    table = Table(title="On-duty rota")
-    for col in ("id", "region", "tier", "who", "from", "to", "now"):
+    table = Table(title=f"On-duty rota (times in {label})")
+    for col in ("id", "region", "tier", "who", f"from ({tz.key})", f"to ({tz.key})", "now"):
         table.add_column(col)
     for s in shifts:
         table.add_row(
@@ -129,8 +151,8 @@ def rota_show(
             s.region_id,
             s.tier,
             s.username,
-            f"{s.starts_at:%Y-%m-%d %H:%M}",
-            f"{s.ends_at:%Y-%m-%d %H:%M}",
+            f"{s.starts_at.astimezone(tz):%Y-%m-%d %H:%M}",
+            f"{s.ends_at.astimezone(tz):%Y-%m-%d %H:%M}",
             "on duty" if s.starts_at <= now < s.ends_at else "",
         )
     Console().print(table)
@@ -138,7 +160,8 @@ def rota_show(
     for g in shown:
         console.print(
             f"[yellow]nobody on duty[/yellow] at {g.region_id} ({g.tier}):"
-            f" {g.starts_at:%Y-%m-%d %H:%M} - {g.ends_at:%Y-%m-%d %H:%M} UTC ({g.hours:.1f} h)"
+            f" {g.starts_at.astimezone(tz):%Y-%m-%d %H:%M} -"
+            f" {g.ends_at.astimezone(tz):%Y-%m-%d %H:%M} {tz.key} ({g.hours:.1f} h)"
         )
     if not shown:
         console.print(f"covered around the clock for the next {hours:g} h")
@@ -148,8 +171,10 @@ def rota_show(
 def rota_add(
     user: Annotated[str, typer.Option(help="username")],
     region: Annotated[str, typer.Option(help="region id")],
-    start: Annotated[str, typer.Option(help="ISO time, e.g. 2026-11-23T08:00+08:00")],
-    end: Annotated[str, typer.Option(help="ISO time")],
+    start: Annotated[
+        str, typer.Option(help="ISO time, e.g. 2026-11-23T08:00+08:00 (no offset: local)")
+    ],
+    end: Annotated[str, typer.Option(help="ISO time (no offset: the deployment's zone)")],
 ) -> None:
     """Add a shift."""
     from alerts.escalate import rota
