@@ -37,6 +37,7 @@ from gateway.routes import (
     reports,
     rota,
     visits,
+    voice,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ ROUTERS = (
     reports.router,
     push.router,
     ack_links.router,
+    voice.router,  # the voice provider's receipts: press 1 acknowledges
     login.router,
     console.router,
     family.router,
