@@ -7,9 +7,10 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from html import escape
 
 from alerts.detect.layout import classify, is_activity
+from alerts.usual import bed_spans
+from gateway import timeline
 from gateway.queries.readings import Event
 
 OUT_AFTER = timedelta(minutes=10)
@@ -97,31 +98,12 @@ class DaySummary:
     temperature_max: float | None
 
 
-def _bed_intervals(
-    events: Sequence[Event], start: datetime, end: datetime
-) -> list[tuple[datetime, datetime]]:
-    """Occupied-bed intervals within [start, end) from the day's bed readings."""
-    out: list[tuple[datetime, datetime]] = []
-    since: datetime | None = None
-    for e in events:
-        if e.kind != "bed_mat":
-            continue
-        if e.value >= 1.0 and since is None:
-            since = e.ts
-        elif e.value < 1.0 and since is not None:
-            out.append((since, e.ts))
-            since = None
-    if since is not None:
-        out.append((since, end))
-    return [(max(a, start), min(b, end)) for a, b in out if b > start and a < end]
-
-
 def summarise(events: Sequence[Event], start: datetime, end: datetime) -> DaySummary:
     """The day [start, end) from its readings (oldest first)."""
     active = [e for e in events if _is_activity(e)]
     motion = [e for e in events if e.kind == "pir_motion" and e.value >= 1.0]
     temps = [e.value for e in events if e.kind == "temperature"]
-    bed = sum((b - a).total_seconds() for a, b in _bed_intervals(events, start, end))
+    bed = sum((b - a).total_seconds() for a, b in bed_spans(events, start, end))
     return DaySummary(
         first_activity=active[0].ts if active else None,
         last_activity=active[-1].ts if active else None,
@@ -134,80 +116,16 @@ def summarise(events: Sequence[Event], start: datetime, end: datetime) -> DaySum
     )
 
 
-_COLOURS = {
-    "pir_motion": "#1f5fbf",
-    "door_contact": "#9a5b00",
-    "bed_mat": "#6b4fa8",
-    "sos_button": "#b42318",
-}
-
-
 def timeline_svg(
     events: Sequence[Event],
     start: datetime,
     label: Callable[[str], str],
     *,
     width: int = 560,
+    now: datetime | None = None,
 ) -> str:
-    """The day starting `start` (local midnight) as an SVG: one row per room and device kind,
-    ticks for motion, door and button, bars for time in bed. `label` translates words."""
-    end = start + timedelta(days=1)
-    rows: list[tuple[str, str]] = []
-    for e in events:
-        key = (e.kind, e.room)
-        if e.kind in _COLOURS and key not in rows:
-            rows.append(key)
-    rows.sort(key=lambda k: (list(_COLOURS).index(k[0]), k[1]))
-    narrow = width < 500
-    left, top, row_h = (92 if narrow else 120), 22, 26
-    step = 6 if narrow else 3
-    plot_w = width - left - 18  # room for the last hour's label
-    height = top + row_h * max(len(rows), 1) + 8
-    day_s = 86400.0
-
-    def x(at: datetime) -> float:
-        return left + plot_w * min(max((at - start).total_seconds() / day_s, 0.0), 1.0)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}"'
-        f' width="100%" font-family="sans-serif" role="img"'
-        f' aria-label="{escape(label("timeline"))}" class="timeline">'
-    ]
-    for hour in range(0, 25, step):
-        hx = left + plot_w * hour / 24
-        parts.append(
-            f'<line x1="{hx:.1f}" y1="{top - 4}" x2="{hx:.1f}" y2="{height - 6}" stroke="#dde1e7"/>'
-            f'<text x="{hx:.1f}" y="{top - 8}" font-size="11" text-anchor="middle"'
-            f' fill="#5c6575">{hour:02d}:00</text>'
-        )
-    if not rows:
-        parts.append(
-            f'<text x="{left}" y="{top + 17}" font-size="13" fill="#5c6575">'
-            f"{escape(label('no_readings'))}</text>"
-        )
-    for i, (kind, room) in enumerate(rows):
-        y = top + i * row_h
-        name = f"{label(room) if room else ''} · {label(kind)}".strip(" ·")
-        if narrow and len(name) > 14:
-            name = label(room) if room and kind == "pir_motion" else name[:13] + "…"
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 17}" font-size="12" text-anchor="end"'
-            f' fill="#1d2330">{escape(name)}</text>'
-        )
-        colour = _COLOURS[kind]
-        mine = [e for e in events if e.kind == kind and e.room == room]
-        if kind == "bed_mat":
-            for a, b in _bed_intervals(mine, start, end):
-                parts.append(
-                    f'<rect x="{x(a):.1f}" y="{y + 6}" width="{max(x(b) - x(a), 1.0):.1f}"'
-                    f' height="14" rx="3" fill="{colour}" opacity="0.55"/>'
-                )
-        else:
-            for e in mine:
-                if e.value >= 1.0:
-                    parts.append(
-                        f'<rect x="{x(e.ts) - 1:.1f}" y="{y + 4}" width="2.5" height="18"'
-                        f' fill="{colour}"/>'
-                    )
-    parts.append("</svg>")
-    return "".join(parts)
+    """The day starting `start` (local midnight) as an SVG (`gateway.timeline`): an hour
+    grid, one row per room, bands for asleep and out of home, a legend. `label` translates
+    words; `now` (default: the end of the day) ends what is drawn."""
+    tl = timeline.day_timeline(events, start, now or start + timedelta(days=1), label)
+    return timeline.svg(tl, label, width)

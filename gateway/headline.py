@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 from alerts.model import Alert, Category, Severity, Status
 from gateway.family import LastActivity
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 EMERGENCY_KINDS = ("sos", "fall", "smoke", "gas", "co")
 """Kinds with their own headline ("Help requested at 21:03")."""
 
@@ -64,8 +63,7 @@ def clock_time(at: datetime, tz: str, now: datetime, t: Callable[..., str]) -> s
     return t(
         "date_time",
         day=local.day,
-        month=local.month,
-        mon=_MONTHS[local.month - 1],
+        mon=t("months").split()[local.month - 1],
         time=local.strftime("%H:%M"),
     )
 

@@ -116,7 +116,11 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "presence_asleep": ("Asleep", "在睡觉"),
     "presence_unknown": ("Not known", "未知"),
     # The family page: headline, live line, timeline, today against usual, daily summary.
-    "date_time": ("{day} {mon} {time}", "{month}月{day}日 {time}"),
+    "date_time": ("{day} {mon} {time}", "{mon}{day}日 {time}"),
+    "months": (
+        "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec",
+        "1月 2月 3月 4月 5月 6月 7月 8月 9月 10月 11月 12月",
+    ),
     "hl_sos": ("Help requested at {time}", "{time} 按下了紧急呼叫"),
     "hl_fall": ("A fall was detected at {time}", "{time} 检测到跌倒"),
     "hl_smoke": ("Smoke alarm at {time}", "{time} 烟雾报警"),

@@ -206,7 +206,8 @@ async def timeline(
     found = await audited_elder(conn, principal, elder_id, "timeline", day=day)
     start, end, _ = local_day(found.timezone, day, clock())
     evts = await readings.events(conn, found.home_id, start, end)
-    svg = family.timeline_svg(evts, start, translator(principal.locale), width=width)
+    t = translator(principal.locale)
+    svg = family.timeline_svg(evts, start, t, width=width, now=clock())
     return Response(svg, media_type="image/svg+xml")
 
 

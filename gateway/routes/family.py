@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from alerts import views
+from alerts import usual, views
 from alerts.model import Status
 from gateway import access
 from gateway.access import Area
@@ -19,10 +19,11 @@ from gateway.auth import scope_for
 from gateway.deps import Clock, Db, PageUser
 from gateway.headline import clock_time, headline, what
 from gateway.i18n import messages, translator
-from gateway.queries import elders
+from gateway.queries import elders, readings
 from gateway.queries.devices import Device
 from gateway.rendering import age_text, local_time, not_found, render
 from gateway.status import elder_status, local_day
+from gateway.timeline import LEGEND, day_timeline
 
 router = APIRouter(prefix="/family", include_in_schema=False)
 _JS_KEYS = ("family_live", "family_offline", "digest_saved", "digest_failed")
@@ -112,6 +113,11 @@ async def family_page(
     await elders.audit_health_read(conn, principal.user_id, elder_id, "status", {})
     live = await _live(conn, principal, elder, now)
     t = translator(principal.locale)
+    start, end, _ = local_day(elder.timezone, None, now)
+    todays = await readings.events(conn, elder.home_id, start, end)
+    devices = live["status"].devices
+    rooms = sorted({d.room for d in devices if d.kind in usual.KINDS and d.room})
+    cmp = await usual.compare(conn, elder.home_id, elder.timezone, now)
     return render(
         request,
         "family.html",
@@ -119,7 +125,11 @@ async def family_page(
         now,
         **live,
         device_lines=[device_line(d, elder.timezone, t) for d in live["status"].devices],
-        day_start=local_day(elder.timezone, None, now)[0],
+        tl=day_timeline(todays, start, now, t, rooms),
+        legend=LEGEND,
+        cmp=cmp,
+        usual_sentence=usual.sentence(cmp, now, principal.locale),
+        hhmm=usual.hhmm,
         js_messages=messages(principal.locale, _JS_KEYS),
     )
 

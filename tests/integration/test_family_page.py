@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
 import pytest
 import uvicorn
 
-from alerts import store
+from alerts import store, usual
 from alerts.model import Category, Severity, Signal
 from devstack.ports import free_port
 from gateway.app import create_app
@@ -167,3 +168,63 @@ async def test_the_stream_never_carries_another_elders_alert_to_a_family_member(
     finally:
         server.should_exit = True
         await serving
+
+
+async def seed_usual_days(pool: Pool, home: str, now: datetime, days: int = 14) -> datetime:
+    """`days` ordinary days in `home` before today (bed at 21:30, up at 07:00-07:19, the
+    kitchen, living room and bathroom every 20 minutes until 21:00), and this morning up
+    to `now`: up at 07:12. Returns today's up time."""
+    tz = ZoneInfo("Asia/Shanghai")
+    today = now.astimezone(tz).date()
+    rows: list[tuple[str, datetime, str, float]] = []
+
+    def day(d: date, up: time, until: datetime) -> None:
+        bed = datetime.combine(d - timedelta(days=1), time(21, 30), tzinfo=tz)
+        woke = datetime.combine(d, up, tzinfo=tz)
+        rows.extend([(f"{home}-bed", bed, "occupied", 1.0), (f"{home}-bed", woke, "occupied", 0.0)])
+        t = woke + timedelta(minutes=3)
+        rooms = ("pir-bath", "pir-kitchen", "pir-living")
+        i = 0
+        while t < min(datetime.combine(d, time(21, 0), tzinfo=tz), until):
+            rows.append((f"{home}-{rooms[i % 3]}", t, "motion", 1.0))
+            t += timedelta(minutes=20)
+            i += 1
+
+    for n in range(days, 0, -1):
+        d = today - timedelta(days=n)
+        day(d, time(7, n % 20), datetime.combine(d, time(23, 0), tzinfo=tz))
+    up = datetime.combine(today, time(7, 12), tzinfo=tz)
+    if now > up:
+        day(today, time(7, 12), now)
+    async with pool.connection() as conn, conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO readings (device_id, boot, seq, ts, home_id, metric, value)"
+            " VALUES (%s, 1, %s, %s, %s, %s, %s)",
+            [(dev, i, ts, home, m, v) for i, (dev, ts, m, v) in enumerate(rows)],
+        )
+    return up
+
+
+async def test_today_against_usual_from_the_stored_readings(
+    client: httpx.AsyncClient, pool: Pool
+) -> None:
+    tz = ZoneInfo("Asia/Shanghai")
+    now = datetime.now(tz)
+    if now.time() < time(9, 30):  # before the morning being compared: use yesterday's
+        now = now - timedelta(days=1)
+        now = now.replace(hour=10, minute=0)
+    await seed_usual_days(pool, "h01", now)
+    async with pool.connection() as conn:
+        cmp = await usual.compare(conn, "h01", "Asia/Shanghai", now)
+    assert cmp.days_seen == 14
+    assert cmp.usual is not None
+    assert cmp.today.up_at is not None
+    assert cmp.today.up_at.astimezone(tz).strftime("%H:%M") == "07:12"
+    assert cmp.today.rooms == 3
+    assert usual.sentence(cmp, now, "en").startswith("Up at 07:12 as usual; 3 rooms used")
+    assert usual.sentence(cmp, now, "zh").startswith("07:12 起床，与平时一样；")
+    if now.date() == datetime.now(tz).date():  # the page compares today
+        family = await login(client, "family-h01")
+        page = await client.get("/family/e01", headers=family)
+        assert "Up at 07:12 as usual" in page.text
+        assert "the last 14 days" in page.text

@@ -161,7 +161,8 @@ async def test_status_timeline_and_audit(client: httpx.AsyncClient, pool: Pool) 
     assert svg.status_code == 200
     assert svg.headers["content-type"].startswith("image/svg+xml")
     assert svg.text.startswith("<svg")
-    assert "motion" in svg.text
+    assert ">kitchen</text>" in svg.text  # its row
+    assert '<rect class="mark"' in svg.text  # the movement in it
 
     audit = await client.get("/api/v1/elders/e01/audit", headers=headers)
     assert_error(audit, 403, "forbidden")

@@ -92,7 +92,10 @@ def test_timeline_is_valid_svg_and_escapes_names() -> None:
     assert root.tag.endswith("svg")
     assert "<script>" not in svg
     assert "&lt;script&gt;" in svg
-    assert len(root.findall(".//{http://www.w3.org/2000/svg}rect")) == 2
+    rect = ".//{http://www.w3.org/2000/svg}rect"
+    assert len(root.findall(rect + "[@class='mark']")) == 2  # a movement, the bed
+    assert len(root.findall(rect + "[@class='band']")) == 1  # asleep
+    assert len(root.findall(rect + "[@class='key']")) == 5  # the legend
     empty = timeline_svg([], start, translator("zh"))
     assert "今天还没有数据" in empty
 
