@@ -130,6 +130,64 @@ async def get_alert(conn: Conn, scope: Scope, alert_id: int) -> Alert | None:
     return None if row is None else _alert(row)
 
 
+@dataclass(slots=True, frozen=True)
+class HistoryFilter:
+    """Which past and present alerts to list: all given fields must match."""
+
+    region_id: str | None = None
+    """A region subtree (a district, town or village), within the caller's scope."""
+    kinds: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
+    statuses: tuple[Status, ...] = ()
+    opened_from: datetime | None = None
+    opened_to: datetime | None = None
+    """Opened in [opened_from, opened_to)."""
+
+
+async def search_alerts(
+    conn: Conn, scope: Scope, wanted: HistoryFilter, limit: int, before_id: int | None = None
+) -> list[Alert]:
+    """Alerts visible in `scope` that match `wanted`, newest first, keyset-paginated by id."""
+    where, params = _scope_filter(scope)
+    clauses = [where]
+    if wanted.region_id is not None:
+        clauses.append(
+            sql.SQL(
+                "h.village_id IN (WITH RECURSIVE sub(id) AS (SELECT id FROM regions WHERE id ="
+                " %(wanted_region)s UNION ALL SELECT r.id FROM regions r JOIN sub ON"
+                " r.parent_id = sub.id) SELECT id FROM sub)"
+            )
+        )
+        params["wanted_region"] = wanted.region_id
+    for name, values, column in (
+        ("kinds", wanted.kinds, "a.kind"),
+        ("outcomes", wanted.outcomes, "a.outcome"),
+        ("wanted_statuses", tuple(s.value for s in wanted.statuses), "a.status"),
+    ):
+        if values:
+            clauses.append(sql.SQL("{} = ANY({})").format(sql.SQL(column), sql.Placeholder(name)))
+            params[name] = list(values)
+    if wanted.opened_from is not None:
+        clauses.append(sql.SQL("a.opened_at >= %(opened_from)s"))
+        params["opened_from"] = wanted.opened_from
+    if wanted.opened_to is not None:
+        clauses.append(sql.SQL("a.opened_at < %(opened_to)s"))
+        params["opened_to"] = wanted.opened_to
+    params.update({"limit": limit, "before": before_id})
+    query = sql.SQL(
+        "{subtree} {select} WHERE {where}"
+        " AND (%(before)s::bigint IS NULL OR a.id < %(before)s)"
+        " ORDER BY a.id DESC LIMIT %(limit)s"
+    ).format(
+        subtree=sql.SQL(_SUBTREE if "region" in params else ""),
+        select=sql.SQL(_ALERT_SELECT),
+        where=sql.SQL(" AND ").join(clauses),
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        return [_alert(r) for r in await cur.fetchall()]
+
+
 async def visible_ids(conn: Conn, scope: Scope, alert_ids: list[int]) -> list[int]:
     """Those of `alert_ids` that exist and are visible in `scope`."""
     where, params = _scope_filter(scope)

@@ -159,5 +159,36 @@ async def seed_demo(
                 " VALUES (%s, %s, 'child', true) ON CONFLICT DO NOTHING",
                 (fid, f"e{i:02d}"),
             )
+            await _file_details(conn, f"e{i:02d}", fid, i)
         logins.append(DemoLogin("family-h01", "family", "elder of home h01"))
+        # Staff phones: what a family sees once a worker owns their elder's alert.
+        await conn.execute(
+            "UPDATE users SET phone = '+86 136 ' || lpad(id::text, 8, '0')"
+            " WHERE phone = '' AND role <> 'family'"
+        )
     return logins
+
+
+async def _file_details(
+    conn: psycopg.AsyncConnection[Any], elder_id: str, family: int, i: int
+) -> None:
+    """What a worker needs in the elder's file: phones, a neighbour who holds a key, notes."""
+    await conn.execute(
+        "UPDATE elders SET phone = %s, conditions = %s, notes = %s WHERE id = %s AND phone = ''",
+        (
+            f"+86 139 0000 {i:04d}",
+            ["hypertension", "uses a walking frame"] if i % 2 else ["diabetes (type 2)"],
+            "Hard of hearing: knock loudly and call. Dog in the yard is friendly.",
+            elder_id,
+        ),
+    )
+    await conn.execute(
+        "UPDATE users SET phone = %s WHERE id = %s AND phone = ''",
+        (f"+86 138 0000 {i:04d}", family),
+    )
+    await conn.execute(
+        "INSERT INTO elder_contacts (elder_id, name, relation, phone, position, holds_key)"
+        " SELECT %s, %s, 'neighbour', %s, 0, true"
+        " WHERE NOT EXISTS (SELECT 1 FROM elder_contacts WHERE elder_id = %s)",
+        (elder_id, f"Neighbour of {elder_id}", f"+86 137 0000 {i:04d}", elder_id),
+    )

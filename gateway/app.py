@@ -28,6 +28,7 @@ from gateway.routes import (
     console,
     elders,
     family,
+    history,
     homes,
     login,
     mutes,
@@ -46,6 +47,7 @@ STATIC = Path(__file__).parent / "static"
 ROUTERS = (
     operations.router,
     auth.router,
+    history.router,  # before alerts: /api/v1/alerts/history is not an alert id
     alerts.router,
     regions.router,
     homes.router,

@@ -52,6 +52,7 @@ def render(
     """Template `name` for `principal` in their language, with ages as of `at` (the
     template's own variables in `context`)."""
     t = translator(principal.locale)
+    zone = _deployment_zone(request)
     return TEMPLATES.TemplateResponse(
         request,
         name,
@@ -60,12 +61,31 @@ def render(
             "t": t,
             "locale": principal.locale,
             "age": lambda value: age_text(value, at, t),
-            "local": lambda value, tz="Asia/Shanghai": local_time(value, tz),
+            "local": lambda value, tz=zone.key: local_time(value, tz),
+            "tz_label": tz_label(zone.key, principal.locale),
+            "deployment_tz": zone.key,
             "is_staff": principal.is_staff,
             **context,
         },
         status_code=http_status,
     )
+
+
+def _deployment_zone(request: Request) -> ZoneInfo:
+    state = getattr(request.app.state, "gateway", None)
+    return state.ctx.local_tz if state is not None else ZoneInfo("Asia/Shanghai")
+
+
+_ZONE_NAMES = {"Asia/Shanghai": ("China time", "北京时间")}
+
+
+def tz_label(zone: str, locale: str) -> str:
+    """How a page labels its times: "北京时间" / "China time" for Asia/Shanghai, else the
+    zone's name."""
+    names = _ZONE_NAMES.get(zone)
+    if names is None:
+        return zone
+    return names[1] if locale == "zh" else names[0]
 
 
 def not_found(request: Request, principal: Principal, at: datetime) -> Response:
@@ -76,5 +96,8 @@ def not_found(request: Request, principal: Principal, at: datetime) -> Response:
 def login_words(request: Request) -> dict[str, Any]:
     """The sign-in page's language (`?lang=` or the browser's) and its translator."""
     wanted = request.query_params.get("lang") or request.headers.get("accept-language", "")
+    if not wanted:
+        state = getattr(request.app.state, "gateway", None)
+        wanted = state.ctx.default_locale if state is not None else "zh"
     locale = "zh" if wanted.lower().startswith("zh") else "en"
     return {"t": translator(locale), "locale": locale}

@@ -23,6 +23,7 @@ class Contact:
     relation: str
     phone: str
     is_user: bool
+    holds_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +94,19 @@ async def elder(conn: Conn, f: HomeFilter, elder_id: str) -> Elder | None:
         return None
     row = rows[0]
     cur = await conn.execute(
-        "SELECT name, relation, phone, false FROM elder_contacts WHERE elder_id = %s"
+        "SELECT name, relation, phone, false, holds_key, 1, position FROM elder_contacts"
+        " WHERE elder_id = %s"
         " UNION ALL"
-        " SELECT u.display_name, l.relation, '', true FROM family_links l"
-        " JOIN users u ON u.id = l.user_id WHERE l.elder_id = %s",
+        " SELECT u.display_name, l.relation, u.phone, true, l.holds_key, 0,"
+        " CASE WHEN l.first_contact THEN 0 ELSE 1 END FROM family_links l"
+        " JOIN users u ON u.id = l.user_id WHERE l.elder_id = %s"
+        " ORDER BY 6, 7, 1",
         (elder_id, elder_id),
     )
-    contacts = [Contact(str(n), str(r), str(p), bool(u)) for n, r, p, u in await cur.fetchall()]
+    contacts = [
+        Contact(str(n), str(r), str(p), bool(u), bool(k))
+        for n, r, p, u, k, _, _ in await cur.fetchall()
+    ]
     return Elder(**row, contacts=contacts)
 
 

@@ -14,12 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 from alerts import views
 from alerts.care import VISITS_PER_WEEK, week_start
 from alerts.model import Alert, Severity, Status
+from alerts.notify.messages import KINDS
 from gateway import access
 from gateway.access import Area
 from gateway.auth import scope_for
 from gateway.deps import Clock, Db, PageUser, SameSite
 from gateway.i18n import messages
-from gateway.queries import care, devices, elders
+from gateway.queries import care, devices, elders, places
 from gateway.queries.care import Compliance
 from gateway.rendering import not_found, render
 from gateway.schemas.alerts import alert_json
@@ -51,6 +52,35 @@ _JS_KEYS = (
     "error_outcome",
     "sos",
     "care_visits",
+    "en_route",
+    "arrived",
+    "en_route_by",
+    "arrived_by",
+    "reached",
+    "next_round",
+    "repeat_at",
+    "escalation_stopped",
+    "told_sent",
+    "told_pending",
+    "told_failed",
+    "told_cancelled",
+    "nobody_told",
+    "tier_village",
+    "tier_town",
+    "tier_district",
+    "tier_family",
+    "tier_operator",
+    "sound_on",
+    "sound_off",
+    "severity",
+    "elder",
+    "place",
+    "summary",
+    "age",
+    "status",
+    "escalation",
+    "call",
+    *KINDS,
 )
 
 
@@ -79,6 +109,8 @@ async def console(request: Request, principal: PageUser, clock: Clock, conn: Db)
         open_count=sum(a.status is Status.OPEN for a in alerts),
         js_messages=messages(principal.locale, _JS_KEYS),
         outcomes=views.OUTCOMES,
+        regions=await places.regions(conn, access.region_filter(principal)),
+        can_file=access.may(principal, Area.HEALTH),
     )
 
 

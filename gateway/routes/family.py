@@ -45,7 +45,7 @@ def device_line(d: Device, tz: str, t: Callable[..., str]) -> DeviceLine:
     elif d.online:
         text = t("device_ok", title=title, room=room)
     else:
-        text = t("device_silent", title=title, room=room, since=local_time(d.last_seen, tz))
+        text = t("device_line_silent", title=title, room=room, since=local_time(d.last_seen, tz))
     low = d.battery is not None and d.battery < 20
     if low:
         text += "; " + t("battery_low", level=round(d.battery or 0))

@@ -53,6 +53,8 @@ class Contact(Schema):
     relation: str
     phone: str
     is_user: bool
+    holds_key: bool = False
+    """Holds a key to the elder's home."""
 
 
 class ElderFile(Schema):

@@ -1,4 +1,6 @@
-// Live staff console: keeps the alert table current from the server-sent event stream.
+// Live staff console: keeps the alert queue current from the server-sent event stream, rings
+// for open critical alerts (alarm.js), shows each alert's escalation and the owner's progress
+// ("on my way", "arrived"), filters by region, and ticks ages every second.
 (() => {
   "use strict";
 
@@ -6,26 +8,72 @@
   if (!table) return;
   const tbody = table.querySelector("tbody");
   const canAck = table.dataset.canAck === "true";
+  const canFile = table.dataset.canFile === "true";
+  const zone = table.dataset.tz || "Asia/Shanghai";
+  const locale = table.dataset.locale || "en-GB";
   const live = document.getElementById("live-status");
   const flashBox = document.getElementById("flash");
   const M = JSON.parse(document.getElementById("messages")?.textContent || "{}");
-  const tx = (key) => M[key] ?? key.replaceAll("_", " ");
+  const tx = (key, values) => {
+    let text = M[key] ?? key.replaceAll("_", " ");
+    for (const [k, v] of Object.entries(values || {})) text = text.replaceAll(`{${k}}`, v);
+    return text;
+  };
   const baseTitle = document.title.replace(/^\(\d+\) /, "");
   const dialog = document.getElementById("resolve-dialog");
+  const regionSelect = document.getElementById("region-filter");
+  const soundButton = document.getElementById("sound-toggle");
+  const soundHint = document.getElementById("sound-hint");
+  const alarm = window.EldercareAlarm;
   const SEVERITY = { critical: 0, warning: 1, info: 2 };
   const STATUS = { open: 0, acknowledged: 1 };
+  const clock = new Intl.DateTimeFormat(locale, {
+    timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  });
+  const dayClock = new Intl.DateTimeFormat(locale, {
+    timeZone: zone, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    hourCycle: "h23",
+  });
 
   let alerts = JSON.parse(document.getElementById("initial-alerts").textContent || "[]");
+  const escalation = new Map();
   const fresh = new Set();
 
+  // --- regions: a village, or a town / district and every village under it -------------
+  const parents = new Map();
+  for (const option of regionSelect?.options || []) {
+    if (option.value) parents.set(option.value, option.dataset.parent || "");
+  }
+  function within(villageId, regionId) {
+    for (let at = villageId; at; at = parents.get(at)) if (at === regionId) return true;
+    return false;
+  }
+  let region = localStorage.getItem("eldercare-region") || "";
+  if (regionSelect) {
+    if (!parents.has(region)) region = "";
+    regionSelect.value = region;
+    regionSelect.addEventListener("change", () => {
+      region = regionSelect.value;
+      localStorage.setItem("eldercare-region", region);
+      render();
+    });
+  }
+  const shown = () => alerts.filter((a) => !region || within(a.village_id, region));
+
+  // --- time ------------------------------------------------------------------------------
+  function at(iso) {
+    if (!iso) return "";
+    const when = new Date(iso);
+    return Date.now() - when.getTime() < 20 * 3600e3 ? clock.format(when) : dayClock.format(when);
+  }
   function age(iso) {
-    const minutes = Math.floor((Date.now() - Date.parse(iso)) / 60000);
-    if (minutes < 1) return tx("just_now");
-    if (minutes < 60) return `${minutes} ${tx("min")}`;
+    const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return `${minutes} ${tx("min")} ${String(seconds % 60).padStart(2, "0")} s`;
     const hours = Math.floor(minutes / 60);
     const rest = minutes % 60;
     if (hours < 24) return rest ? `${hours} ${tx("h")} ${rest} ${tx("min")}` : `${hours} ${tx("h")}`;
-    return `${Math.floor(hours / 24)} ${tx("d")}`;
+    return `${Math.floor(hours / 24)} ${tx("d")} ${hours % 24} ${tx("h")}`;
   }
 
   function order(a, b) {
@@ -34,64 +82,129 @@
       || b.id - a.id;
   }
 
-  function cell(row, text, title) {
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function cell(row, label, ...content) {
     const td = document.createElement("td");
-    if (text instanceof Node) td.append(text); else td.textContent = text ?? "";
-    if (title) td.title = title;
+    td.dataset.label = label;
+    for (const c of content) td.append(c instanceof Node ? c : String(c ?? ""));
     row.append(td);
     return td;
   }
 
+  function button(cls, id, label) {
+    const b = el("button", cls, label);
+    b.type = "button";
+    b.dataset.id = id;
+    return b;
+  }
+
+  function escalationView(a) {
+    const box = el("div", "escalation");
+    const e = escalation.get(a.id);
+    if (!e) return box;
+    if (e.tiers.length) {
+      box.append(el("div", "tiers", `${tx("reached")}: ${e.tiers.map((t) => tx(`tier_${t}`)).join(" → ")}`));
+    }
+    const people = el("ul", "told");
+    for (const t of e.told) {
+      const li = el("li", `told-${t.status}`);
+      li.append(`${t.name || "—"} · ${t.channel} · ${tx(`told_${t.status}`)}`);
+      if (t.status === "failed" && t.error) li.title = t.error;
+      if (t.at) li.append(el("small", null, ` ${at(t.at)}`));
+      people.append(li);
+    }
+    if (!e.told.length) people.append(el("li", "told-none", tx("nobody_told")));
+    box.append(people);
+    if (a.status === "open" && e.next_at) {
+      const next = e.next_tiers.length
+        ? tx("next_round", { tiers: e.next_tiers.map((t) => tx(`tier_${t}`)).join(", "), at: at(e.next_at) })
+        : tx("repeat_at", { at: at(e.next_at) });
+      box.append(el("div", "next", next));
+    } else if (a.status !== "open") {
+      box.append(el("div", "next muted", tx("escalation_stopped")));
+    }
+    return box;
+  }
+
+  function statusView(a) {
+    const box = el("div", "progress");
+    box.append(el("strong", null, tx(a.status)));
+    if (a.acknowledged_by) {
+      box.append(" ", a.acknowledged_by);
+      if (a.acknowledged_at) box.append(el("small", null, ` ${at(a.acknowledged_at)}`));
+    }
+    if (a.en_route_at) box.append(el("div", "step", tx("en_route_by", { who: a.en_route_by || "", at: at(a.en_route_at) })));
+    if (a.arrived_at) box.append(el("div", "step", tx("arrived_by", { who: a.arrived_by || "", at: at(a.arrived_at) })));
+    if (a.acknowledged_by_phone) {
+      const call = el("a", "call", `${tx("call")} ${a.acknowledged_by_phone}`);
+      call.href = `tel:${a.acknowledged_by_phone.replace(/\s+/g, "")}`;
+      box.append(el("div", null), call);
+    }
+    return box;
+  }
+
+  function actions(a) {
+    const box = el("div", "row-actions");
+    if (a.status === "open") box.append(button("ack primary", a.id, tx("acknowledge")));
+    if (!a.en_route_at && !a.arrived_at) box.append(button("progress en-route", a.id, tx("en_route")));
+    if (!a.arrived_at) box.append(button("progress arrived", a.id, tx("arrived")));
+    box.append(button("resolve", a.id, tx("resolve")));
+    return box;
+  }
+
   function render() {
     alerts.sort(order);
-    const rows = alerts.map((a) => {
+    const visible = shown();
+    const rows = visible.map((a) => {
       const tr = document.createElement("tr");
-      tr.className = `sev-${a.severity} st-${a.status}` + (fresh.has(a.id) ? " fresh" : "");
+      const alarming = a.status === "open" && a.severity === "critical";
+      tr.className = `sev-${a.severity} st-${a.status}` + (alarming ? " alarm" : "")
+        + (fresh.has(a.id) ? " fresh" : "");
       tr.dataset.id = a.id;
-      const badge = document.createElement("span");
-      badge.className = `badge sev-${a.severity}`;
-      badge.textContent = tx(a.severity);
-      cell(tr, badge);
-      cell(tr, a.elder || "—");
-      const place = document.createElement("span");
-      const home = document.createElement("small");
-      home.textContent = a.home_id;
-      place.append(`${a.village || ""} `, home);
-      cell(tr, place);
-      cell(tr, tx(a.kind));
-      cell(tr, a.summary);
-      cell(tr, age(a.opened_at), new Date(a.opened_at).toLocaleString()).className = "age";
-      cell(tr, tx(a.status));
-      cell(tr, a.acknowledged_by || "",
-        a.acknowledged_at ? new Date(a.acknowledged_at).toLocaleString() : "");
-      if (canAck) {
-        const td = cell(tr, "");
-        if (a.status === "open") {
-          const button = document.createElement("button");
-          button.className = "ack primary";
-          button.dataset.id = a.id;
-          button.textContent = tx("acknowledge");
-          td.append(button);
-        }
-        const resolve = document.createElement("button");
-        resolve.className = "resolve";
-        resolve.dataset.id = a.id;
-        resolve.textContent = tx("resolve");
-        td.append(resolve);
+      const badge = el("span", `badge sev-${a.severity}`, tx(a.severity));
+      cell(tr, tx("severity"), badge);
+      let who = a.elder || "—";
+      if (canFile && a.elder_id) {
+        who = el("a", "elder-link", a.elder || a.home_id);
+        who.href = `/console/elders/${encodeURIComponent(a.elder_id)}`;
       }
+      cell(tr, tx("elder"), who);
+      cell(tr, tx("place"), `${a.village || ""} `, el("small", null, a.home_id || ""));
+      const kind = tx(a.kind);
+      const detail = a.summary && !a.summary.toLowerCase().startsWith(kind.toLowerCase())
+        ? el("span", "detail", a.summary) : "";
+      cell(tr, tx("summary"), el("strong", null, kind), " ", detail);
+      const ageCell = cell(tr, tx("age"), age(a.opened_at));
+      ageCell.className = "age";
+      ageCell.title = at(a.opened_at);
+      cell(tr, tx("status"), statusView(a));
+      cell(tr, tx("escalation"), escalationView(a));
+      if (canAck) cell(tr, "", actions(a));
       return tr;
     });
     if (rows.length === 0) {
-      const tr = document.createElement("tr");
-      tr.className = "empty";
-      const td = cell(tr, tx("no_open_alerts"));
-      td.colSpan = canAck ? 9 : 8;
+      const tr = el("tr", "empty");
+      const td = cell(tr, "", tx("no_open_alerts"));
+      td.colSpan = canAck ? 8 : 7;
       rows.push(tr);
     }
     tbody.replaceChildren(...rows);
     fresh.clear();
+    // Counts and the alarm are about every alert, whatever the region shown.
     const open = alerts.filter((a) => a.status === "open").length;
-    document.title = open ? `(${open}) ${baseTitle}` : baseTitle;
+    const title = open ? `(${open}) ${baseTitle}` : baseTitle;
+    const critical = alerts.filter((a) => a.status === "open" && a.severity === "critical");
+    const alarmTitle = critical.length
+      ? `${tx("sos")}! ${critical.map((a) => a.elder || a.home_id).join(", ")}`
+      : "";
+    if (alarm) alarm.setRinging(critical.length > 0, alarmTitle, title);
+    else document.title = title;
   }
 
   function upsert(alert) {
@@ -128,6 +241,7 @@
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       alerts = (await response.json()).items;
       render();
+      loadEscalation();
     } catch (err) {
       flash(`Could not refresh the alert list (${err.message}).`);
     }
@@ -139,30 +253,52 @@
     refreshTimer = setTimeout(refresh, 100);
   }
 
-  async function acknowledge(button) {
-    const id = button.dataset.id;
+  let escalationTimer = null;
+  async function loadEscalation() {
+    clearTimeout(escalationTimer);
+    escalationTimer = setTimeout(loadEscalation, 10000);
+    const ids = alerts.map((a) => a.id).slice(0, 200);
+    if (!ids.length || !canAck) return;
+    try {
+      const response = await api(`/api/v1/alerts/escalation?ids=${ids.join(",")}`);
+      if (!response.ok) return;
+      escalation.clear();
+      for (const e of (await response.json()).items) escalation.set(e.alert_id, e);
+      render();
+    } catch (err) {
+      // The next tick retries; the queue itself stays current from the stream.
+    }
+  }
+  let escalationSoon = null;
+  function escalationShortly() {
+    clearTimeout(escalationSoon);
+    escalationSoon = setTimeout(loadEscalation, 1500);
+  }
+
+  async function post(button, path, label) {
     button.disabled = true;
     button.textContent = "…";
     try {
-      const response = await api(`/api/v1/alerts/${encodeURIComponent(id)}/ack`, { method: "POST" });
+      const response = await api(path, { method: "POST" });
       if (response.ok) {
         upsert(await response.json());
         render();
+        escalationShortly();
         return;
       }
       const body = await response.json().catch(() => null);
-      flash(body?.error?.message || `Could not acknowledge (HTTP ${response.status}).`);
+      flash(body?.error?.message || `HTTP ${response.status}`);
       scheduleRefresh();
     } catch (err) {
-      flash(`Could not acknowledge (${err.message}).`);
+      flash(`${label}: ${err.message}`);
       button.disabled = false;
-      button.textContent = tx("acknowledge");
+      button.textContent = label;
     }
   }
 
   let resolving = null;
-  function openResolve(button) {
-    resolving = button.dataset.id;
+  function openResolve(b) {
+    resolving = b.dataset.id;
     const a = alerts.find((x) => String(x.id) === resolving);
     document.getElementById("resolve-what").textContent = a ? `${tx(a.kind)} · ${a.elder || a.home_id}` : "";
     document.getElementById("resolve-outcome").value = "";
@@ -213,11 +349,40 @@
   }
 
   tbody.addEventListener("click", (event) => {
-    const button = event.target.closest("button.ack");
-    if (button && !button.disabled) acknowledge(button);
-    const resolve = event.target.closest("button.resolve");
-    if (resolve && dialog) openResolve(resolve);
+    const b = event.target.closest("button");
+    if (!b || b.disabled) return;
+    const id = encodeURIComponent(b.dataset.id);
+    if (b.classList.contains("ack")) post(b, `/api/v1/alerts/${id}/ack`, tx("acknowledge"));
+    else if (b.classList.contains("en-route")) post(b, `/api/v1/alerts/${id}/en-route`, tx("en_route"));
+    else if (b.classList.contains("arrived")) post(b, `/api/v1/alerts/${id}/arrived`, tx("arrived"));
+    else if (b.classList.contains("resolve") && dialog) openResolve(b);
   });
+
+  // --- sound -------------------------------------------------------------------------------
+  function showSound() {
+    const on = alarm?.enabled;
+    soundButton.classList.toggle("on", !!on);
+    soundButton.classList.toggle("off", !on);
+    soundButton.setAttribute("aria-pressed", on ? "true" : "false");
+    soundButton.textContent = on ? tx("sound_on") : tx("sound_off");
+    soundHint.hidden = !!on;
+  }
+  if (soundButton && alarm) {
+    soundButton.addEventListener("click", async () => {
+      if (alarm.enabled) alarm.disable();
+      else await alarm.enable();
+      showSound();
+    });
+    // A click anywhere on a page whose sound was on before a reload turns it on again.
+    if (alarm.wasOn()) {
+      document.addEventListener("click", async function again() {
+        document.removeEventListener("click", again, true);
+        if (!alarm.enabled) await alarm.enable();
+        showSound();
+      }, true);
+    }
+    showSound();
+  }
 
   function setLive(on, text) {
     live.className = `live ${on ? "on" : "off"}`;
@@ -236,6 +401,7 @@
       if (!alerts.some((a) => a.id === alert.id)) fresh.add(alert.id);
       upsert(alert);
       render();
+      escalationShortly();
     });
     source.addEventListener("signed_out", () => {
       source.close();
@@ -255,8 +421,9 @@
       const a = alerts.find((x) => String(x.id) === td.parentElement.dataset.id);
       if (a) td.textContent = age(a.opened_at);
     }
-  }, 30000);
+  }, 1000);
 
   render();
+  loadEscalation();
   connect();
 })();

@@ -6,8 +6,19 @@
   const button = document.getElementById("push-enable");
   const status = document.getElementById("push-status");
   if (!button) return;
+  // The page's words (data-* on the button, in the viewer's language), English otherwise.
+  const W = {
+    unsupported: "This browser cannot receive notifications here (it needs HTTPS and push support).",
+    enable: "Enable notifications on this device",
+    disable: "Turn off notifications on this device",
+    off: "Notifications are off on this device.",
+    on: "Notifications are on: alerts for you arrive on this device first.",
+    failed: "Could not change notifications:",
+    ...Object.fromEntries(Object.entries(button.dataset).filter(([k]) => k.startsWith("w"))
+      .map(([k, v]) => [k.slice(1).toLowerCase(), v])),
+  };
   if (!("serviceWorker" in navigator) || !("PushManager" in window) || !window.isSecureContext) {
-    status.textContent = "This browser cannot receive notifications here (it needs HTTPS and push support).";
+    status.textContent = W.unsupported;
     return;
   }
 
@@ -38,7 +49,7 @@
   function show(subscribed) {
     button.hidden = false;
     button.dataset.on = subscribed ? "true" : "false";
-    button.textContent = subscribed ? "Turn off notifications on this device" : "Enable notifications on this device";
+    button.textContent = subscribed ? W.disable : W.enable;
   }
 
   async function enable() {
@@ -75,14 +86,14 @@
       if (button.dataset.on === "true") {
         await disable();
         show(false);
-        status.textContent = "Notifications are off on this device.";
+        status.textContent = W.off;
       } else {
         await enable();
         show(true);
-        status.textContent = "Notifications are on: alerts for you arrive on this device first.";
+        status.textContent = W.on;
       }
     } catch (err) {
-      status.textContent = `Could not change notifications: ${err.message}`;
+      status.textContent = `${W.failed} ${err.message}`;
     } finally {
       button.disabled = false;
     }

@@ -11,8 +11,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 JSON = "application/json"
-NOT_JSON = {"text/event-stream", "image/svg+xml"}
-"""Success answers that are not JSON: the live stream and the timeline picture."""
+NOT_JSON = {"text/event-stream", "image/svg+xml", "text/csv"}
+"""Success answers that are not JSON: the live stream, the timeline picture, CSV exports."""
 
 
 def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
