@@ -26,6 +26,7 @@ from gateway.routes import (
     api_docs,
     auth,
     console,
+    daily_summary,
     elders,
     family,
     history,
@@ -57,6 +58,7 @@ ROUTERS = (
     mutes.router,
     reports.router,
     push.router,
+    daily_summary.router,
     ack_links.router,
     voice.router,  # the voice provider's receipts: press 1 acknowledges
     login.router,

@@ -31,6 +31,8 @@ from alerts.detect import baselines, state
 from alerts.detect.detectors import IMMEDIATE_KINDS, default_detectors
 from alerts.detect.learned import LearnedDetector
 from alerts.detect.technical import DeviceWatch
+from alerts.digest import DigestTask
+from alerts.digest import Senders as DigestSenders
 from alerts.emergency.fallback import EmergencyFallback
 from alerts.emergency.fastpath import FastPath
 from alerts.emergency.path import EmergencyPath
@@ -183,6 +185,33 @@ def _channels(
             )
         ),
     }
+
+
+def _digest(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    pool: AsyncConnectionPool[Any],
+    vapid: VapidKeys,
+) -> DigestTask:
+    """The family's daily summaries, over the alerts' SMTP server and VAPID keys."""
+    push = _channels(settings, http, pool, vapid)["webpush"]
+    assert isinstance(push, WebPushChannel)
+    smtp = settings.alerts.smtp
+    config = SmtpConfig(
+        host=smtp.host,
+        port=smtp.port,
+        sender=smtp.sender,
+        username=smtp.username,
+        password=smtp.password.get_secret_value() if smtp.password else None,
+        starttls=smtp.starttls,
+    )
+
+    async def gone(target: str) -> None:
+        async with pool.connection() as conn:
+            await push_store.forget_target(conn, target)
+
+    senders = DigestSenders(config, push, http)
+    return DigestTask(pool, senders, settings.gateway.base_url(), on_gone=gone)
 
 
 async def serve(
@@ -460,6 +489,7 @@ async def serve(
                 metrics=CareMetrics(metrics),
             )
             tasks.append(("care", care.run()))
+            tasks.append(("daily-summary", _digest(settings, http, pool, vapid).run()))
 
         async def watch() -> None:
             if server is not None:

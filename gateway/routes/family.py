@@ -22,6 +22,7 @@ from gateway.i18n import messages, translator
 from gateway.queries import elders, readings
 from gateway.queries.devices import Device
 from gateway.rendering import age_text, local_time, not_found, render
+from gateway.routes import daily_summary
 from gateway.status import elder_status, local_day
 from gateway.timeline import LEGEND, day_timeline
 
@@ -118,6 +119,7 @@ async def family_page(
     devices = live["status"].devices
     rooms = sorted({d.room for d in devices if d.kind in usual.KINDS and d.room})
     cmp = await usual.compare(conn, elder.home_id, elder.timezone, now)
+    digest = await daily_summary.read(conn, principal.user_id)
     return render(
         request,
         "family.html",
@@ -130,6 +132,7 @@ async def family_page(
         cmp=cmp,
         usual_sentence=usual.sentence(cmp, now, principal.locale),
         hhmm=usual.hhmm,
+        digest=digest,
         js_messages=messages(principal.locale, _JS_KEYS),
     )
 

@@ -97,3 +97,34 @@
   });
   connect();
 })();
+
+// The daily summary: hour and channels, saved with PUT /api/v1/me/daily-summary.
+(() => {
+  const form = document.getElementById("digest-form");
+  if (!form) return;
+  const status = document.getElementById("digest-status");
+  const words = JSON.parse(document.getElementById("family-messages")?.textContent || "{}");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const hour = form.elements.hour.value;
+    const channels = [...form.querySelectorAll("input[name=channel]:checked")].map((i) => i.value);
+    status.textContent = "";
+    try {
+      const response = await fetch("/api/v1/me/daily-summary", {
+        method: "PUT",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ hour: hour === "" ? null : Number(hour), channels }),
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => null);
+        throw new Error(body?.error?.message || `HTTP ${response.status}`);
+      }
+      status.textContent = words.digest_saved || "Saved.";
+      status.className = "ok";
+    } catch (err) {
+      status.textContent = (words.digest_failed || "Could not save: {error}").replace("{error}", err.message);
+      status.className = "error";
+    }
+  });
+})();
