@@ -320,6 +320,23 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "push_failed": ("Could not change notifications:", "无法更改通知设置："),
     "child": ("child", "子女"),
     "updated": ("Updated", "更新于"),
+    "rota_gap": (
+        "No one on duty at tier {tier} ({region}) from {start} to {end}",
+        "{tier}（{region}）无人值班：{start} 至 {end}",
+    ),
+    "rota_gap_all": (
+        "No one on duty at tier {tier} from {start} to {end}",
+        "{tier}无人值班：{start} 至 {end}",
+    ),
+    "rota_gap_later": ("or later", "或更晚"),
+    "rota_gap_alerted": (
+        "A technical alert goes to the operator on duty, then to the district centre.",
+        "已发出技术告警：先通知值班运维，再通知区级中心。",
+    ),
+    "rota_covered": (
+        "Someone is on duty at every tier, around the clock, this week.",
+        "本周各级全天均有人值班。",
+    ),
 }
 
 

@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from alerts import store as alert_store
 from alerts.care import CareMetrics, CareTask
 from alerts.config import AlertMetrics, utc_now
+from alerts.coverage import RotaGapAlerts
 from alerts.detect import baselines, state
 from alerts.detect.detectors import IMMEDIATE_KINDS, default_detectors
 from alerts.detect.learned import LearnedDetector
@@ -36,7 +37,6 @@ from alerts.digest import Senders as DigestSenders
 from alerts.emergency.fallback import EmergencyFallback
 from alerts.emergency.fastpath import FastPath
 from alerts.emergency.path import EmergencyPath
-from alerts.escalate.rota import RotaWatch
 from alerts.escalate.routing import ALL_CHANNELS, Routing
 from alerts.notify import push_store
 from alerts.notify.channels import (
@@ -432,7 +432,12 @@ async def serve(
             tasks += [
                 ("alerts", service.run()),
                 ("alerts-tick", service.tick()),
-                ("rota-watch", RotaWatch(settings.alerts, pool, alert_metrics).run()),
+                (
+                    "rota-watch",
+                    RotaGapAlerts(
+                        settings.alerts, pool, alert_metrics, dispatcher.routing, dispatcher.wake
+                    ).run(),
+                ),
                 (
                     "watchdog",
                     PipelineWatchdog(

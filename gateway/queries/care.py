@@ -69,6 +69,13 @@ async def rota(
     return [Shift(**r) for r in await fetch_dicts(conn, query, params)]
 
 
+async def rota_regions(conn: Conn, f: HomeFilter) -> dict[str, str]:
+    """Id → name of the regions whose rota the (region) filter lets through (`f` made with
+    the region column `r.id`)."""
+    query = compose(f, "SELECT r.id, r.name FROM regions r WHERE {where} ORDER BY r.id")
+    return {str(r["id"]): str(r["name"]) for r in await fetch_dicts(conn, query, f.params)}
+
+
 # --------------------------------------------------------------------------- visits
 
 

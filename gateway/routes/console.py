@@ -23,6 +23,7 @@ from gateway.i18n import messages
 from gateway.queries import care, devices, elders, places
 from gateway.queries.care import Compliance
 from gateway.rendering import not_found, render
+from gateway.routes.rota import page_gaps
 from gateway.schemas.alerts import alert_json
 from gateway.status import elder_status
 
@@ -217,12 +218,14 @@ async def devices_page(
 
 @router.get("/rota")
 async def rota_page(request: Request, principal: PageUser, clock: Clock, conn: Db) -> Response:
-    """Who is on duty this week."""
+    """Who is on duty this week, and the stretches with nobody on duty (red boxes)."""
     if not access.may(principal, Area.CARE):
         return not_found(request, principal, clock())
     now = clock()
-    rows = await care.rota(conn, access.rota_filter(principal), now, now + timedelta(days=7), None)
-    return render(request, "rota.html", principal, clock(), shifts=rows, now=now)
+    end = now + timedelta(days=7)
+    rows = await care.rota(conn, access.rota_filter(principal), now, end, None)
+    gaps = await page_gaps(conn, principal, now, end)
+    return render(request, "rota.html", principal, clock(), shifts=rows, now=now, gaps=gaps)
 
 
 @router.get("/visits")

@@ -4,6 +4,7 @@ adding and removing shifts (district staff and operators)."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -12,10 +13,12 @@ from fastapi import APIRouter, Query
 from alerts.escalate import rota
 from gateway import access
 from gateway.access import Area
+from gateway.auth import Principal
 from gateway.deps import ApiUser, Clock, Db
 from gateway.errors import ApiError
 from gateway.params import MAX_RANGE, time_range
 from gateway.queries import care
+from gateway.queries.base import Conn
 from gateway.schemas.care import (
     Coverage,
     CoverageGap,
@@ -31,6 +34,46 @@ router = APIRouter(prefix="/api/v1/rota", tags=["rota"])
 
 EDITORS = frozenset({"district_staff", "operator"})
 """Roles that keep the whole rota."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageGap:
+    """An uncovered stretch as the rota page shows it."""
+
+    tier: str
+    region: str
+    """The region's name ("" for the operator tier, which covers every region)."""
+    starts_at: datetime
+    ends_at: datetime
+    open_ended: bool
+    """It goes on past the end of the time looked at."""
+
+
+async def page_gaps(
+    conn: Conn, principal: Principal, start: datetime, end: datetime
+) -> list[PageGap]:
+    """The uncovered stretches of [start, end) the caller may see: every region's and the
+    operator tier's for those who keep the whole rota, else those of the regions whose rota
+    they read (their subtree and the tiers above)."""
+    gaps = await rota.coverage_gaps(conn, start, end)
+    visible = (
+        access.region_filter(principal)  # every region
+        if principal.role == "operator"
+        else access.rota_filter(principal, "r.id")
+    )
+    names = await care.rota_regions(conn, visible)
+    keep = principal.role in EDITORS
+    return [
+        PageGap(
+            g.tier,
+            "" if g.region_id == "*" else names.get(g.region_id, g.region_id),
+            g.starts_at,
+            g.ends_at,
+            g.ends_at >= end,
+        )
+        for g in gaps
+        if g.region_id in names or (keep and g.region_id == "*")
+    ]
 
 
 @router.get("")
