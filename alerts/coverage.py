@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -43,6 +42,15 @@ _TIERS = {
     "district": ("district", "区级"),
     "operator": ("operator", "运维"),
 }
+
+
+class Sender(Protocol):
+    """Who sends an alert's rounds (the `Dispatcher`): its routing, and a nudge to look now."""
+
+    routing: Routing
+
+    def wake(self) -> None:
+        """Look for due notifications now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +100,13 @@ class RotaGapAlerts:
         settings: AlertSettings,
         pool: AsyncConnectionPool[Any],
         metrics: AlertMetrics,
-        routing: Routing,
-        wake: Callable[[], None] = lambda: None,
+        sender: Sender,
         clock: Clock = utc_now,
     ) -> None:
         self._settings = settings
         self._pool = pool
-        self._routing = routing
-        self._wake = wake
+        self._routing = sender.routing
+        self._wake = sender.wake
         self._clock = clock
         self._watch = RotaWatch(settings, pool, metrics, clock)
         self._ends: dict[str, datetime | None] = {}

@@ -367,35 +367,17 @@ class PublishError(RuntimeError):
     """The broker refused a message, or the publisher closed before it was acknowledged."""
 
 
-Retained = tuple[str, bytes]
-"""A retained message: its topic and payload (a device's status, devices.status)."""
-
-
 class AckedPublisher:
     """Publishes to the broker; `publish` returns once the broker acknowledged (QoS ≥ 1).
 
     paho's network thread bridges its callbacks to asyncio futures; it reconnects by itself
     (jittered backoff) and re-sends unacknowledged QoS 1 messages, so a pending `publish`
     simply waits longer. Use as ``async with AckedPublisher(settings, client_id) as pub``.
-
-    As a device: `will` is the connection's last will (QoS 1, retained: the broker sends it
-    when the link drops without a goodbye), and `birth()` is published (QoS 1, retained) on
-    every connection, the first and each reconnect, so "online" follows a will that fired.
     """
 
-    def __init__(
-        self,
-        settings: MqttSettings,
-        client_id: str,
-        *,
-        will: Retained | None = None,
-        birth: Callable[[], Retained] | None = None,
-    ) -> None:
+    def __init__(self, settings: MqttSettings, client_id: str) -> None:
         self._settings = settings
         self._client_id = client_id
-        self._will = will
-        self._birth = birth
-        self._births: set[int] = set()  # mids of birth messages, nobody awaits their ack
         self._url = settings.address.redacted()
         self._client: MqttClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -426,8 +408,7 @@ class AckedPublisher:
             on_disconnect=self._on_disconnect,
         )
         client.on_publish = self._on_publish
-        if self._will is not None:
-            client.will_set(self._will[0], self._will[1], qos=1, retain=True)
+        self._prepare(client)
         self._client = client
         try:
             await start_client(client, self._settings, persistent=False)
@@ -478,19 +459,16 @@ class AckedPublisher:
                     PublishError(f"publisher for {self.url} closed before {topic!r} was acked")
                 )
 
+    def _prepare(self, client: MqttClient) -> None:
+        """Before the first connection (a device subclass sets its last will here)."""
+
     # --- paho callbacks: these run on paho's network thread --------------------------------
 
     def _on_connect(self, client: MqttClient, flags: paho.ConnectFlags, reason: ReasonCode) -> None:
         if reason.is_failure:
             log.warning("MQTT broker %s refused %s: %s", self.url, self._client_id, reason)
-            return
-        log.info("connected to MQTT broker %s as %s", self.url, self._client_id)
-        if self._birth is not None:
-            topic, payload = self._birth()
-            # On the network thread: its PUBACK is read after this callback returns.
-            info = client.publish(topic, payload, qos=1, retain=True)
-            with self._lock:
-                self._births.add(info.mid)
+        else:
+            log.info("connected to MQTT broker %s as %s", self.url, self._client_id)
 
     def _on_disconnect(self, client: MqttClient, reason: ReasonCode, delay: float) -> None:
         if reason.is_failure:
@@ -505,11 +483,6 @@ class AckedPublisher:
         properties: Properties,
     ) -> None:
         with self._lock:
-            if mid in self._births:
-                self._births.discard(mid)
-                if reason_code.is_failure:
-                    log.warning("broker %s refused %s's birth message", self.url, self._client_id)
-                return
             entry = self._pending.pop(mid, None)
             if entry is None:
                 self._early[mid] = reason_code

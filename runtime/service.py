@@ -429,15 +429,11 @@ async def serve(
             if fast is not None:
                 tasks.append(("alerts-fast-path", fast.run()))
         if full:
+            gaps = RotaGapAlerts(settings.alerts, pool, alert_metrics, dispatcher)
             tasks += [
                 ("alerts", service.run()),
                 ("alerts-tick", service.tick()),
-                (
-                    "rota-watch",
-                    RotaGapAlerts(
-                        settings.alerts, pool, alert_metrics, dispatcher.routing, dispatcher.wake
-                    ).run(),
-                ),
+                ("rota-watch", gaps.run()),
                 (
                     "watchdog",
                     PipelineWatchdog(

@@ -14,11 +14,10 @@ from types import TracebackType
 from typing import Literal, Self
 
 from devices import status, topics
-from devices.mqtt import Retained
 from devices.payload import Reading
 from simulators.home import SimulatedHome
 from simulators.live import by_device, run_homes, utc_now
-from simulators.publisher import MqttPublisher
+from simulators.publisher import MqttPublisher, Retained
 
 log = logging.getLogger(__name__)
 

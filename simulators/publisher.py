@@ -4,15 +4,25 @@ publishing readings to a device's readings topic in messages the decoder accepts
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
+
+import paho.mqtt.client as paho
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from devices import topics
-from devices.mqtt import AckedPublisher, MqttSettings, Retained
+from devices.mqtt import AckedPublisher, MqttClient, MqttSettings
 from devices.payload import Reading, encode
+
+log = logging.getLogger(__name__)
 
 #: Readings per message: well under the decoder's batch (1000) and payload (64 KiB) limits.
 MAX_READINGS_PER_MESSAGE = 200
+
+Retained = tuple[str, bytes]
+"""A retained message: its topic and payload (a device's status, devices.status)."""
 
 
 class MqttPublisher(AckedPublisher):
@@ -21,7 +31,10 @@ class MqttPublisher(AckedPublisher):
     `url` is ``mqtt[s]://[user[:password]@]host[:port]`` (`devices.mqtt` has the rules; a
     ``mqtts://`` broker is checked against the system's trusted CAs). Use as
     ``async with MqttPublisher(url, client_id) as pub: await pub.publish_readings(...)``.
-    `will` and `birth`: a device's last will and its "online" (`AckedPublisher`).
+
+    As a device: `will` is the connection's last will (QoS 1, retained: the broker sends it
+    when the link drops without a goodbye), and `birth()` is published (QoS 1, retained) on
+    every connection, the first and each reconnect, so "online" follows a will that fired.
     """
 
     def __init__(
@@ -41,7 +54,39 @@ class MqttPublisher(AckedPublisher):
             connect_timeout_s=connect_timeout_s,
             keepalive_s=keepalive_s,
         )
-        super().__init__(settings, client_id, will=will, birth=birth)
+        super().__init__(settings, client_id)
+        self._will = will
+        self._birth = birth
+        self._births: set[int] = set()  # mids of birth messages: nobody awaits their ack
+
+    def _prepare(self, client: MqttClient) -> None:
+        if self._will is not None:
+            client.will_set(self._will[0], self._will[1], qos=1, retain=True)
+
+    def _on_connect(self, client: MqttClient, flags: paho.ConnectFlags, reason: ReasonCode) -> None:
+        super()._on_connect(client, flags, reason)
+        if self._birth is not None and not reason.is_failure:
+            topic, payload = self._birth()
+            # On the network thread: its PUBACK is read after this callback returns.
+            info = client.publish(topic, payload, qos=1, retain=True)
+            with self._lock:
+                self._births.add(info.mid)
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        with self._lock:
+            birth = mid in self._births
+            self._births.discard(mid)
+        if not birth:
+            super()._on_publish(client, userdata, mid, reason_code, properties)
+        elif reason_code.is_failure:
+            log.warning("broker %s refused the birth message: %s", self.url, reason_code)
 
     async def publish_readings(self, readings: list[Reading]) -> None:
         """Publish readings of one device and boot to its readings topic at QoS 1."""
