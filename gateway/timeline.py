@@ -12,6 +12,8 @@ from html import escape
 
 from alerts.usual import Sample, bed_spans, out_spans
 
+EVENING_BEFORE = timedelta(hours=12)
+"""Read this much before the day too: where the bed and the front door stood at midnight."""
 MERGE = timedelta(minutes=6)
 """Movements closer than this in one room are drawn as one stretch."""
 MIN_WIDTH = 0.5
@@ -77,8 +79,9 @@ def day_timeline(
     t: Callable[..., str],
     rooms: Sequence[str] = (),
 ) -> Timeline:
-    """The local day beginning `start` from its readings (oldest first); `rooms`: rooms to
-    show even without a reading today (the home's sensors' rooms)."""
+    """The local day beginning `start` from its readings (oldest first, from
+    `EVENING_BEFORE` before it: a bed taken before midnight is an asleep band from 00:00);
+    `rooms`: rooms to show even without a reading today (the home's sensors' rooms)."""
     end = start + timedelta(days=1)
     until = min(max(now, start), end)
     day_s = (end - start).total_seconds()

@@ -38,6 +38,7 @@ from gateway.schemas.elders import (
 )
 from gateway.schemas.places import Device, Home
 from gateway.status import elder_status, local_day
+from gateway.timeline import EVENING_BEFORE
 
 router = APIRouter(prefix="/api/v1/elders")
 
@@ -205,7 +206,7 @@ async def timeline(
     (narrow for phones). Audited."""
     found = await audited_elder(conn, principal, elder_id, "timeline", day=day)
     start, end, _ = local_day(found.timezone, day, clock())
-    evts = await readings.events(conn, found.home_id, start, end)
+    evts = await readings.events(conn, found.home_id, start - EVENING_BEFORE, end)
     t = translator(principal.locale)
     svg = family.timeline_svg(evts, start, t, width=width, now=clock())
     return Response(svg, media_type="image/svg+xml")

@@ -24,7 +24,7 @@ from gateway.queries.devices import Device
 from gateway.rendering import age_text, local_time, not_found, render
 from gateway.routes import daily_summary
 from gateway.status import elder_status, local_day
-from gateway.timeline import LEGEND, day_timeline
+from gateway.timeline import EVENING_BEFORE, LEGEND, day_timeline
 
 router = APIRouter(prefix="/family", include_in_schema=False)
 _JS_KEYS = ("family_live", "family_offline", "digest_saved", "digest_failed")
@@ -115,7 +115,8 @@ async def family_page(
     live = await _live(conn, principal, elder, now)
     t = translator(principal.locale)
     start, end, _ = local_day(elder.timezone, None, now)
-    todays = await readings.events(conn, elder.home_id, start, end)
+    # From the evening before: a bed taken before midnight is slept in after it.
+    todays = await readings.events(conn, elder.home_id, start - EVENING_BEFORE, end)
     devices = live["status"].devices
     rooms = sorted({d.room for d in devices if d.kind in usual.KINDS and d.room})
     cmp = await usual.compare(conn, elder.home_id, elder.timezone, now)
