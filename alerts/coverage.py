@@ -1,9 +1,10 @@
 """A gap in 24-hour duty coverage is itself an alert (DESIGN: "a gap in 24-hour coverage is
 itself a warning"): every `rota_check_s` the rota is looked at from a week back to
-`rota_warn_hours` ahead; each gap that has not ended is a technical system alert (no home:
-the operator on duty at once, then the district centre, by the technical policy) through
-`store.raise_system`, one per gap, and each alert whose gap is covered now is cleared by the
-data (`store.clear_system`). The log line and the gauge of `RotaWatch` stay.
+`rota_warn_hours` ahead; each gap that has not ended is a technical system alert (no home)
+through `store.raise_system`, one per gap, sent at once to the district centre on duty and
+the operator (`GAP_POLICY`), and each alert whose gap is covered now is cleared by the data
+(`store.clear_system`). The log line and the gauge of `RotaWatch` stay. District staff see
+these alerts in their console (`Scope.service_alerts`).
 
 A gap is known by its tier, region and start (its real start, a shift's end, looked up to
 `LOOKBACK` back; `before` when nothing ended in that week): the kind
@@ -26,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts import store
 from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
+from alerts.escalate.policy import Policy, Step
 from alerts.escalate.rota import Gap, RotaWatch, coverage_gaps
 from alerts.escalate.routing import Routing
 from alerts.model import Severity
@@ -33,6 +35,9 @@ from alerts.model import Severity
 log = logging.getLogger(__name__)
 
 KIND_PREFIX = "rota_gap:"
+GAP_POLICY = Policy((Step(0, ("operator", "district")),), 1800)
+"""A gap is sent to the district centre at once (with the operator on duty), then every
+30 minutes until someone acknowledges it: the district fills its own rota."""
 LOOKBACK = timedelta(days=7)
 """How far back a gap's start is looked for."""
 
@@ -158,7 +163,7 @@ class RotaGapAlerts:
                 }
                 severity = Severity.CRITICAL if og.started else Severity.WARNING
                 raised = await store.raise_system(
-                    conn, og.kind, summary, evidence, now, self._routing, severity
+                    conn, og.kind, summary, evidence, now, self._routing, severity, GAP_POLICY
                 )
                 self._ends[og.kind] = real_end
                 changed = True

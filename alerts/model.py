@@ -123,6 +123,9 @@ class Scope:
     home_ids: tuple[str, ...] | None = None
     categories: tuple[Category, ...] | None = None
     everything: bool = False
+    service_alerts: bool = False
+    """Also the alerts about the service itself (no home: rota gaps, no readings): the
+    district centre's, whom their technical policy reaches."""
 
 
 @dataclass(slots=True, frozen=True)

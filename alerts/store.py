@@ -21,6 +21,7 @@ from psycopg.pq import TransactionStatus
 
 from alerts.audit import record_event
 from alerts.escalate.planning import drop_timer, plan_round
+from alerts.escalate.policy import Policy
 from alerts.escalate.recipients import read_contacts, send_contacts_query
 from alerts.escalate.routing import (
     ALL_CHANNELS,
@@ -218,10 +219,11 @@ async def raise_system(
     now: datetime,
     routing: Routing,
     severity: Severity = Severity.CRITICAL,
+    policy: Policy | None = None,
 ) -> Raised:
     """Open a technical alert about the service itself (no home), or add evidence to the
-    open one of this kind. It escalates by the technical policy: the operator on duty at
-    once, then the district centre."""
+    open one of this kind. It escalates by `policy`, by default the technical one: the
+    operator on duty at once, then the district centre."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SYSTEM_LOCK,))
         cur = await conn.execute(
@@ -239,7 +241,7 @@ async def raise_system(
             await record_event(conn, alert_id, "evidence", None, evidence)
             await _notify_change(conn, alert_id)
             return Raised(alert_id, False, True)
-        policy = (await resolve_policy(conn, None, severity, Category.TECHNICAL)).scaled(
+        policy = (policy or await resolve_policy(conn, None, severity, Category.TECHNICAL)).scaled(
             routing.speed
         )
         cur = await conn.execute(

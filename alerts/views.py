@@ -85,6 +85,10 @@ def _scope_filter(scope: Scope) -> tuple[sql.Composable, dict[str, Any]]:
         if scope.home_ids is not None:
             clauses.append(sql.SQL("a.home_id = ANY(%(homes)s)"))
             params["homes"] = list(scope.home_ids)
+        if scope.service_alerts:
+            clauses = [
+                sql.SQL("(({}) OR a.home_id IS NULL)").format(sql.SQL(" AND ").join(clauses))
+            ]
     if scope.categories is not None:
         clauses.append(sql.SQL("a.category = ANY(%(cats)s)"))
         params["cats"] = [c.value for c in scope.categories]

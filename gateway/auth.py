@@ -79,7 +79,10 @@ class RateLimited(LoginError):
 def scope_for(principal: Principal) -> Scope:
     """Which alerts `principal` may see."""
     if principal.role in STAFF_ROLES and principal.region_id is not None:
-        return Scope(region_id=principal.region_id)
+        # The district centre also follows the alerts about the service (rota gaps...).
+        return Scope(
+            region_id=principal.region_id, service_alerts=principal.role == "district_staff"
+        )
     if principal.role == "family":
         return Scope(home_ids=principal.home_ids)
     if principal.role == "operator":

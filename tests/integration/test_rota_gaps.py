@@ -1,5 +1,5 @@
 """A gap in 24-hour duty coverage (issue #16: it was only logged) is a technical system alert
-(one per gap, to the operator on duty and then the district centre, cleared when covered) and
+(one per gap, to the district centre and the operator on duty at once, cleared when covered) and
 a red box on the rota page in the deployment's zone; with the whole service running on a real
 PostgreSQL and broker."""
 
@@ -87,7 +87,7 @@ async def test_a_rota_gap_is_alerted_shown_and_cleared_when_covered(
         assert alert["summary"].startswith(f"镇级（West Town）无人值班：{local_from} 至 ")
         assert alert["summary"].endswith("或更晚（Asia/Shanghai）")
 
-        # Sent by the technical policy: the operator on duty first.
+        # Sent to the district centre on duty and the operator at once.
         async def told() -> list[str]:
             async with await psycopg.AsyncConnection.connect(db_url) as conn:
                 cur = await conn.execute(
@@ -97,9 +97,11 @@ async def test_a_rota_gap_is_alerted_shown_and_cleared_when_covered(
                 )
                 return [str(u) for (u,) in await cur.fetchall()]
 
-        assert "operator" in await eventually(told, what="the operator told")
+        first_round = await eventually(told, what="the operator told")
+        assert "operator" in first_round
+        assert "district" in first_round
         policy = await _scalar(db_url, "SELECT policy FROM alerts WHERE id = %s", alert["id"])
-        assert [s["tiers"] for s in policy["steps"]] == [["operator"], ["district"]]
+        assert [s["tiers"] for s in policy["steps"]] == [["operator", "district"]]
 
         # Visible: in the operator's alert list, and as a red box on the rota page.
         operator = await signed_in(base, "operator")
@@ -110,6 +112,11 @@ async def test_a_rota_gap_is_alerted_shown_and_cleared_when_covered(
             listed = await operator.get("/api/v1/alerts")
             assert listed.status_code == 200, listed.text
             assert kind in [a["kind"] for a in listed.json()["items"]]
+            # The district centre follows service alerts in its console too; a town does not.
+            in_district = (await district.get("/api/v1/alerts")).json()["items"]
+            assert kind in [a["kind"] for a in in_district]
+            in_town = (await town_t2.get("/api/v1/alerts")).json()["items"]
+            assert kind not in [a["kind"] for a in in_town]
 
             page = (await district.get("/console/rota")).text
             boxes = re.findall(r'<div class="error rota-gap" role="alert">(.*?)</div>', page, re.S)
