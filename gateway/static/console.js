@@ -158,12 +158,16 @@
     return box;
   }
 
+  // What rings: an open critical alert about a person (the service's own technical alerts,
+  // e.g. a rota gap, are shown but do not ring).
+  const rings = (a) => a.status === "open" && a.severity === "critical" && a.category !== "technical";
+
   function render() {
     alerts.sort(order);
     const visible = shown();
     const rows = visible.map((a) => {
       const tr = document.createElement("tr");
-      const alarming = a.status === "open" && a.severity === "critical";
+      const alarming = rings(a);
       tr.className = `sev-${a.severity} st-${a.status}` + (alarming ? " alarm" : "")
         + (fresh.has(a.id) ? " fresh" : "");
       tr.dataset.id = a.id;
@@ -199,7 +203,7 @@
     // Counts and the alarm are about every alert, whatever the region shown.
     const open = alerts.filter((a) => a.status === "open").length;
     const title = open ? `(${open}) ${baseTitle}` : baseTitle;
-    const critical = alerts.filter((a) => a.status === "open" && a.severity === "critical");
+    const critical = alerts.filter(rings);
     const alarmTitle = critical.length
       ? `${tx("sos")}! ${critical.map((a) => a.elder || a.home_id).join(", ")}`
       : "";
