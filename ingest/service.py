@@ -11,11 +11,11 @@ from typing import Any
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from devices import payload, topics
 from devices.payload import Limits, Reading, Reason, Rejection
-from ingest import store
+from ingest import retention, store
 from ingest.mqtt import Message, Subscriber
 from ingest.registry import RegistryCache
 
@@ -54,6 +54,43 @@ class IngestSettings(BaseModel):
         "further apart than this is not seen by the scan, and each scan reads every reading "
         "of the window (at 10 000 readings/s, 3 million)",
     )
+
+    retention_days: int | None = Field(
+        default=180,
+        description="how many days raw readings are kept (None: for ever); at least "
+        f"{retention.MIN_RETENTION_DAYS} (the longest raw window read, see "
+        "ingest.retention.MIN_RETENTION_DAYS) and max_age_days + 3",
+    )
+    rollup_retention_days: int | None = Field(
+        default=1825,
+        description="how many days the hourly and daily rollups are kept (None: for ever); "
+        "at least retention_days",
+    )
+
+    @model_validator(mode="after")
+    def _check_retention(self) -> IngestSettings:
+        least = max(retention.MIN_RETENTION_DAYS, self.max_age_days + 3)
+        if self.retention_days is not None and self.retention_days < least:
+            raise ValueError(
+                f"ingest.retention_days must be at least {least}: the usual day of the "
+                f"family page and daily summary reads {retention.MIN_RETENTION_DAYS} days "
+                f"of raw readings, and readings up to max_age_days ({self.max_age_days}) old "
+                "are still accepted (set ELDERCARE_INGEST__RETENTION_DAYS)"
+            )
+        floor = self.retention_days or retention.MIN_RETENTION_DAYS
+        if self.rollup_retention_days is not None and self.rollup_retention_days < floor:
+            raise ValueError(
+                f"ingest.rollup_retention_days must be at least retention_days ({floor}): "
+                "rollups are what is left once raw readings go "
+                "(set ELDERCARE_INGEST__ROLLUP_RETENTION_DAYS)"
+            )
+        return self
+
+    def retention(self) -> retention.Policy:
+        """The retention policy these settings ask for."""
+        return retention.Policy(
+            self.retention_days, self.rollup_retention_days, late_days=self.max_age_days
+        )
 
     def filters(self) -> list[str]:
         """The subscription filters for readings."""
@@ -284,7 +321,7 @@ class IngestWorker:
                 self._metrics.seq_gaps.inc(found)
 
     async def maintain(self, interval_s: float = 3600.0) -> None:
-        """Periodic housekeeping: partitions ahead of time, dead-letter trimming."""
+        """Periodic housekeeping: partitions ahead of time, dead-letter trimming, retention."""
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self._dsn) as conn:
@@ -303,4 +340,15 @@ class IngestWorker:
                         )
             except psycopg.Error as exc:
                 log.warning("maintenance failed: %s", exc)
+            await self.retain()
             await asyncio.sleep(interval_s)
+
+    async def retain(self) -> retention.Report | None:
+        """One retention pass (`ingest.retention.run`): rollups, then old raw readings
+        dropped; None when it failed (logged, retried next hour) or another worker ran it."""
+        try:
+            async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                return await retention.run(conn, self._settings.retention(), self._clock())
+        except psycopg.Error as exc:
+            log.warning("retention pass failed (raw readings kept until it succeeds): %s", exc)
+            return None
