@@ -22,6 +22,8 @@ from gateway.errors import ApiError, error_response
 from gateway.observe import GatewayMetrics, ObserveMiddleware
 from gateway.routes import (
     ack_links,
+    admin,
+    admin_people,
     alerts,
     api_docs,
     auth,
@@ -34,6 +36,7 @@ from gateway.routes import (
     login,
     mutes,
     operations,
+    privacy,
     push,
     regions,
     reports,
@@ -53,12 +56,15 @@ ROUTERS = (
     regions.router,
     homes.router,
     elders.router,
+    privacy.router,
     visits.router,
     rota.router,
     mutes.router,
     reports.router,
     push.router,
     daily_summary.router,
+    admin.router,
+    admin_people.router,
     ack_links.router,
     voice.router,  # the voice provider's receipts: press 1 acknowledges
     login.router,
