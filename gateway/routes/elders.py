@@ -1,5 +1,6 @@
 """Elders' files: the list, the file and its changes, away / hospital mode, readings, the
-status at a glance, the day's timeline, the elder's alerts and the audit of health reads.
+status at a glance, a day's summary (from rollups past the raw window), the day's timeline,
+the elder's alerts and the audit of health reads.
 Every read of health data is audited (`gateway.lookup.audited_elder`)."""
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ from gateway import access, family
 from gateway.access import Area
 from gateway.auth import Principal, scope_for
 from gateway.deps import ApiUser, Clock, Db
+from gateway.errors import ApiError
 from gateway.i18n import translator
 from gateway.lookup import audited_elder, elder_or_404
 from gateway.params import Before, Limit, Offset, Statuses, time_range
-from gateway.queries import devices, elders, readings
+from gateway.privacy.reads import audit_list_read
+from gateway.queries import devices, elders, readings, rollups
 from gateway.queries.base import Conn
 from gateway.schemas.alerts import Alert, AlertList
 from gateway.schemas.common import Page
 from gateway.schemas.elders import (
     AwayMode,
+    DayHistory,
     ElderFile,
     ElderStatus,
     ElderUpdate,
@@ -37,7 +41,7 @@ from gateway.schemas.elders import (
     RolledUpReadings,
 )
 from gateway.schemas.places import Device, Home
-from gateway.status import elder_status, local_day
+from gateway.status import day_history, elder_status, local_day
 from gateway.timeline import EVENING_BEFORE
 
 router = APIRouter(prefix="/api/v1/elders")
@@ -59,6 +63,9 @@ async def list_elders(
     access.need(principal, Area.HEALTH)
     rows, total = await elders.elders(
         conn, access.home_filter(principal), village, q, limit, offset
+    )
+    await audit_list_read(
+        conn, principal.user_id, "elders", (h.elder_id for h in rows), detail={"searched": bool(q)}
     )
     return Page[Home].of([Home.model_validate(h) for h in rows], total, limit, offset)
 
@@ -145,23 +152,47 @@ async def elder_readings(
 ) -> RawReadings | RolledUpReadings:
     """Readings of the elder's home in [start, end) (default: the last 24 h, at most 31
     days). Raw, oldest first and paged with `after=<next_after>`; or, with `bucket_s`,
-    rolled up (count, min, max, avg) per bucket, device and metric. Audited."""
+    rolled up (count, min, max, avg) per bucket, device and metric. Raw readings are kept
+    for the retention (`raw_since` in the answer says where they begin); before it, ask with
+    `bucket_s` a multiple of 3600: those buckets come from the hourly rollups. Audited."""
     start, end = time_range(start, end, clock(), timedelta(days=1))
     found = await audited_elder(
         conn, principal, elder_id, "readings", start=start, end=end, metric=metric
     )
+    since = await rollups.raw_since(conn)
     if bucket_s is not None:
-        buckets = await readings.rollup(
-            conn,
-            found.home_id,
-            start,
-            end,
-            timedelta(seconds=bucket_s),
-            metric=metric,
-            device_id=device,
-        )
+        if since is not None and start < since:
+            if bucket_s % 3600:
+                raise ApiError(
+                    422,
+                    "invalid_request",
+                    f"readings before {since.isoformat()} are kept as hourly rollups only:"
+                    " ask with bucket_s a multiple of 3600",
+                )
+            buckets = await rollups.buckets(
+                conn,
+                found.home_id,
+                start,
+                end,
+                timedelta(seconds=bucket_s),
+                since,
+                metric=metric,
+                device_id=device,
+            )
+        else:
+            buckets = await readings.rollup(
+                conn,
+                found.home_id,
+                start,
+                end,
+                timedelta(seconds=bucket_s),
+                metric=metric,
+                device_id=device,
+            )
         return RolledUpReadings(
-            bucket_s=bucket_s, items=[ReadingBucket.model_validate(b) for b in buckets]
+            bucket_s=bucket_s,
+            items=[ReadingBucket.model_validate(b) for b in buckets],
+            raw_since=since,
         )
     rows = await readings.readings(
         conn,
@@ -177,6 +208,7 @@ async def elder_readings(
     return RawReadings(
         items=[Reading.model_validate(r) for r in items],
         next_after=items[-1].ts.isoformat() if len(rows) > limit else None,
+        raw_since=since,
     )
 
 
@@ -186,6 +218,17 @@ async def get_status(elder_id: str, principal: ApiUser, conn: Db, clock: Clock) 
     today's summary and the devices. Audited."""
     found = await audited_elder(conn, principal, elder_id, "status")
     return ElderStatus.model_validate(await elder_status(conn, principal, found, clock()))
+
+
+@router.get("/{elder_id}/days/{day}", tags=["readings"])
+async def get_day(
+    elder_id: str, day: date, principal: ApiUser, conn: Db, clock: Clock
+) -> DayHistory:
+    """The elder's local `day` (home time): the day summary and the activity per UTC hour
+    and room, from the raw readings while they are kept, from the rollups before
+    `raw_since` (`source` says which). Audited."""
+    found = await audited_elder(conn, principal, elder_id, "day", day=day)
+    return DayHistory.model_validate(await day_history(conn, found, day, clock()))
 
 
 @router.get(

@@ -95,10 +95,12 @@ class Reading(Schema):
 
 
 class RawReadings(Schema):
-    """Readings oldest first; the next page starts `after=next_after` (None at the end)."""
+    """Readings oldest first; the next page starts `after=next_after` (None at the end).
+    Raw readings before `raw_since` are no longer kept (ask with `bucket_s` for them)."""
 
     items: list[Reading]
     next_after: str | None
+    raw_since: datetime | None = None
 
 
 class ReadingBucket(Schema):
@@ -114,10 +116,12 @@ class ReadingBucket(Schema):
 
 
 class RolledUpReadings(Schema):
-    """Readings rolled up per bucket of `bucket_s` seconds, device and metric."""
+    """Readings rolled up per bucket of `bucket_s` seconds, device and metric; buckets
+    before `raw_since` come from the hourly rollups (raw readings are no longer kept)."""
 
     bucket_s: int
     items: list[ReadingBucket]
+    raw_since: datetime | None = None
 
 
 class Readings(RootModel[RawReadings | RolledUpReadings]):
@@ -158,6 +162,32 @@ class ElderStatus(Schema):
     summary: DaySummary
     devices: list[Device]
     as_of: datetime
+
+
+class ActivityHour(Schema):
+    """A home's activity in one room over one UTC hour."""
+
+    hour: datetime
+    room: str
+    events: int
+    motion_events: int
+    door_openings: int
+    bed_events: int
+    first_event: datetime | None
+    last_event: datetime | None
+
+
+class DayHistory(Schema):
+    """One local day of the elder: its summary and hourly activity per room, from the raw
+    readings (`source` 'raw') or, before `raw_since`, from the rollups ('rollup');
+    `summary` is null for a day before the raw window with nothing rolled up."""
+
+    elder_id: str
+    day: date
+    source: Literal["raw", "rollup"]
+    raw_since: datetime | None
+    summary: DaySummary | None
+    hours: list[ActivityHour]
 
 
 class HealthRead(Schema):

@@ -90,6 +90,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str, bool]] = [
     ("GET", "/api/v1/elders/e01/readings?bucket_s=3600", None, "health", True),
     ("GET", "/api/v1/elders/e01/status", None, "health", True),
     ("GET", "/api/v1/elders/e01/timeline.svg", None, "health", True),
+    ("GET", "/api/v1/elders/e01/days/2026-01-01", None, "health", True),
     ("GET", "/api/v1/elders/e01/alerts", None, "health", True),
     ("GET", "/api/v1/elders/e01/visits", None, "health", True),
     ("GET", "/api/v1/elders/e01/audit", None, "edit", False),
