@@ -299,6 +299,12 @@ class AlertMetrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.consent_muted = Counter(
+            "eldercare_signals_without_consent",
+            "wellbeing/health/environment signals not raised: no current monitoring consent",
+            ["kind"],
+            registry=registry,
+        )
         self.uncovered = Gauge(
             "eldercare_rota_uncovered_seconds",
             "seconds with nobody on duty in the look-ahead window",

@@ -4,6 +4,7 @@
 Alerts cancelled by the elder within the cancel window are counted but left out of the
 acknowledgement shares (nobody had to answer them); an alert never acknowledged counts as
 not acknowledged in time. The false-alarm share is over alerts a person resolved.
+An erased elder's alerts count in their village (`alerts.village_id`) without a home.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ WITH RECURSIVE subtree(id) AS (
            extract(epoch FROM a.acknowledged_at - a.opened_at) AS ack_s,
            extract(epoch FROM a.resolved_at - a.opened_at) AS resolve_s
     FROM alerts a
-    JOIN homes h ON h.id = a.home_id
-    JOIN regions v ON v.id = h.village_id
+    LEFT JOIN homes h ON h.id = a.home_id
+    -- An erased elder's alerts have no home but keep their village.
+    JOIN regions v ON v.id = coalesce(h.village_id, a.village_id)
     JOIN regions t ON t.id = v.parent_id
     WHERE a.opened_at >= %(start)s AND a.opened_at < %(end)s
-      AND h.village_id IN (SELECT id FROM subtree)
+      AND v.id IN (SELECT id FROM subtree)
 )
 SELECT
     CASE WHEN GROUPING(village) = 0 THEN 'village'

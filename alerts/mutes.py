@@ -6,6 +6,10 @@
   an end time and a reason. Never an emergency.
 - `Inhibition`: a signal is inhibited while another alert of the home explains it: an open
   "hub offline" alert inhibits wellbeing signals (no data is not an inactive elder).
+- `ConsentMute`: the home's elder has no current consent to monitoring and health-data
+  processing (PIPL art. 28-29; `alerts.consent`), or nobody is enrolled there: wellbeing,
+  health and environment signals are not raised. Technical and care signals are not
+  health data and pass; emergencies pass (vital interest, PIPL art. 13(4)).
 
 Emergencies (SOS, fall, smoke, gas) are never muted. Every held-back signal is kept in
 `suppressed_signals` with the stage and the reason.
@@ -18,7 +22,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import psycopg
+from prometheus_client import Counter
 
+from alerts import consent
 from alerts.model import Category, Signal
 
 Conn = psycopg.AsyncConnection[Any]
@@ -135,6 +141,31 @@ class Inhibition:
         return Muted(self.name, f"inhibited by open {row[1]} alert #{row[0]}")
 
 
+class ConsentMute:
+    """No current monitoring consent for the home's elder: its health data is not
+    processed into wellbeing, health or environment alerts."""
+
+    name = "consent"
+    categories = frozenset({Category.WELLBEING, Category.HEALTH, Category.ENVIRONMENT})
+
+    def __init__(self, counter: Counter | None = None) -> None:
+        self._counter = counter
+        """A prometheus counter labelled by kind, incremented per signal held back."""
+
+    async def check(self, conn: Conn, signal: Signal, now: datetime) -> Muted | None:
+        """Muted when the elder has no current monitoring consent (or no elder lives there)."""
+        if signal.category not in self.categories or signal.home_id is None:
+            return None
+        state = await consent.home_consent(conn, signal.home_id, now)
+        if not state.missing:
+            return None
+        if self._counter is not None:
+            self._counter.labels(signal.kind).inc()
+        if state.elder_id is None:
+            return Muted(self.name, "no elder enrolled in this home: no consent to process")
+        return Muted(self.name, f"no current consent to monitoring for elder {state.elder_id}")
+
+
 class MuteChain:
     """The mute stages run in order; the first that mutes wins. Emergencies pass untouched."""
 
@@ -168,9 +199,9 @@ class MuteChain:
         )
 
 
-def default_mutes() -> MuteChain:
-    """Away mode, silences, inhibition."""
-    return MuteChain([AwayMode(), Silences(), Inhibition()])
+def default_mutes(consent_counter: Counter | None = None) -> MuteChain:
+    """Consent, away mode, silences, inhibition."""
+    return MuteChain([ConsentMute(consent_counter), AwayMode(), Silences(), Inhibition()])
 
 
 async def set_home_mode(

@@ -89,6 +89,8 @@ def _scope_filter(scope: Scope) -> tuple[sql.Composable, dict[str, Any]]:
             clauses = [
                 sql.SQL("(({}) OR a.home_id IS NULL)").format(sql.SQL(" AND ").join(clauses))
             ]
+    # An erased elder's alerts (anonymised, kept for the KPIs) are nobody's to list.
+    clauses.append(sql.SQL("a.erasure_id IS NULL"))
     if scope.categories is not None:
         clauses.append(sql.SQL("a.category = ANY(%(cats)s)"))
         params["cats"] = [c.value for c in scope.categories]

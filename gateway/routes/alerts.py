@@ -18,6 +18,7 @@ from gateway.auth import scope_for
 from gateway.deps import ApiUser, Auth, Ctx, Db
 from gateway.errors import ApiError
 from gateway.params import Before, Limit, Statuses
+from gateway.privacy.reads import audit_list_read
 from gateway.queries import users
 from gateway.schemas.alerts import (
     Alert,
@@ -48,6 +49,9 @@ async def list_alerts(
     """Alerts the caller may see, newest first; page with `before=<next_before>`."""
     statuses = status or [Status.OPEN, Status.ACKNOWLEDGED]
     rows = await views.list_alerts(conn, scope_for(principal), statuses, limit + 1, before)
+    await audit_list_read(
+        conn, principal.user_id, "alerts", (a.elder_id for a in rows[:limit]), len(rows[:limit])
+    )
     return AlertList.of(rows, limit)
 
 
@@ -100,6 +104,10 @@ async def alert_stream(
     when the session ends. Holds a database connection only while reading a change."""
     token, _ = credentials(request)
     assert token is not None  # the principal came from it
+    # One audit row per connection (the alerts it will carry are not known yet), never one
+    # per event.
+    async with ctx.pool.connection() as conn:
+        await audit_list_read(conn, principal.user_id, "alert_stream", (), 0)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         async with ctx.broadcaster.subscribe() as feed:

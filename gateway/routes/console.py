@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from alerts import views
 from alerts.care import VISITS_PER_WEEK, week_start
+from alerts.consent import Purpose
 from alerts.model import Alert, Severity, Status
 from alerts.notify.messages import KINDS
 from gateway import access
@@ -20,6 +21,8 @@ from gateway.access import Area
 from gateway.auth import scope_for
 from gateway.deps import Clock, Db, PageUser, SameSite
 from gateway.i18n import messages
+from gateway.privacy import consents
+from gateway.privacy.reads import audit_list_read
 from gateway.queries import care, devices, elders, places
 from gateway.queries.care import Compliance
 from gateway.rendering import not_found, render
@@ -99,6 +102,9 @@ async def console(request: Request, principal: PageUser, clock: Clock, conn: Db)
         conn, scope_for(principal), [Status.OPEN, Status.ACKNOWLEDGED], CONSOLE_LIMIT
     )
     alerts.sort(key=console_order)
+    await audit_list_read(
+        conn, principal.user_id, "console", (a.elder_id for a in alerts), len(alerts)
+    )
     return render(
         request,
         "console.html",
@@ -125,6 +131,13 @@ async def elders_page(
     rows, _ = await elders.elders(
         conn, access.home_filter(principal), None, (q or "")[:80] or None, 500, 0
     )
+    await audit_list_read(
+        conn,
+        principal.user_id,
+        "elders_page",
+        (h.elder_id for h in rows),
+        detail={"searched": bool(q)},
+    )
     return render(request, "elders.html", principal, clock(), elders=rows, q=q or "")
 
 
@@ -140,7 +153,14 @@ async def elder_page(
     if elder is None:
         return not_found(request, principal, clock())
     await elders.audit_health_read(conn, principal.user_id, elder_id, "file", {})
-    status = await elder_status(conn, principal, elder, now)
+    held = await consents.consents(conn, elder_id, now)
+    current = {c.purpose for c in held if c.current}
+    # Without a current monitoring consent the file shows no health data (status, timeline).
+    status = (
+        await elder_status(conn, principal, elder, now)
+        if Purpose.MONITORING.value in current
+        else None
+    )
     scope = dataclasses.replace(scope_for(principal), home_ids=(elder.home_id,))
     history = await views.list_alerts(conn, scope, list(Status), 30)
     visits, _ = await care.visits(
@@ -162,6 +182,8 @@ async def elder_page(
         history=history,
         visits=visits,
         saved=request.query_params.get("saved") == "1",
+        consents=[c for c in held if c.current],
+        consent_missing=[p.value for p in Purpose if p.value not in current],
     )
 
 

@@ -19,6 +19,7 @@ from gateway.auth import scope_for
 from gateway.deps import Clock, Db, PageUser
 from gateway.headline import clock_time, headline, what
 from gateway.i18n import messages, translator
+from gateway.privacy.reads import audit_list_read
 from gateway.queries import elders, readings
 from gateway.queries.devices import Device
 from gateway.rendering import age_text, local_time, not_found, render
@@ -61,6 +62,7 @@ async def family_home(request: Request, principal: PageUser, clock: Clock, conn:
     rows, _ = await elders.elders(conn, access.home_filter(principal), None, None, 50, 0)
     if len(rows) == 1 and rows[0].elder_id:
         return RedirectResponse(f"/family/{rows[0].elder_id}", 303)
+    await audit_list_read(conn, principal.user_id, "family_list", (h.elder_id for h in rows))
     return render(request, "family_list.html", principal, clock(), elders=rows)
 
 

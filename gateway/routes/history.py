@@ -22,6 +22,7 @@ from gateway.deps import ApiUser, Clock, Ctx, Db, PageUser
 from gateway.errors import ApiError
 from gateway.i18n import translator
 from gateway.params import Before, Limit
+from gateway.privacy.reads import audit_list_read
 from gateway.queries import places
 from gateway.rendering import not_found, render, tz_label
 from gateway.schemas.alerts import AlertList
@@ -102,6 +103,10 @@ async def history(
     _may_see(principal)
     wanted = _wanted(ctx.local_tz, region, kind, outcome, status, day_from, day_to)
     rows = await views.search_alerts(conn, scope_for(principal), wanted.filter, limit + 1, before)
+    shown = rows[:limit]
+    await audit_list_read(
+        conn, principal.user_id, "alert_history", (a.elder_id for a in shown), len(shown)
+    )
     return AlertList.of(rows, limit)
 
 
@@ -174,6 +179,9 @@ async def history_csv(
     _may_see(principal)
     wanted = _wanted(ctx.local_tz, region, kind, outcome, status, day_from, day_to)
     rows = await views.search_alerts(conn, scope_for(principal), wanted.filter, CSV_MAX_ROWS)
+    await audit_list_read(
+        conn, principal.user_id, "alert_history_csv", (a.elder_id for a in rows), len(rows)
+    )
 
     async def body() -> AsyncIterator[bytes]:
         out = io.StringIO()
@@ -229,6 +237,9 @@ async def history_page(
     except (ValueError, ApiError):
         error = t("history_bad_filter")
         rows = []
+    await audit_list_read(
+        conn, principal.user_id, "history_page", (a.elder_id for a in rows[:200]), len(rows[:200])
+    )
     regions = await places.regions(conn, access.region_filter(principal))
     query = str(request.url.query)
     return render(
