@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.admin_people import register as register_admin
 from cli.alerting import register as register_alerting
 from cli.backup import register as register_backup
 from cli.care import care_app
@@ -317,6 +318,7 @@ def main() -> None:
 
 
 register_devices(app, simulate_app)
+register_admin(app)
 
 if __name__ == "__main__":
     main()

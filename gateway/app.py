@@ -23,6 +23,7 @@ from gateway.observe import GatewayMetrics, ObserveMiddleware
 from gateway.routes import (
     ack_links,
     admin,
+    admin_import,
     admin_people,
     alerts,
     api_docs,
@@ -64,6 +65,7 @@ ROUTERS = (
     push.router,
     daily_summary.router,
     admin.router,
+    admin_import.router,
     admin_people.router,
     ack_links.router,
     voice.router,  # the voice provider's receipts: press 1 acknowledges
