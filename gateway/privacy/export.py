@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,28 +167,35 @@ def _cell(value: Any) -> str:
 
 
 async def _table(conn: Conn, zf: zipfile.ZipFile, name: str, query: str, params: Any) -> int:
+    """One table as `name.json` (streamed into the zip) and `name.csv` (spooled beside it:
+    a zip takes one open entry at a time)."""
     count = 0
-    with (
-        zf.open(f"{name}.json", "w") as jraw,
-        zf.open(f"{name}.csv", "w") as craw,
-        io.TextIOWrapper(jraw, encoding="utf-8", newline="") as jout,
-        io.TextIOWrapper(craw, encoding="utf-8", newline="") as cout,
-    ):
-        writer = csv.writer(cout)
-        jout.write("[")
-        async with conn.cursor(name=f"export_{name}") as cur:
-            await cur.execute(query, params)
-            assert cur.description is not None
-            columns = [c.name for c in cur.description]
-            writer.writerow(columns)
-            while rows := await cur.fetchmany(CHUNK):
-                for row in rows:
-                    jout.write(",\n" if count else "\n")
-                    obj = {c: _plain(v) for c, v in zip(columns, row, strict=True)}
-                    jout.write(json.dumps(obj, ensure_ascii=False, default=str))
-                    writer.writerow([_cell(v) for v in row])
-                    count += 1
-        jout.write("\n]\n")
+    with tempfile.TemporaryFile() as spool:
+        cout = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+        with (
+            zf.open(f"{name}.json", "w") as jraw,
+            io.TextIOWrapper(jraw, encoding="utf-8", newline="") as jout,
+        ):
+            writer = csv.writer(cout)
+            jout.write("[")
+            async with conn.cursor(name=f"export_{name}") as cur:
+                await cur.execute(query, params)
+                assert cur.description is not None
+                columns = [c.name for c in cur.description]
+                writer.writerow(columns)
+                while rows := await cur.fetchmany(CHUNK):
+                    for row in rows:
+                        jout.write(",\n" if count else "\n")
+                        obj = {c: _plain(v) for c, v in zip(columns, row, strict=True)}
+                        jout.write(json.dumps(obj, ensure_ascii=False, default=str))
+                        writer.writerow([_cell(v) for v in row])
+                        count += 1
+            jout.write("\n]\n")
+        cout.flush()
+        cout.detach()  # the spool stays open for the copy
+        spool.seek(0)
+        with zf.open(f"{name}.csv", "w") as craw:
+            shutil.copyfileobj(spool, craw)
     return count
 
 
