@@ -101,6 +101,16 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "visits_this_week": ("Visits this week", "本周探访次数"),
     "target": ("target", "目标"),
     "all_met": ("Every elder has had enough visits this week.", "本周所有老人探访均已达标。"),
+    "monthly_report": ("Monthly report for civil affairs", "民政月度报告"),
+    "monthly_report_hint": (
+        "Visits against the 3-a-week rule, alerts by kind and outcome, emergencies against"
+        " the TSA standard, false alarms: an Excel workbook of your region.",
+        "每周三次探访达标情况、各类告警及处理结果、紧急告警确认时间（TSA标准）、误报比例："
+        "本辖区的Excel工作簿。",
+    ),
+    "report_month": ("Month", "月份"),
+    "report_language": ("Language of the workbook", "工作簿语言"),
+    "download_xlsx": ("Download (.xlsx)", "下载（.xlsx）"),
     "record_visit": ("Record a visit", "登记探访"),
     "when": ("When", "时间"),
     "source": ("Source", "来源"),
