@@ -357,8 +357,8 @@ async def resolve(
     note: str = "",
     at: datetime | None = None,
 ) -> bool:
-    """Close an open or acknowledged alert with an outcome and a note; an alert closed while
-    still open also stops its escalation and tells those already notified.
+    """Close an open or acknowledged alert with an outcome and a note: stops its escalation
+    and tells those already notified how it ended.
 
     Returns False when the alert was already resolved (or does not exist)."""
     async with conn.transaction():
@@ -380,13 +380,13 @@ async def resolve(
                 (at, user_id, alert_id),
             )
         await _stop_escalation(conn, alert_id)
-        told = 0
-        if was_open:
-            notice = {
-                Outcome.CANCELLED_BY_ELDER: "cancelled",
-                Outcome.CLEARED_BY_DATA: "cleared",
-            }.get(outcome, "resolved")
-            told = await queue_follow_ups(conn, alert_id, notice, user_id, at)
+        # Everyone who was told about the alert hears how it ended (the family: open,
+        # acknowledged, resolved), whether or not someone had taken it first.
+        notice = {
+            Outcome.CANCELLED_BY_ELDER: "cancelled",
+            Outcome.CLEARED_BY_DATA: "cleared",
+        }.get(outcome, "resolved")
+        told = await queue_follow_ups(conn, alert_id, notice, user_id, at)
         action = {
             Outcome.CANCELLED_BY_ELDER: "self_cancelled",
             Outcome.CLEARED_BY_DATA: "cleared",

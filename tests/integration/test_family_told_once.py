@@ -89,3 +89,28 @@ async def test_an_alert_resolved_while_open_tells_the_family_it_is_over(
             )
         await d.step()
     assert await notices(db_url, "family-h01") == [("alert", 0, "sent"), ("resolved", 0, "sent")]
+
+
+async def test_an_alert_resolved_after_it_was_taken_tells_the_family_how_it_ended(
+    pool: AsyncConnectionPool[Any], db_url: str, smtp_server: SmtpServer
+) -> None:
+    t0 = start_time()
+    clock = Clock(t0)
+    async with httpx.AsyncClient() as http:
+        d = make_dispatcher(pool, smtp_server, clock, http)
+        alert_id = (await raise_(pool, d, sos("h01", t0), t0)).alert_id
+        assert await d.step() == 2
+        worker = await user_id(db_url, "worker-v1")
+        async with pool.connection() as conn:
+            assert await store.acknowledge(conn, alert_id, worker, "api", t0)
+        assert await d.step() == 1  # the family hears who owns it
+        async with pool.connection() as conn:
+            assert await store.resolve(conn, alert_id, worker, Outcome.VISITED_FINE, at=t0)
+        assert await d.step() == 1  # and how it ended
+    assert await notices(db_url, "family-h01") == [
+        ("alert", 0, "sent"),
+        ("acknowledged", 0, "sent"),
+        ("resolved", 0, "sent"),
+    ]
+    # Who resolved it is not told what they did.
+    assert [n[0] for n in await notices(db_url, "worker-v1")] == ["alert"]
