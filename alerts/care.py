@@ -53,6 +53,14 @@ async def import_tag_visits(conn: Conn, now: datetime) -> int:
     return cur.rowcount
 
 
+def away_during(
+    since: datetime | None, until: datetime | None, starts: datetime, ends: datetime
+) -> bool:
+    """Whether an away / hospital mode from `since` (None: none) to `until` (None: open)
+    overlaps the week [starts, ends): such a week is not held against the visit target."""
+    return since is not None and since < ends and (until is None or until > starts)
+
+
 @dataclass(frozen=True, slots=True)
 class ClosedWeek:
     """One elder's week, closed."""
@@ -108,11 +116,7 @@ async def close_weeks(conn: Conn, now: datetime, repeat: timedelta | Routing) ->
             )
             row = await count_cur.fetchone()
             count = int(row[0]) if row else 0
-            away = (
-                mode_since is not None
-                and mode_since < ends
-                and (mode_until is None or mode_until > starts)
-            )
+            away = away_during(mode_since, mode_until, starts, ends)
             short = count < VISITS_PER_WEEK and not away and created <= starts
             alert_id: int | None = None
             if short:

