@@ -242,6 +242,7 @@ def push_payload(notice: Notice) -> dict[str, Any]:
         "round": notice.round,
         "console_url": notice.console_url,
         "ack_url": notice.ack_url,
+        "ack_label": messages.say(notice.locale, "ack.button"),
     }
 
 

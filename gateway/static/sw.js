@@ -21,7 +21,7 @@ self.addEventListener("push", (event) => {
     renotify: notice.notice === "alert",
     requireInteraction: notice.severity === "critical" && notice.notice === "alert",
     data: { console_url: notice.console_url || "/console", ack_url: notice.ack_url || null },
-    actions: notice.ack_url ? [{ action: "ack", title: "I'll take it" }] : [],
+    actions: notice.ack_url ? [{ action: "ack", title: notice.ack_label || "I'll take it" }] : [],
   };
   event.waitUntil(self.registration.showNotification(title, options));
 });

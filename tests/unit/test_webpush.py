@@ -60,6 +60,7 @@ async def test_push_is_encrypted_for_the_subscriber_and_vapid_signed(
     assert doc["detail"] == "SOS button pressed"
     assert doc["locale"] == "en"
     assert doc["ack_url"] == ACK
+    assert doc["ack_label"] == "I'll take it"  # the notification's button, in the locale
     assert doc["console_url"] == "https://care.example/console"
     assert doc["title"].startswith("[CRITICAL] SOS button pressed")
     claims = vapid_claims(request.headers["authorization"], KEYS.public_key)
