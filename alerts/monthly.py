@@ -363,8 +363,9 @@ WITH RECURSIVE subtree(id) AS (
     SELECT r.id FROM regions r JOIN subtree s ON r.parent_id = s.id
 )
 SELECT a.id, a.kind, a.category, a.outcome, a.opened_at, a.acknowledged_at
-FROM alerts a JOIN homes h ON h.id = a.home_id
-WHERE h.village_id IN (SELECT id FROM subtree)
+FROM alerts a LEFT JOIN homes h ON h.id = a.home_id
+-- An erased elder's alerts count in their village (alerts.village_id) without a home.
+WHERE coalesce(h.village_id, a.village_id) IN (SELECT id FROM subtree)
   AND a.opened_at >= %(start)s AND a.opened_at < %(end)s
 ORDER BY a.id
 """
