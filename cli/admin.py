@@ -22,7 +22,7 @@ from rich.table import Table
 
 from cli.common import endpoints, settings_or_exit
 from gateway.admin import elders, homes, regions
-from gateway.admin.common import Actor, AdminError, Conn, Invalid
+from gateway.admin.common import Actor, AdminError, Conn, Invalid, plain
 from gateway.admin.invitations import Links
 
 console = Console(stderr=True)
@@ -76,7 +76,7 @@ def model(cls: type[M], values: dict[str, Any]) -> M:
     except ValidationError as exc:
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "input"
-            console.print(f"[red]{field}[/red]: {err['msg']}")
+            console.print(f"[red]{field}[/red]: {plain(str(err['msg']))}")
         raise typer.Exit(2) from None
 
 

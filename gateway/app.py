@@ -24,6 +24,7 @@ from gateway.routes import (
     ack_links,
     admin,
     admin_import,
+    admin_pages,
     admin_people,
     alerts,
     api_docs,
@@ -34,6 +35,7 @@ from gateway.routes import (
     family,
     history,
     homes,
+    invite_page,
     login,
     mutes,
     operations,
@@ -71,6 +73,8 @@ ROUTERS = (
     voice.router,  # the voice provider's receipts: press 1 acknowledges
     login.router,
     console.router,
+    admin_pages.router,
+    invite_page.router,
     family.router,
     api_docs.router,
 )

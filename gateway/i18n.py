@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gateway.i18n_admin import ADMIN_MESSAGES
+
 LOCALES = ("en", "zh")
 """Supported languages: English, Simplified Chinese."""
 DEFAULT_LOCALE = "en"
@@ -367,6 +369,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "没有监测同意，不显示状态、时间线和设备。",
     ),
 }
+_MESSAGES.update(ADMIN_MESSAGES)  # the administration pages' words
 
 
 def translate(locale: str, key: str, **values: object) -> str:

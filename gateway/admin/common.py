@@ -132,6 +132,11 @@ class Invalid(AdminError):
         self.problems = problems
 
 
+def plain(message: str) -> str:
+    """A validation message without pydantic's "Value error, " prefix."""
+    return message.removeprefix("Value error, ")
+
+
 def invalid(field: str, message: str) -> Invalid:
     """One field's problem."""
     return Invalid([FieldProblem(field, message)])

@@ -21,6 +21,7 @@ from gateway.admin.common import (
     Result,
     allow,
     audit,
+    plain,
 )
 from gateway.admin.elders import (
     ContactIn,
@@ -79,9 +80,7 @@ def _column_of(loc: tuple[Any, ...]) -> str:
     return str(loc[0]) if loc else ""
 
 
-def _contact(
-    cells: dict[str, Any], prefix: str, problems: dict[str, str]
-) -> dict[str, Any] | None:
+def _contact(cells: dict[str, Any], prefix: str, problems: dict[str, str]) -> dict[str, Any] | None:
     name = spreadsheet.text(cells.get(f"{prefix}_name"))
     phone = spreadsheet.text(cells.get(f"{prefix}_phone"))
     relation = spreadsheet.text(cells.get(f"{prefix}_relation"))
@@ -143,7 +142,7 @@ def parse_row(cells: dict[str, Any], village_id: str) -> tuple[ElderCreate | Non
         )
     except ValidationError as exc:
         for err in exc.errors():
-            problems.setdefault(_column_of(tuple(err["loc"])), str(err["msg"]))
+            problems.setdefault(_column_of(tuple(err["loc"])), plain(str(err["msg"])))
         return None, problems
     return (None, problems) if problems else (body, problems)
 
