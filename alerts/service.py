@@ -39,10 +39,10 @@ Installed = tuple[str, str, str, datetime]
 
 
 async def load_installed(pool: AsyncConnectionPool[Any]) -> list[Installed]:
-    """Every registered device with the time it was registered (`devices.created_at`),
-    read in chunks: from then on it is expected to report."""
+    """Every device in service with the time it was installed (`devices.installed_at`),
+    read in chunks: from then on it is expected to report. A retired one is not."""
     out: list[Installed] = []
-    query = "SELECT id, home_id, kind, created_at FROM devices"
+    query = "SELECT id, home_id, kind, installed_at FROM devices WHERE retired_at IS NULL"
     async with (
         pool.connection(timeout=5.0) as conn,
         contextlib.aclosing(read_in_chunks(conn, "watch_devices", query, chunk=5000)) as rows,

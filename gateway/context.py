@@ -17,6 +17,7 @@ from gateway.auth import Authenticator
 from gateway.config import GatewaySettings
 from gateway.live import Broadcaster
 from gateway.observe import GatewayMetrics
+from ingest.broker_files import BrokerSettings
 
 DEPLOYMENT_TZ = ZoneInfo("Asia/Shanghai")
 """Where a deployment is by default (homes carry their own zone): "this week" of a request."""
@@ -54,6 +55,9 @@ class AppContext:
     default_locale: str = "zh"
     """The deployment's language (`ELDERCARE_ALERTS__LOCALE`): of the sign-in page and of
     people who chose none."""
+    broker: BrokerSettings | None = None
+    """Where the broker's password file and ACL are and how it is reloaded
+    (`ELDERCARE_BROKER__*`), for device changes; None: the registry only."""
 
 
 @dataclass(frozen=True, slots=True)

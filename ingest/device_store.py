@@ -49,7 +49,7 @@ async def credentials(conn: Conn) -> list[tuple[DeviceRecord, Credential]]:
     cur = await conn.execute(
         "SELECT d.id, d.home_id, d.kind, c.username, c.password_hash"
         " FROM device_credentials c JOIN devices d ON d.id = c.device_id"
-        " WHERE c.revoked_at IS NULL ORDER BY d.id"
+        " WHERE c.revoked_at IS NULL AND d.retired_at IS NULL ORDER BY d.id"
     )
     return [
         (DeviceRecord(str(i), str(h), str(k)), Credential(str(u), str(p)))

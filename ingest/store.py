@@ -31,6 +31,14 @@ _MERGE = (
     " SELECT device_id, boot, seq, ts, home_id, metric, value FROM readings_staging"
     " ON CONFLICT DO NOTHING"
 )
+# The first reading stored from a device since its install (the install check): devices not
+# heard yet are few (a partial index holds them), so this finds none almost always. A row
+# another batch is marking is skipped (it marks it), so no two batches wait on each other.
+_FIRST_HEARD = (
+    "UPDATE devices SET first_heard_at = now() WHERE id IN ("
+    " SELECT id FROM devices WHERE id = ANY(%s) AND first_heard_at IS NULL"
+    " ORDER BY id FOR UPDATE SKIP LOCKED)"
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,9 +69,9 @@ async def registry_version(conn: Conn) -> int | None:
 
 
 async def load_registry(conn: Conn, chunk: int = 1000) -> Registry:
-    """Every registered device, read in chunks (see `read_in_chunks`)."""
+    """Every device in service (not retired), read in chunks (see `read_in_chunks`)."""
     records: list[DeviceRecord] = []
-    query = "SELECT id, home_id, kind FROM devices"
+    query = "SELECT id, home_id, kind FROM devices WHERE retired_at IS NULL"
     async with contextlib.aclosing(
         read_in_chunks(conn, "eldercare_registry", query, chunk=chunk)
     ) as chunks:
@@ -103,6 +111,8 @@ async def write_batch(
                         )
                 await cur.execute(_MERGE)
                 inserted = max(cur.rowcount, 0)
+                if inserted:
+                    await cur.execute(_FIRST_HEARD, (sorted({r.device_id for r in readings}),))
         if dead:
             async with conn.cursor() as cur:
                 await cur.executemany(

@@ -466,6 +466,7 @@ async def serve(
                 vapid_public_key=vapid.public_key,
                 local_tz=settings.alerts.zone(),
                 default_locale=settings.alerts.locale,
+                broker=settings.broker,
             )
             app = create_app(ctx)
             for router in routers:

@@ -16,6 +16,7 @@ from alerts.config import AlertSettings
 from alerts.vapid import DEFAULT_SUBJECT
 from devices.mqtt import MqttSettings
 from gateway.config import GatewaySettings
+from ingest.broker_files import BrokerSettings
 from ingest.db import DatabaseSettings
 from ingest.service import IngestSettings
 
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     alerts: AlertSettings = AlertSettings()
     gateway: GatewaySettings = GatewaySettings()
+    broker: BrokerSettings = BrokerSettings()
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

@@ -23,10 +23,10 @@ VERSION = 1
 
 
 async def load_layout(conn: AsyncConnection[Any]) -> Layout:
-    """Every device's kind and room, and every home's time zone (read in chunks: the
+    """Every device in service's kind and room, and every home's time zone (read in chunks: the
     service reloads it while running, when the registry changed)."""
     devices: list[PlacedDevice] = []
-    query = "SELECT id, home_id, kind, room FROM devices"
+    query = "SELECT id, home_id, kind, room FROM devices WHERE retired_at IS NULL"
     async with contextlib.aclosing(
         read_in_chunks(conn, "layout_devices", query, chunk=5000)
     ) as rows:

@@ -66,7 +66,7 @@ def db_url(pg_server: EmbeddedPostgres | ExternalPostgres, template_url: str) ->
         # every registered device to report from its install time on, and a device silent
         # past its heartbeat (37 min for a thermometer) would raise `device_silent` in a
         # test that starts late in a long session.
-        conn.execute("UPDATE devices SET created_at = now()")
+        conn.execute("UPDATE devices SET created_at = now(), installed_at = now()")
     yield _with_db(pg_server.url, name)
     with psycopg.connect(pg_server.url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
