@@ -22,7 +22,6 @@ from gateway.i18n import translator
 from gateway.lookup import audited_elder, elder_or_404
 from gateway.params import Before, Limit, Offset, Statuses, time_range
 from gateway.privacy.reads import audit_list_read
-from gateway.privacy.reads import audit_list_read
 from gateway.queries import devices, elders, readings, rollups
 from gateway.queries.base import Conn
 from gateway.schemas.alerts import Alert, AlertList
