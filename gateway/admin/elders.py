@@ -322,8 +322,8 @@ async def close_elder(
     conn: Conn, actor: Actor, elder_id: str, body: ElderClose, now: datetime | None = None
 ) -> ElderOut:
     """The elder leaves the service: monitoring ends (the home in away mode with no end, so
-    no wellbeing alert or care-visit target; the home closed; its devices' broker
-    credentials revoked), and every record is kept (deleting it is a separate right)."""
+    no wellbeing alert or care-visit target; the home closed; its devices retired,
+    their credentials revoked), and every record is kept (deleting it is a separate right)."""
     allow(actor, Op.ELDERS)
     now = now or datetime.now(UTC)
     async with conn.transaction():
@@ -343,13 +343,7 @@ async def close_elder(
             reason=f"left the service: {body.reason}"[:200],
             user_id=actor.user_id,
         )
-        cur = await conn.execute(
-            "UPDATE device_credentials c SET revoked_at = %s FROM devices d"
-            " WHERE d.id = c.device_id AND d.home_id = %s AND c.revoked_at IS NULL"
-            " RETURNING c.device_id",
-            (now, before.home_id),
-        )
-        revoked = sorted(str(r[0]) for r in await cur.fetchall())
+        revoked = await _retire_devices(conn, actor, before.home_id, now)
         after = before.model_copy(update={"closed_at": now, "closed_reason": body.reason})
         await audit(
             conn,
@@ -358,9 +352,33 @@ async def close_elder(
             elder_id,
             "close",
             before.model_dump(),
-            {**after.model_dump(), "revoked_device_credentials": revoked},
+            {**after.model_dump(), "retired_devices": revoked},
         )
     return after
+
+
+async def _retire_devices(conn: Conn, actor: Actor, home_id: str, now: datetime) -> list[str]:
+    """Retire the home's devices as ingest.device_lifecycle does (out of the registry and
+    the device watch, credential revoked, a `device_events` row each); the broker's files
+    follow at the next `eldercare broker sync` or device change."""
+    cur = await conn.execute(
+        "UPDATE devices SET retired_at = %s WHERE home_id = %s AND retired_at IS NULL RETURNING id",
+        (now, home_id),
+    )
+    retired = sorted(str(r[0]) for r in await cur.fetchall())
+    await conn.execute(
+        "UPDATE device_credentials SET revoked_at = %s WHERE device_id = ANY(%s)"
+        " AND revoked_at IS NULL",
+        (now, retired),
+    )
+    for device_id in retired:
+        await conn.execute(
+            "INSERT INTO device_events (device_id, action, user_id, actor, at, detail)"
+            " VALUES (%s, 'retire', %s, %s, %s, %s)",
+            (device_id, actor.user_id, actor.name, now,
+             json.dumps({"reason": "the elder left the service"})),
+        )  # fmt: skip
+    return retired
 
 
 async def add_contact(conn: Conn, actor: Actor, elder_id: str, body: ContactIn) -> ContactOut:

@@ -248,11 +248,21 @@ async def test_elders(client: httpx.AsyncClient, db_url: str) -> None:
             "SELECT revoked_at IS NOT NULL FROM device_credentials WHERE device_id = 'h01-sos'"
         ).fetchone()
         kept = conn.execute("SELECT count(*) FROM elders WHERE id = 'e01'").fetchone()
+        active = conn.execute(
+            "SELECT count(*) FROM devices WHERE home_id = 'h01' AND retired_at IS NULL"
+        ).fetchone()
+        events = conn.execute(
+            "SELECT count(*) FROM device_events WHERE action = 'retire' AND device_id LIKE 'h01-%'"
+        ).fetchone()
     assert mode == ("away", None)
     assert revoked == (True,)
     assert kept == (1,)
+    assert active == (0,)
+    assert events is not None
+    assert events[0] >= 1
     _, action, _, after = audit_rows(db_url, "elder", "e01")[-1]
-    assert (action, after["revoked_device_credentials"]) == ("close", ["h01-sos"])
+    assert action == "close"
+    assert "h01-sos" in after["retired_devices"]
     r = await client.post("/api/v1/admin/elders/e01/close", json=close, headers=town)
     assert_error(r, 409, "conflict")
     listed = await client.get("/api/v1/admin/elders?village=v1", headers=worker)
