@@ -360,7 +360,7 @@ async def close_elder(
 async def _retire_devices(conn: Conn, actor: Actor, home_id: str, now: datetime) -> list[str]:
     """Retire the home's devices as ingest.device_lifecycle does (out of the registry and
     the device watch, credential revoked, a `device_events` row each); the broker's files
-    follow at the next `eldercare broker sync` or device change."""
+    follow at the next `eldercare broker config` or device change."""
     cur = await conn.execute(
         "UPDATE devices SET retired_at = %s WHERE home_id = %s AND retired_at IS NULL RETURNING id",
         (now, home_id),
