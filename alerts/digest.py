@@ -246,11 +246,16 @@ async def claim(conn: Conn, now: datetime, limit: int = 20) -> list[Claimed]:
 
 
 async def elder_days(conn: Conn, user_id: int, now: datetime) -> list[ElderDay]:
-    """The day of each of the member's elders: today so far from noon, else yesterday."""
+    """The day of each of the member's elders: today so far from noon, else yesterday. Only
+    elders whose current consent covers monitoring and sharing with the family (PIPL: the
+    family page answers `consent_missing` without them, and so does the summary)."""
     cur = await conn.execute(
         "SELECT e.id, e.full_name, e.home_id, h.timezone FROM family_links f"
         " JOIN elders e ON e.id = f.elder_id JOIN homes h ON h.id = e.home_id"
-        " WHERE f.user_id = %s ORDER BY e.id",
+        " WHERE f.user_id = %s AND ("
+        "   SELECT count(DISTINCT c.purpose) FROM elder_consents c WHERE c.elder_id = e.id"
+        "   AND c.withdrawn_at IS NULL AND c.purpose IN ('monitoring', 'share_family')) = 2"
+        " ORDER BY e.id",
         (user_id,),
     )
     out = []

@@ -499,7 +499,7 @@ async def test_console_for_family_has_no_acknowledge(client: httpx.AsyncClient, 
     assert names["e01"] in page.text
     assert names["e02"] not in page.text
     open_list = page.text.split('id="family-open-alerts"')[1].split("</ul>")[0]
-    assert "SOS" in open_list
+    assert "help requested" in open_list  # the SOS, in words a family reads
     assert "Acknowledge</button>" not in page.text
 
 

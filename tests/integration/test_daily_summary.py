@@ -187,3 +187,29 @@ async def test_a_failing_channel_is_retried_without_resending_the_other(
     assert browser.decrypt(http_receiver.requests[1].body)["notice"] == "daily_summary"
     status = await scalar(db_url, "SELECT status FROM daily_summaries WHERE user_id = %s", uid)
     assert status == "sent"
+
+
+async def test_no_summary_about_an_elder_without_consent_to_share_with_the_family(
+    pool: Pool, db_url: str, smtp_server: SmtpServer, http_receiver: HttpReceiver
+) -> None:
+    today = datetime.now(TZ).date()
+    at_20 = datetime.combine(today, time(20, 0), tzinfo=TZ)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE users SET summary_hour = 20 WHERE username IN ('family-h01', 'family-h02')"
+        )
+        await conn.execute(
+            "UPDATE elder_consents SET withdrawn_at = now() WHERE elder_id = 'e02'"
+            " AND purpose = 'share_family' AND withdrawn_at IS NULL"
+        )
+    async with httpx.AsyncClient() as http:
+        task = _task(pool, smtp_server, http, Clock(at_20), [])
+        await task.step()
+    assert len(_to(smtp_server, "family-h01")) == 1
+    assert _to(smtp_server, "family-h02") == []
+    status = await scalar(
+        db_url,
+        "SELECT s.status FROM daily_summaries s JOIN users u ON u.id = s.user_id"
+        " WHERE u.username = 'family-h02'",
+    )
+    assert status != "sent"
