@@ -114,12 +114,23 @@ def _need_role(principal: Principal, roles: frozenset[str], what: str) -> None:
         raise ApiError(403, "forbidden", f"only {allowed} may {what}")
 
 
+class ZipResponse(FileResponse):
+    """A zip archive."""
+
+    media_type = "application/zip"
+
+
 @router.get(
     "/{elder_id}/export",
-    response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}}},
+    response_class=ZipResponse,
+    responses={
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the archive",
+        }
+    },
 )
-async def export_elder(elder_id: str, principal: ApiUser, conn: Db, clock: Clock) -> FileResponse:
+async def export_elder(elder_id: str, principal: ApiUser, conn: Db, clock: Clock) -> ZipResponse:
     """Everything held about the elder as one zip (per table JSON and CSV, and
     `manifest.json`) (district and town staff in scope). Audited."""
     _need_role(principal, EXPORT_ROLES, "export an elder's data")
@@ -137,7 +148,7 @@ async def export_elder(elder_id: str, principal: ApiUser, conn: Db, clock: Clock
     except BaseException:
         os.unlink(path)
         raise
-    return FileResponse(
+    return ZipResponse(
         path,
         media_type="application/zip",
         filename=f"elder-{elder_id}-{now:%Y%m%d}.zip",

@@ -16,9 +16,10 @@ NOT_JSON = {
     "image/svg+xml",
     "text/csv",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/zip",
 }
 """Success answers that are not JSON: the live stream, the timeline picture, CSV exports,
-the monthly report's workbook."""
+the monthly report's workbook, an elder's export archive."""
 
 
 def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
