@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +15,11 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from alerts.config import AlertMetrics, AlertSettings, Clock, utc_now
+from alerts.detect import baselines
 from alerts.detect.detectors import IMMEDIATE_KINDS, DetectorSet, immediate_detectors
 from alerts.detect.layout import Layout
 from alerts.detect.learned import LearnedDetector
+from alerts.detect.limits import ElderLimits, apply_limits, load_limits_from
 from alerts.detect.state import Marks, catch_up
 from alerts.detect.technical import DeviceWatch
 from alerts.emergency.path import EmergencyPath
@@ -106,6 +108,30 @@ class Detection:
     """Loads the detectors' layout (rooms, time zones) again after the registry changed."""
     layout_of: Registry | None = None
     """The registry copy the detectors' current layout was loaded with."""
+    limits: Callable[[], Awaitable[Mapping[str, ElderLimits]]] | None = None
+    """Loads the elders' own limits (alerts.detect.limits) at start and again after the
+    registry changed (an edit of an elder's limits moves the registry version)."""
+
+    @classmethod
+    def on_pool(
+        cls,
+        pool: AsyncConnectionPool[Any],
+        detectors: DetectorSet,
+        *,
+        marks: Marks | None = None,
+        stored: Callable[[], Awaitable[list[Reading]]] | None = None,
+        layout_of: Registry | None = None,
+    ) -> Detection:
+        """The detection of a live service: install times, layout and limits from `pool`."""
+        return cls(
+            detectors,
+            marks=marks,
+            stored=stored,
+            installed=lambda: load_installed(pool),
+            layout=lambda: baselines.load_layout_from(pool),
+            layout_of=layout_of,
+            limits=lambda: load_limits_from(pool),
+        )
 
 
 class AlertService:
@@ -140,6 +166,9 @@ class AlertService:
         self._load_installed = detection.installed
         self._load_layout = detection.layout
         self._layout_of = detection.layout_of  # the registry copy the layout was loaded with
+        self._load_limits = detection.limits
+        self._limits_of: Registry | None = None  # the registry copy the limits followed
+        self._limits_retry_at = 0.0
         self._writer = writer
         self._emergency = emergency
         self._metrics = metrics
@@ -301,6 +330,7 @@ class AlertService:
             await self._cache.maybe_refresh()
             self.refresh_urgent()
             await self.seed_watch()
+            await self.follow_limits()
             await self.resume()
         finally:
             self._resumed.set()
@@ -310,6 +340,7 @@ class AlertService:
                 await self._cache.maybe_refresh()
                 self.refresh_urgent()
                 await self.follow_layout()
+                await self.follow_limits()
                 self.follow_watch()
                 await self.handle(msg)
             except Exception:
@@ -384,6 +415,27 @@ class AlertService:
         self._layout_of = registry
         learned.set_layout(layout)
         log.info("detectors follow the registry: %d devices placed", len(registry))
+
+    async def follow_limits(self) -> None:
+        """After the registry changed (an elder's limits edited moves it too), load the
+        elders' own limits again and give them to the detectors. A failed load keeps the
+        limits they have and is tried again after `_LAYOUT_RETRY_S`."""
+        registry = self._cache.current
+        if (
+            self._load_limits is None
+            or registry is self._limits_of
+            or time.monotonic() < self._limits_retry_at
+        ):
+            return
+        try:
+            limits = await self._load_limits()
+        except Exception:  # whatever it is, detection goes on with the limits it has
+            self._limits_retry_at = time.monotonic() + _LAYOUT_RETRY_S
+            log.exception("could not reload elders' limits; retrying in %.0f s", _LAYOUT_RETRY_S)
+            return
+        self._limits_of = registry
+        apply_limits(self._detectors, limits, self._clock())
+        log.info("detectors follow the elders' limits: %d homes with their own", len(limits))
 
     def left_to_urgent(self, topic: str) -> bool:
         """True when the urgent path has this topic's emergencies (see `refresh_urgent`)."""

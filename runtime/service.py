@@ -51,7 +51,7 @@ from alerts.notify.channels import (
 from alerts.notify.cn_cloud import cn_channels
 from alerts.notify.commands import MqttCommandPublisher
 from alerts.notify.dispatch import Dispatcher
-from alerts.service import AlertService, Detection, Sources, load_installed, urgent_filters
+from alerts.service import AlertService, Detection, Sources, urgent_filters
 from alerts.vapid import VapidKeys, load_keys
 from alerts.watchdog import PipelineWatchdog
 from alerts.writer import SignalWriter
@@ -409,14 +409,7 @@ async def serve(
                     if urgent_here
                     else settings.ingest.registry_refresh_s + 5 * settings.alerts.poll_s + 5.0,
                 ),
-                Detection(
-                    detectors,
-                    marks=marks,
-                    stored=stored,
-                    installed=lambda: load_installed(pool),
-                    layout=lambda: baselines.load_layout_from(pool),
-                    layout_of=layout_of,
-                ),
+                Detection.on_pool(pool, detectors, marks=marks, stored=stored, layout_of=layout_of),
                 writer,
                 EmergencyPath(
                     settings.alerts, writer, dispatcher, alert_metrics, fast=fast, fallback=fallback

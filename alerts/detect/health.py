@@ -22,6 +22,8 @@ class TemperatureWatch:
 
     def __init__(self, rule: TemperatureRule | None = None, capacity: int = 64) -> None:
         self.rule = rule or TemperatureRule()
+        # Per home, the elder's own (too cold below, too hot above); None: the rule's.
+        self.limits: dict[str, tuple[float | None, float | None]] = {}
         self._index: dict[str, int] = {}
         self._homes: list[str] = []
         self.since: npt.NDArray[np.float64] = np.full((capacity, 2), np.nan)  # cold, heat
@@ -41,15 +43,22 @@ class TemperatureWatch:
             self._homes.append(home_id)
         return idx
 
+    def bounds(self, home_id: str) -> tuple[float, float]:
+        """Too cold below, too hot above, in this home (the elder's limits, or the rule's)."""
+        lo, hi = self.limits.get(home_id, (None, None))
+        return (
+            self.rule.cold_below_c if lo is None else lo,
+            self.rule.heat_above_c if hi is None else hi,
+        )
+
     def observe(self, reading: Reading) -> list[Signal]:
         """Track the episode a temperature reading starts, continues or ends."""
         if reading.metric not in TEMPERATURE_METRICS:
             return []
         h = self._home(reading.home_id)
         ts = reading.ts.timestamp()
-        for col, bad in enumerate(
-            (reading.value < self.rule.cold_below_c, reading.value > self.rule.heat_above_c)
-        ):
+        cold, heat = self.bounds(reading.home_id)
+        for col, bad in enumerate((reading.value < cold, reading.value > heat)):
             if bad:
                 if math.isnan(self.since[h, col]):
                     self.since[h, col] = ts
@@ -73,7 +82,7 @@ class TemperatureWatch:
             self.fired[h, col] = True
             cold = col == 0
             value = float(self.last_value[h, col])
-            limit = self.rule.cold_below_c if cold else self.rule.heat_above_c
+            limit = self.bounds(self._homes[h])[0 if cold else 1]
             start = datetime.fromtimestamp(float(self.since[h, col]), tz=UTC)
             out.append(
                 Signal(

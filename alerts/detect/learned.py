@@ -67,6 +67,19 @@ class LearnedDetector(LearnedHomes):
             home.covered = layout.motion_covered(home.home_id)
             self.nobed[h] = layout.bed_unseen(home.home_id)
 
+    def set_inactivity_caps(self, caps: dict[str, float], now: datetime | None = None) -> None:
+        """The elders' own caps on a silence at home while up (seconds, by home; a home
+        left out has none): the thresholds of every home whose cap changed are recomputed
+        now (as of `now`, or of the home's last activity)."""
+        changed = set(caps.items()) ^ set(self.caps.items())
+        self.caps = dict(caps)
+        for home_id in {home_id for home_id, _ in changed}:
+            h = self.index.get(home_id)
+            if h is None:
+                continue  # computed with its cap when first seen
+            at = now.timestamp() if now is not None else float(self.last_act[h])
+            refresh_thresholds(self, h, None if math.isnan(at) else at)
+
     def home(self, home_id: str) -> int:
         """The array index of a home, allocating one on first sight."""
         idx = self.index.get(home_id)

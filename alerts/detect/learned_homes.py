@@ -120,6 +120,8 @@ class LearnedHomes:
         # then hide the elder, and a rule that needs every room seen does not judge.
         self.unseen = unseen or (lambda _home: False)
         self.index: dict[str, int] = {}  # home id -> its row in the arrays
+        # The elder's own cap on a silence at home while up (seconds; limits.py), by home.
+        self.caps: dict[str, float] = {}
         self.homes: list[HomeState] = []
         self.dirty: set[int] = set()  # homes whose state changed since `take_dirty`
         self._alloc(capacity)

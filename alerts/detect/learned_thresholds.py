@@ -43,6 +43,9 @@ def refresh_thresholds(d: LearnedHomes, h: int, now: float | None = None) -> Non
                 smeared[HOME, day] * r.factor + r.margin_s, r.default_covered_s
             )
         thr[ASLEEP] = np.maximum(thr[ASLEEP], r.default_asleep_s)
+    cap = d.caps.get(d.homes[h].home_id)
+    if cap is not None:  # the elder's own limit: up at home, never longer than this
+        thr[[HOME, SEATED]] = np.minimum(thr[[HOME, SEATED]], cap)
     thr[OUT] = np.inf  # out of home: no inactivity alert (night wandering covers it)
     d.thresholds[h] = thr
 
