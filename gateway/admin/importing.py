@@ -7,11 +7,15 @@ what changed in the file."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import psycopg
 from pydantic import ValidationError
 
+from alerts.consent import GivenBy, Method, Purpose
 from gateway.admin import spreadsheet
 from gateway.admin.common import (
     Actor,
@@ -32,6 +36,7 @@ from gateway.admin.elders import (
     insert_elder,
 )
 from gateway.admin.homes import check_village, get_home, home_by_external_id, insert_home
+from gateway.privacy import consents
 
 Action = Literal["create", "update", "unchanged", "closed"]
 
@@ -225,6 +230,64 @@ async def _update(conn: Conn, actor: Actor, existing: ElderOut, body: ElderCreat
     return changed
 
 
+@dataclass(frozen=True, slots=True)
+class _Consent:
+    """The consent a row records: the signed paper form's day, who signed, the form's number,
+    and whether sharing with the family was agreed too."""
+
+    given_at: datetime
+    guardian: str
+    relation: str
+    family: bool
+    reference: str
+
+
+def _consent_of(cells: dict[str, Any], problems: dict[str, str], tz: str) -> _Consent | None:
+    day_text = spreadsheet.text(cells.get("consent_date"))
+    others = [k for k in ("consent_guardian", "consent_guardian_relation", "consent_family",
+                          "consent_reference") if spreadsheet.text(cells.get(k))]  # fmt: skip
+    if not day_text:
+        if others:
+            problems[others[0]] = "needs consent_date (the day the consent form was signed)"
+        return None
+    try:
+        day = spreadsheet.a_date(cells.get("consent_date"))
+        family = spreadsheet.yes_no(cells.get("consent_family"), False)
+    except ValueError as exc:
+        problems["consent_date" if "date" in str(exc) else "consent_family"] = str(exc)
+        return None
+    assert day is not None
+    guardian = spreadsheet.text(cells.get("consent_guardian"))
+    relation = spreadsheet.text(cells.get("consent_guardian_relation"))
+    if guardian and not relation:
+        problems["consent_guardian_relation"] = "a guardian's consent needs the relation"
+    if relation and not guardian:
+        problems["consent_guardian"] = "the relation needs the guardian's name"
+    given_at = datetime.combine(day, time(12), ZoneInfo(tz))
+    if day > datetime.now(ZoneInfo(tz)).date():
+        problems["consent_date"] = "the consent date is in the future"
+    return _Consent(given_at, guardian, relation, family, spreadsheet.text(
+        cells.get("consent_reference")))  # fmt: skip
+
+
+async def _record_consent(conn: Conn, actor: Actor, elder_id: str, c: _Consent) -> None:
+    """Record the row's consent (monitoring, and sharing with the family if agreed) unless
+    a current one of that purpose is there already."""
+    now = datetime.now(UTC)
+    current = {k.purpose for k in await consents.consents(conn, elder_id, now) if k.current}
+    wanted = [Purpose.MONITORING] + ([Purpose.SHARE_FAMILY] if c.family else [])
+    for purpose in wanted:
+        if purpose in current:
+            continue
+        await consents.record(
+            conn, elder_id, purpose=purpose,
+            given_by=GivenBy.GUARDIAN if c.guardian else GivenBy.ELDER,
+            method=Method.PAPER_FORM, given_at=c.given_at, recorded_by=actor.user_id,
+            now=now, guardian_name=c.guardian, guardian_relation=c.relation,
+            reference=c.reference,
+        )  # fmt: skip
+
+
 class _Refused(Exception):
     """Raised inside the import's transaction to roll it back."""
 
@@ -246,10 +309,11 @@ async def import_village(
     sheet = spreadsheet.read_sheet(data, filename)
     header = sheet.headers
     problems = [RowProblem(row=p.row, column=p.column, message=p.message) for p in sheet.problems]
-    parsed: list[tuple[int, ElderCreate]] = []
+    parsed: list[tuple[int, ElderCreate, _Consent | None]] = []
     seen: dict[str, dict[str, int]] = {"external_id": {}, "home_id": {}}
     for number, cells in sheet.rows:
         body, cell_problems = parse_row(cells, village_id)
+        consent = _consent_of(cells, cell_problems, default_tz)
         for key, message in cell_problems.items():
             problems.append(RowProblem(row=number, column=header.get(key, key), message=message))
         for key in ("external_id", "home_id"):
@@ -259,21 +323,25 @@ async def import_village(
                                 message=f"{value} is also in row {seen[key][value]}"))  # fmt: skip
             elif value:
                 seen[key][value] = number
-        if body is not None:
-            parsed.append((number, body))
+        if body is not None and not cell_problems:
+            parsed.append((number, body, consent))
     items: list[RowResult] = []
     try:
         async with conn.transaction():
-            for number, body in parsed:
+            for number, body, consent in parsed:
                 try:
                     async with conn.transaction():
                         action, home_id, elder_id = await _apply(
                             conn, actor, body, village_id, default_tz
                         )
-                except (AdminError, psycopg.errors.IntegrityError) as exc:
+                        if consent is not None and action != "closed":
+                            await _record_consent(conn, actor, elder_id, consent)
+                except (AdminError, psycopg.errors.IntegrityError, consents.ConsentError) as exc:
                     message = (
                         exc.message
                         if isinstance(exc, AdminError)
+                        else str(exc)
+                        if isinstance(exc, consents.ConsentError)
                         else str(exc.diag.message_primary)
                     )
                     problems.append(RowProblem(row=number, column="", message=message))

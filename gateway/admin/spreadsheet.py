@@ -50,7 +50,17 @@ COLUMNS: tuple[Column, ...] = (
     Column("contact2_relation", "contact2_relation", "联系人2关系", False, ""),
     Column("contact2_phone", "contact2_phone", "联系人2电话", False, ""),
     Column("contact2_holds_key", "contact2_holds_key", "联系人2有钥匙", False, ""),
-)
+    Column("consent_date", "consent_date", "知情同意日期", False,
+           "the day the signed consent form was given (records consent to monitoring)"),
+    Column("consent_guardian", "consent_guardian", "监护人", False,
+           "empty: the elder signed; else the guardian who signed"),
+    Column("consent_guardian_relation", "consent_guardian_relation", "监护人关系", False,
+           "needed with a guardian: son, daughter..."),
+    Column("consent_family", "consent_family", "同意家属查看", False,
+           "是 / 否: consent to share with the family (default no)"),
+    Column("consent_reference", "consent_reference", "同意书编号", False,
+           "the paper form's number"),
+)  # fmt: skip
 _BY_HEADER = {_h: c for c in COLUMNS for _h in (c.en.lower(), c.zh, c.en.lower().replace("_", " "))}
 
 

@@ -183,3 +183,55 @@ async def test_refused_import_answers_every_problem(client: httpx.AsyncClient, d
     assert {(p["row"], p["column"]) for p in error["problems"]} == {(3, ""), (4, "full_name")}
     assert "h01" in next(p["message"] for p in error["problems"] if p["row"] == 3)
     assert counts(db_url) == before
+
+
+def consent_register(guardian_relation: str) -> bytes:
+    """Two elders with their consent forms (Chinese headers): one signed it, the other's
+    son did, and agreed to share with the family."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["编号", "姓名", "地址", "知情同意日期", "监护人", "监护人关系", "同意家属查看",
+                  "同意书编号"])  # fmt: skip
+    sheet.append(["PINE-901", "王秀英", "松树路 1 号", "2026-11-02", "", "", "否", "F-0901"])
+    sheet.append(["PINE-902", "李桂兰", "松树路 2 号", "2026/11/3", "李强", guardian_relation,
+                  "是", "F-0902"])  # fmt: skip
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+async def test_import_records_the_consent_forms(client: httpx.AsyncClient, db_url: str) -> None:
+    town = await login(client, "town-t1")
+    refused = await upload(client, town, consent_register(""), dry_run=False)
+    error = assert_error(refused, 422, "invalid_import")
+    assert [(p["row"], p["column"]) for p in error["problems"]] == [(3, "监护人关系")]
+    with psycopg.connect(db_url) as conn:
+        none = conn.execute(
+            "SELECT count(*) FROM elders WHERE external_id LIKE 'PINE-9%'"
+        ).fetchone()
+    assert none == (0,)
+
+    done = await upload(client, town, consent_register("儿子"), dry_run=False)
+    assert done.json()["written"] is True, done.text
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT e.external_id, c.purpose, c.given_by, c.guardian_name, c.method, c.reference,"
+            " (c.given_at AT TIME ZONE 'Asia/Shanghai')::date"
+            " FROM elder_consents c JOIN elders e ON e.id = c.elder_id"
+            " WHERE e.external_id LIKE 'PINE-9%' AND c.withdrawn_at IS NULL"
+            " ORDER BY 1, 2"
+        ).fetchall()
+    assert rows == [
+        ("PINE-901", "monitoring", "elder", "", "paper_form", "F-0901", date(2026, 11, 2)),
+        ("PINE-902", "monitoring", "guardian", "李强", "paper_form", "F-0902", date(2026, 11, 3)),
+        ("PINE-902", "share_family", "guardian", "李强", "paper_form", "F-0902", date(2026, 11, 3)),
+    ]
+    again = await upload(client, town, consent_register("儿子"), dry_run=False)
+    assert again.json()["written"] is True  # a re-run records nothing twice
+    with psycopg.connect(db_url) as conn:
+        total = conn.execute(
+            "SELECT count(*) FROM elder_consents c JOIN elders e ON e.id = c.elder_id"
+            " WHERE e.external_id LIKE 'PINE-9%'"
+        ).fetchone()
+    assert total == (3,)
