@@ -37,6 +37,9 @@ broker_app = typer.Typer(help="Broker configuration from the registry.", no_args
 
 def register(app: typer.Typer, simulate_app: typer.Typer) -> None:
     """Attach these commands to the main CLI."""
+    from cli import device_admin
+
+    device_admin.attach(devices_app, broker_app)
     app.add_typer(devices_app, name="devices")
     app.add_typer(broker_app, name="broker")
     simulate_app.callback(invoke_without_command=True)(simulate_cohort)

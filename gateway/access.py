@@ -25,6 +25,7 @@ class Area(enum.StrEnum):
     HEALTH = "health"  # the elder's file, readings, status, timeline, visits
     CARE = "care"  # recording visits, compliance, rota
     EDIT_ELDER = "edit_elder"
+    MANAGE_DEVICES = "manage_devices"  # install, replace, rotate, retire
 
 
 _ALLOWED: dict[str, frozenset[Area]] = {
@@ -32,7 +33,7 @@ _ALLOWED: dict[str, frozenset[Area]] = {
     "town_staff": frozenset(Area),
     "village_worker": frozenset(Area),
     "family": frozenset({Area.HOMES, Area.DEVICES, Area.HEALTH}),
-    "operator": frozenset({Area.REGIONS, Area.HOMES, Area.DEVICES}),
+    "operator": frozenset({Area.REGIONS, Area.HOMES, Area.DEVICES, Area.MANAGE_DEVICES}),
 }
 
 

@@ -65,6 +65,10 @@ class DeviceChange:
     broker: SyncResult
 
 
+Operation = Callable[[Conn], Awaitable[DeviceChange]]
+"""One of the operations below with its arguments bound, run on a connection."""
+
+
 class BrokerSyncFailed(Exception):
     """The change is recorded and the files written, but the broker was not reloaded."""
 

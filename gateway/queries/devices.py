@@ -28,6 +28,9 @@ class Device:
     last_seen: datetime | None
     online: bool
     battery: float | None
+    installed_at: datetime | None = None
+    first_heard_at: datetime | None = None
+    retired_at: datetime | None = None
 
 
 async def devices(
@@ -39,12 +42,13 @@ async def devices(
     region: str | None = None,
     device_id: str | None = None,
 ) -> list[Device]:
-    """Devices in the filter with their last reading and battery level, by home and id."""
+    """Devices in the filter with their last reading and battery level, by home and id
+    (in service; a retired one only when asked for by id)."""
     params = {**f.params, "home": home_id, "region": region, "device": device_id}
     query = compose(
         f,
         """SELECT d.id, d.home_id, e.full_name AS elder_name, v.name AS village, d.kind,
-                  d.room, d.label,
+                  d.room, d.label, d.installed_at, d.first_heard_at, d.retired_at,
                   (SELECT max(r.ts) FROM readings r
                    WHERE r.home_id = d.home_id AND r.device_id = d.id) AS last_seen,
                   (SELECT r.value FROM readings r WHERE r.home_id = d.home_id
@@ -54,6 +58,7 @@ async def devices(
            JOIN regions v ON v.id = h.village_id LEFT JOIN elders e ON e.home_id = h.id
            WHERE {where} AND (%(home)s::text IS NULL OR d.home_id = %(home)s)
              AND (%(device)s::text IS NULL OR d.id = %(device)s)
+             AND (d.retired_at IS NULL OR %(device)s::text IS NOT NULL)
              AND (%(region)s::text IS NULL OR h.village_id = %(region)s
                   OR v.parent_id = %(region)s
                   OR v.parent_id IN (SELECT id FROM regions WHERE parent_id = %(region)s))
@@ -67,3 +72,14 @@ async def devices(
         online = seen is not None and now - seen <= heartbeat * OFFLINE_AFTER_HEARTBEATS
         out.append(Device(**r, title=spec.title if spec else r["kind"], online=online))
     return out
+
+
+async def device_in_scope(conn: Conn, f: HomeFilter, device_id: str) -> str | None:
+    """The home of `device_id` if the filter lets it through (retired or not), else None."""
+    query = compose(
+        f,
+        "SELECT d.home_id FROM devices d JOIN homes h ON h.id = d.home_id"
+        " WHERE {where} AND d.id = %(device)s",
+    )
+    rows = await fetch_dicts(conn, query, {**f.params, "device": device_id})
+    return str(rows[0]["home_id"]) if rows else None

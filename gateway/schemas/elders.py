@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, RootModel, model_validator
 
+from alerts.detect.limits import ElderLimits
 from gateway.schemas.alerts import Alert
 from gateway.schemas.common import Schema
 from gateway.schemas.places import Device
@@ -22,7 +23,9 @@ class ElderUpdate(BaseModel):
     conditions: list[Annotated[str, Field(min_length=1, max_length=80)]] | None = Field(
         default=None, max_length=40
     )
-    thresholds: dict[str, float] | None = Field(default=None, max_length=40)
+    thresholds: ElderLimits | None = None
+    """The elder's own limits (alerts.detect.limits; replaces all, `{}` clears them): the
+    detectors follow them within a registry check."""
 
 
 class AwayMode(BaseModel):

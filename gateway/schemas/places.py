@@ -64,3 +64,8 @@ class Device(Schema):
     last_seen: datetime | None
     online: bool
     battery: float | None
+    installed_at: datetime | None = None
+    """When it was installed (or its unit replaced under the same id)."""
+    first_heard_at: datetime | None = None
+    """The first reading stored since then (null: not heard yet, see `/install`)."""
+    retired_at: datetime | None = None

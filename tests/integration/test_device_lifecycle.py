@@ -90,9 +90,10 @@ class AclBroker:
             self.proc.wait(10)
 
 
-@pytest.fixture
-async def broker(tmp_path: Path, db_url: str) -> AsyncIterator[AclBroker]:
-    b = AclBroker(tmp_path)
+@contextlib.asynccontextmanager
+async def acl_broker(directory: Path, db_url: str) -> AsyncIterator[AclBroker]:
+    """A started `AclBroker` whose files hold the registry and one service account."""
+    b = AclBroker(directory)
     async with await psycopg.AsyncConnection.connect(db_url) as conn:
         async with conn.transaction():
             await device_store.add_service_account(
@@ -105,6 +106,12 @@ async def broker(tmp_path: Path, db_url: str) -> AsyncIterator[AclBroker]:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+async def broker(tmp_path: Path, db_url: str) -> AsyncIterator[AclBroker]:
+    async with acl_broker(tmp_path, db_url) as b:
+        yield b
 
 
 @pytest.fixture
