@@ -30,7 +30,13 @@ from psycopg import sql
 from devstack.logs import tail
 from devstack.ports import port_is_free, remembered_port
 
-__all__ = ["PG_SYSTEM_USER", "EmbeddedPostgres", "postgres_bin_dir"]
+__all__ = [
+    "PG_SYSTEM_USER",
+    "EmbeddedPostgres",
+    "ensure_system_user",
+    "make_traversable",
+    "postgres_bin_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ def _add_mode(path: Path, bits: int) -> None:
         path.chmod(stat.S_IMODE(mode) | bits)
 
 
-def _make_traversable(path: Path) -> None:
+def make_traversable(path: Path) -> None:
     """Add o+x to every existing prefix of `path` (and to `path` if it is a directory)."""
     path = path.resolve()
     for p in [path, *path.parents]:
@@ -52,7 +58,7 @@ def _make_traversable(path: Path) -> None:
             _add_mode(p, stat.S_IXOTH)
 
 
-def _ensure_system_user(name: str) -> pwd.struct_passwd:
+def ensure_system_user(name: str) -> pwd.struct_passwd:
     """Return the passwd entry of `name`, creating a system user without login if missing."""
     try:
         return pwd.getpwnam(name)
@@ -235,9 +241,9 @@ class EmbeddedPostgres:
 
     def _prepare_root(self) -> None:
         """Make the wheel and the data dir usable by the unprivileged PostgreSQL user."""
-        self._pw = _ensure_system_user(PG_SYSTEM_USER)
+        self._pw = ensure_system_user(PG_SYSTEM_USER)
         install = self.bin_dir.parent
-        _make_traversable(install)
+        make_traversable(install)
         for root, dirs, files in os.walk(install):
             for d in dirs:
                 _add_mode(Path(root, d), stat.S_IROTH | stat.S_IXOTH)
@@ -251,7 +257,7 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self._chown(self.data_dir)
         self.data_dir.chmod(0o700)
-        _make_traversable(self.data_dir.parent)
+        make_traversable(self.data_dir.parent)
         self.log_file.touch(exist_ok=True)
         self._chown(self.log_file)
 
