@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+import ipaddress
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
 class GatewaySettings(BaseModel):
@@ -19,6 +21,32 @@ class GatewaySettings(BaseModel):
         default=False, description="send the session cookie over HTTPS only (production)"
     )
     login_attempts_per_minute: int = Field(default=10, ge=1)
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token /metrics asks for (Authorization: Bearer TOKEN); unset:"
+        " /metrics is open (development only: production requires it)",
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1,::1",
+        description="comma-separated addresses or networks (or '*') of the reverse proxies"
+        " whose X-Forwarded-Proto / X-Forwarded-For the server believes; from any other"
+        " client those headers are ignored; empty: none",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network (e.g."
+                    " 10.0.0.5, 10.0.0.0/24, ::1) nor '*'"
+                ) from None
+        return value
 
     def base_url(self) -> str:
         """The public URL, or the local one."""

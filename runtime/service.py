@@ -471,6 +471,8 @@ async def serve(
                 port=settings.gateway.port,
                 log_level="warning",
                 lifespan="off",
+                proxy_headers=True,  # X-Forwarded-Proto/-For, from trusted_proxies only
+                forwarded_allow_ips=settings.gateway.trusted_proxies,
             )
             server = _Server(config)
             tasks += [("live", broadcaster.run()), ("http", server.serve())]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.config import AlertSettings
@@ -28,6 +28,8 @@ PLACEHOLDER_SECRETS = {
     "changeme",
     "secret",
 }
+
+_UNSET = SecretStr("")  # a secret left unset: too short, like a placeholder
 
 
 class Settings(BaseSettings):
@@ -69,6 +71,7 @@ class Settings(BaseSettings):
                     ("ELDERCARE_ALERTS__WEBHOOK_SECRET", self.alerts.webhook_secret),
                     ("ELDERCARE_GATEWAY__SESSION_SECRET", self.gateway.session_secret),
                     ("ELDERCARE_ALERTS__ACK_LINK_SECRET", self.alerts.ack_link_secret),
+                    ("ELDERCARE_GATEWAY__METRICS_TOKEN", self.gateway.metrics_token or _UNSET),
                 )
                 if value.get_secret_value() in PLACEHOLDER_SECRETS
                 or len(value.get_secret_value()) < 16

@@ -33,6 +33,7 @@ def set_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_PRIVATE_KEY", VAPID_PRIVATE)
     monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_PUBLIC_KEY", public_key_of(VAPID_PRIVATE))
     monkeypatch.setenv("ELDERCARE_ALERTS__VAPID_SUBJECT", "mailto:ops@example.org")
+    monkeypatch.setenv("ELDERCARE_GATEWAY__METRICS_TOKEN", "metrics-" + "7" * 24)
 
 
 def test_defaults_are_a_working_development_setup() -> None:
@@ -164,6 +165,29 @@ def test_production_with_real_secrets_and_secure_cookies_loads(
     assert s.gateway.cookie_secure is True
     assert s.alerts.webhook_secret.get_secret_value() == REAL_WEBHOOK_SECRET
     assert s.gateway.session_secret.get_secret_value() == REAL_SESSION_SECRET
+
+
+@pytest.mark.parametrize("token", [None, "short", "change-me"])
+def test_production_needs_a_metrics_token(
+    monkeypatch: pytest.MonkeyPatch, token: str | None
+) -> None:
+    set_production(monkeypatch)
+    if token is None:
+        monkeypatch.delenv("ELDERCARE_GATEWAY__METRICS_TOKEN")
+    else:
+        monkeypatch.setenv("ELDERCARE_GATEWAY__METRICS_TOKEN", token)
+    with pytest.raises(SettingsError, match="ELDERCARE_GATEWAY__METRICS_TOKEN") as info:
+        load_settings()
+    assert "ELDERCARE_GATEWAY__SESSION_SECRET" not in str(info.value)
+
+
+def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().gateway.trusted_proxies == "127.0.0.1,::1"
+    monkeypatch.setenv("ELDERCARE_GATEWAY__TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16,::1")
+    assert load_settings().gateway.trusted_proxies == "10.0.0.5, 10.1.0.0/16,::1"
+    monkeypatch.setenv("ELDERCARE_GATEWAY__TRUSTED_PROXIES", "10.0.0.5,proxy.example")
+    with pytest.raises(SettingsError, match="ELDERCARE_GATEWAY__TRUSTED_PROXIES"):
+        load_settings()
 
 
 def test_production_needs_vapid_keys(monkeypatch: pytest.MonkeyPatch) -> None:
