@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from devices.mqtt import MqttSettings
 from runtime.settings import Settings, SettingsError, load_settings
 
 URLS_FILE = "urls.json"
@@ -44,3 +46,52 @@ def endpoints(state_dir: Path | None) -> tuple[str, str, str]:
         "start `eldercare up` first, or set ELDERCARE_DATABASE__URL and ELDERCARE_MQTT__URL"
     )
     raise typer.Exit(2)
+
+
+MqttCaFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--mqtt-ca-file",
+        envvar="ELDERCARE_MQTT__TLS_CA_FILE",
+        help="mqtts://: PEM CA the broker's certificate is checked against (default: the system's)",
+    ),
+]
+MqttCertFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--mqtt-cert-file",
+        envvar="ELDERCARE_MQTT__TLS_CERT_FILE",
+        help="mqtts://: PEM client certificate, for a broker that asks for one",
+    ),
+]
+MqttKeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--mqtt-key-file",
+        envvar="ELDERCARE_MQTT__TLS_KEY_FILE",
+        help="mqtts://: PEM private key of --mqtt-cert-file (if not in that file)",
+    ),
+]
+
+
+def device_broker(
+    url: str,
+    protocol: str,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+) -> MqttSettings:
+    """The simulated devices' broker: `url` and the TLS files (the same rules as
+    ``ELDERCARE_MQTT__*``); exits 2 naming what is wrong."""
+    try:
+        return MqttSettings(
+            url=url,
+            protocol="3.1.1" if protocol == "3.1.1" else "5",
+            tls_ca_file=ca_file,
+            tls_cert_file=cert_file,
+            tls_key_file=key_file,
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(str(err["msg"]) for err in exc.errors())
+        console.print(f"[red]broker settings: {reasons}[/red]")
+        raise typer.Exit(2) from None

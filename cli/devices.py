@@ -8,14 +8,14 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import psycopg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.common import endpoints
+from cli.common import MqttCaFile, MqttCertFile, MqttKeyFile, device_broker, endpoints
 from devices import topics
 from devices.catalogue import CATALOGUE
 from devices.payload import Limits, Reading, encode
@@ -207,6 +207,9 @@ def simulate_cohort(
     database_url: Annotated[str | None, typer.Option(envvar="ELDERCARE_DATABASE__URL")] = None,
     mqtt_url: Annotated[str | None, typer.Option(envvar="ELDERCARE_MQTT__URL")] = None,
     protocol: Annotated[str, typer.Option(help="MQTT protocol: 5 or 3.1.1")] = "5",
+    ca_file: MqttCaFile = None,
+    cert_file: MqttCertFile = None,
+    key_file: MqttKeyFile = None,
 ) -> None:
     """Simulate a cohort of homes for DAYS days and write its ground truth.
 
@@ -253,7 +256,7 @@ def simulate_cohort(
     t0 = time.perf_counter()
     sent = asyncio.run(
         _simulate(cohort, truth_list, to, pace, now if load else None, database_url, mqtt_url,
-                  protocol, run)
+                  protocol, run, (ca_file, cert_file, key_file))
     )  # fmt: skip
     elapsed = time.perf_counter() - t0
     console.print(
@@ -272,6 +275,7 @@ async def _simulate(
     mqtt_url: str | None,
     protocol: str,
     run: str,
+    tls_files: tuple[Path | None, Path | None, Path | None] = (None, None, None),
 ) -> int:
     from devices.status import online
     from ingest import device_store, store
@@ -310,9 +314,9 @@ async def _simulate(
         else:
             if mqtt_url is None:
                 _, mqtt_url, protocol = endpoints(None)
-            proto: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
+            broker = device_broker(mqtt_url, protocol, *tls_files)
             publisher = await stack.enter_async_context(
-                MqttPublisher(mqtt_url, f"eldercare-sim-{run[:60]}", proto)
+                MqttPublisher(broker, f"eldercare-sim-{run[:60]}")
             )
             for h in cohort.homes:  # retained status: every device says it is online
                 for d in h.devices:

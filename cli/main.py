@@ -24,11 +24,21 @@ from cli.admin_people import register as register_admin
 from cli.alerting import register as register_alerting
 from cli.backup import register as register_backup
 from cli.care import care_app
-from cli.common import URLS_FILE, console, endpoints, settings_or_exit
+from cli.common import (
+    URLS_FILE,
+    MqttCaFile,
+    MqttCertFile,
+    MqttKeyFile,
+    console,
+    device_broker,
+    endpoints,
+    settings_or_exit,
+)
 from cli.detect import register as register_detect
 from cli.devices import register as register_devices
 from cli.privacy import register as register_privacy
 from cli.report import register as register_report
+from devices.mqtt import ConnectError
 
 app = typer.Typer(
     help="Eldercare monitoring service.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -251,18 +261,26 @@ def seed_demo_cmd(homes: int = 20) -> None:
 def press_sos_cmd(
     home: Annotated[str, typer.Argument(help="home id, e.g. h01")],
     state_dir: Annotated[Path | None, typer.Option()] = None,
+    ca_file: MqttCaFile = None,
+    cert_file: MqttCertFile = None,
+    key_file: MqttKeyFile = None,
 ) -> None:
     """Press the SOS button of a home (publishes over real MQTT, like the device)."""
     from simulators.live import press_sos
 
     dsn, mqtt_url, protocol = endpoints(state_dir)
+    broker = device_broker(mqtt_url, protocol, ca_file, cert_file, key_file)
 
     async def go() -> None:
         homes = {h.home_id: h for h in await load_sim_homes(dsn)}
         if home not in homes:
             console.print(f"[red]no home {home!r} with devices; known: {sorted(homes)}[/red]")
             raise typer.Exit(2)
-        reading = await press_sos(mqtt_url, homes[home], protocol)  # type: ignore[arg-type]
+        try:
+            reading = await press_sos(broker, homes[home])
+        except ConnectError as exc:  # refused, TLS failed, unreachable: the reason, no trace
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
         console.print(f"SOS pressed: {reading.device_id} seq {reading.seq} at {reading.ts}")
 
     asyncio.run(go())
@@ -272,17 +290,21 @@ def press_sos_cmd(
 def simulate_homes_cmd(
     state_dir: Annotated[Path | None, typer.Option()] = None,
     tick: Annotated[float, typer.Option(help="seconds between publishes")] = 2.0,
+    ca_file: MqttCaFile = None,
+    cert_file: MqttCertFile = None,
+    key_file: MqttKeyFile = None,
 ) -> None:
     """Run the registered homes' simulated devices in real time (Ctrl-C stops): each device
     connected as itself (status, last will, heartbeats, battery)."""
     from simulators.fleet import run_fleet
 
     dsn, mqtt_url, protocol = endpoints(state_dir)
+    broker = device_broker(mqtt_url, protocol, ca_file, cert_file, key_file)
 
     async def go() -> None:
         homes = await load_sim_homes(dsn)
         console.print(f"publishing for {len(homes)} homes; Ctrl-C stops")
-        await run_fleet(mqtt_url, homes, protocol, tick_s=tick)  # type: ignore[arg-type]
+        await run_fleet(broker, homes, tick_s=tick)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 from devices import status, topics
+from devices.mqtt import MqttSettings
 from devices.payload import Reading
 from simulators.home import SimulatedHome
 from simulators.live import by_device, run_homes, utc_now
@@ -28,9 +29,9 @@ class DeviceFleet:
 
     def __init__(
         self,
-        url: str,
+        url: str | MqttSettings,
         homes: list[SimulatedHome],
-        protocol: Literal["5", "3.1.1"] = "5",
+        protocol: Literal["5", "3.1.1"] | None = None,
         *,
         client_prefix: str = "sim",
         clock: Callable[[], datetime] = utc_now,
@@ -103,15 +104,17 @@ def _online(topic: str, boot: int) -> Callable[[], Retained]:
 
 
 async def run_fleet(
-    url: str,
+    url: str | MqttSettings,
     homes: list[SimulatedHome],
-    protocol: Literal["5", "3.1.1"] = "5",
+    protocol: Literal["5", "3.1.1"] | None = None,
     *,
     tick_s: float = 2.0,
     stop: asyncio.Event | None = None,
     client_prefix: str = "sim",
     clock: Callable[[], datetime] = utc_now,
 ) -> None:
-    """Connect every device of `homes` and publish what they send until `stop` is set."""
+    """Connect every device of `homes` and publish what they send until `stop` is set.
+
+    `url` is a broker URL or the service's `MqttSettings` (TLS files: `MqttPublisher`)."""
     async with DeviceFleet(url, homes, protocol, client_prefix=client_prefix, clock=clock) as f:
         await run_homes(f, homes, tick_s=tick_s, stop=stop, clock=clock)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from devices.mqtt import MqttSettings
 from devices.payload import Reading
 from simulators.home import SimulatedHome
 from simulators.publisher import MqttPublisher
@@ -78,14 +79,16 @@ async def run_homes(
 
 
 async def press_sos(
-    url: str,
+    broker: str | MqttSettings,
     home: SimulatedHome,
-    protocol: Literal["5", "3.1.1"] = "5",
+    protocol: Literal["5", "3.1.1"] | None = None,
     *,
     client_id: str | None = None,
 ) -> Reading:
-    """Connect, publish one SOS press of `home`'s button now, and return the reading."""
-    async with MqttPublisher(url, client_id or f"sim-sos-{home.home_id}", protocol) as publisher:
+    """Connect (a URL, or settings with TLS files: `MqttPublisher`), publish one SOS press of
+    `home`'s button now, and return the reading."""
+    client = client_id or f"sim-sos-{home.home_id}"
+    async with MqttPublisher(broker, client, protocol) as publisher:
         reading = home.sos_press(utc_now())
         await publisher.publish_readings([reading])
     return reading

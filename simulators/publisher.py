@@ -25,11 +25,29 @@ Retained = tuple[str, bytes]
 """A retained message: its topic and payload (a device's status, devices.status)."""
 
 
+def device_settings(
+    broker: str | MqttSettings,
+    protocol: Literal["5", "3.1.1"] | None = None,
+    connect_timeout_s: float = 10.0,
+    keepalive_s: int = 30,
+) -> MqttSettings:
+    """A simulated device's broker settings: `broker`'s URL and TLS files (a URL alone: MQTT
+    5 unless `protocol`), with a device's connect timeout and keepalive."""
+    base = MqttSettings(url=broker) if isinstance(broker, str) else broker
+    values = base.model_dump()
+    values.update(connect_timeout_s=connect_timeout_s, keepalive_s=keepalive_s)
+    if protocol is not None:
+        values["protocol"] = protocol
+    return MqttSettings(**values)
+
+
 class MqttPublisher(AckedPublisher):
     """Publishes as simulated devices; ``publish`` returns once the broker acknowledged.
 
-    `url` is ``mqtt[s]://[user[:password]@]host[:port]`` (`devices.mqtt` has the rules; a
-    ``mqtts://`` broker is checked against the system's trusted CAs). Use as
+    `broker` is a URL, ``mqtt[s]://[user[:password]@]host[:port]`` (`devices.mqtt` has the
+    rules; a ``mqtts://`` broker is checked against the system's trusted CAs), or the
+    service's own `MqttSettings` (``ELDERCARE_MQTT__*``: its CA file, client certificate and
+    key for a broker that wants one, its protocol unless `protocol` is given). Use as
     ``async with MqttPublisher(url, client_id) as pub: await pub.publish_readings(...)``.
 
     As a device: `will` is the connection's last will (QoS 1, retained: the broker sends it
@@ -39,22 +57,18 @@ class MqttPublisher(AckedPublisher):
 
     def __init__(
         self,
-        url: str,
+        broker: str | MqttSettings,
         client_id: str,
-        protocol: Literal["5", "3.1.1"] = "5",
+        protocol: Literal["5", "3.1.1"] | None = None,
         *,
         connect_timeout_s: float = 10.0,
         keepalive_s: int = 30,
         will: Retained | None = None,
         birth: Callable[[], Retained] | None = None,
     ) -> None:
-        settings = MqttSettings(
-            url=url,
-            protocol=protocol,
-            connect_timeout_s=connect_timeout_s,
-            keepalive_s=keepalive_s,
+        super().__init__(
+            device_settings(broker, protocol, connect_timeout_s, keepalive_s), client_id
         )
-        super().__init__(settings, client_id)
         self._will = will
         self._birth = birth
         self._births: set[int] = set()  # mids of birth messages: nobody awaits their ack

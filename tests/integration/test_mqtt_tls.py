@@ -2,7 +2,10 @@
 password: the ingest subscriber, the shared publisher and the device-command sink connect
 with ``mqtts://``, a client certificate and percent-encoded credentials; a wrong CA, a
 certificate for another name, a missing client certificate or a wrong password fail with
-a clear error, not a hang."""
+a clear error, not a hang. The whole service (ingest, the alerts' full-stream and urgent
+subscribers, the device-command sink, the gateway) and a simulated home (each device its
+own connection, and `eldercare simulate press-sos` with its --mqtt-* flags) run over
+mqtts:// with `require_certificate true`."""
 
 from __future__ import annotations
 
@@ -19,16 +22,22 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
+import httpx
 import pytest
+from typer.testing import CliRunner
 
 from alerts.notify.commands import MqttCommandPublisher
+from cli.main import app, load_sim_homes
 from devices.mqtt import AckedPublisher, ConnectError, MqttSettings
 from devices.provisioning import Credential, hash_password, password_file
 from devstack.broker import find_mosquitto
 from devstack.ports import free_port
 from ingest.mqtt import Message, Subscriber
 from runtime.settings import Settings
-from tests.integration.helpers import eventually, running_service, scalar
+from simulators.fleet import DeviceFleet
+from simulators.live import run_homes
+from tests.conftest import SmtpServer
+from tests.integration.helpers import eventually, login, running_service, scalar
 from tests.pki import Pki, make_pki
 
 pytestmark = pytest.mark.integration
@@ -206,3 +215,73 @@ async def test_the_broker_wants_the_password_and_the_client_certificate(
     await _fails_fast(
         broker.settings(tls_cert_file=None, tls_key_file=None), r"TLS .* failed: .*certificate"
     )
+
+
+async def test_the_whole_service_and_a_simulated_home_run_over_mqtts(
+    broker: TlsBroker, db_url: str, smtp_server: SmtpServer
+) -> None:
+    mqtt = broker.settings()
+    settings = Settings(
+        database={"url": db_url, "pool_max": 5},
+        mqtt=mqtt.model_dump(),
+        ingest={"batch_max_delay_ms": 10, "registry_refresh_s": 0.5},
+        alerts={
+            "poll_s": 0.1,
+            "retry_base_s": 0.1,
+            "smtp": {"host": smtp_server.host, "port": smtp_server.port},
+        },
+        gateway={"port": 0},
+    )
+    assert not settings.alerts.urgent_separate  # the urgent subscriber runs with the alerts
+    homes = [h for h in await load_sim_homes(db_url) if h.home_id == "h01"]
+    assert homes
+    assert len(homes[0].devices) > 3
+    stop = asyncio.Event()
+    async with (
+        running_service(settings, ("ingest", "alerts", "gateway")) as svc,
+        Subscriber(mqtt, "tls-home-unit", ["eldercare/h01/+/commands"]) as unit,
+        DeviceFleet(mqtt, homes, client_prefix="tls-sim") as fleet,
+    ):
+        assert set(svc.subscribers) == {"ingest", "alerts", "alerts_urgent"}
+        assert all(sub.connected for sub in svc.subscribers.values())
+        driving = asyncio.create_task(run_homes(fleet, homes, tick_s=0.5, stop=stop))
+        # Every device connected as itself over TLS: its retained "online" status is stored.
+        await eventually(
+            lambda: scalar(db_url, "SELECT count(*) FROM readings WHERE home_id = 'h01'"),
+            what="the simulated home's readings, through ingest over mqtts://",
+        )
+        # The SOS button, pressed by the CLI with its TLS flags (a thread: it runs its own loop).
+        env = {"ELDERCARE_DATABASE__URL": db_url, "ELDERCARE_MQTT__URL": mqtt.url}
+        args = ["simulate", "press-sos", "h01", "--mqtt-ca-file", str(broker.pki.ca),
+                "--mqtt-cert-file", str(broker.pki.client_cert),
+                "--mqtt-key-file", str(broker.pki.client_key)]  # fmt: skip
+        result = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+        assert result.exit_code == 0, result.output
+        assert "SOS pressed" in result.output
+
+        def mailed() -> set[str]:
+            return {r for m in smtp_server.messages for r in m.rcpt_tos}
+
+        async def worker_told() -> bool:
+            return "worker-v1@example.org" in mailed()
+
+        await eventually(worker_told, timeout=20, what="the SOS notification")
+        kind = await scalar(db_url, "SELECT kind FROM alerts WHERE home_id = 'h01'")
+        assert kind == "sos"
+        # Without the client certificate the same press is refused by the broker, clearly.
+        bare = await asyncio.to_thread(
+            CliRunner().invoke, app, [*args[:3], "--mqtt-ca-file", str(broker.pki.ca)], env=env
+        )
+        assert bare.exit_code == 1, bare.output
+        assert "TLS" in bare.output
+        assert "certificate" in bare.output
+        # The acknowledgement's "help is on the way" reaches the home unit over TLS too.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.http_port}") as client:
+            headers = await login(client, "worker-v1")
+            alert_id = await scalar(db_url, "SELECT id FROM alerts WHERE home_id = 'h01'")
+            ack = await client.post(f"/api/v1/alerts/{alert_id}/ack", headers=headers)
+            assert ack.status_code == 200, ack.text
+        command = await _next(unit, timeout=15)
+        assert command.topic.endswith("/commands")
+        stop.set()
+        await driving
