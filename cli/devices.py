@@ -22,9 +22,11 @@ from devices.payload import Limits, Reading, encode
 from devices.provisioning import (
     Credential,
     ServiceAccount,
+    TlsListener,
     acl_file,
     device_username,
     hash_password,
+    mosquitto_conf,
     new_password,
     password_file,
 )
@@ -99,11 +101,52 @@ def broker_config(
         list[str] | None, typer.Option(help="service accounts (created when missing)")
     ] = None,
     database_url: Annotated[str | None, typer.Option(envvar="ELDERCARE_DATABASE__URL")] = None,
+    listen: Annotated[
+        str, typer.Option(help="listeners in mosquitto.conf: plain, tls, or both")
+    ] = "plain",
+    port: Annotated[int, typer.Option(help="the plain listener's port")] = 1883,
+    tls_port: Annotated[int, typer.Option(help="the TLS listener's port")] = 8883,
+    bind: Annotated[str | None, typer.Option(help="address the listeners bind to")] = None,
+    cafile: Annotated[
+        str | None, typer.Option(help="TLS: CA (PEM) the clients' certificates are checked against")
+    ] = None,
+    certfile: Annotated[str | None, typer.Option(help="TLS: the broker's certificate")] = None,
+    keyfile: Annotated[str | None, typer.Option(help="TLS: the broker's private key")] = None,
+    require_certificate: Annotated[
+        bool, typer.Option(help="TLS: every client must present a certificate from --cafile")
+    ] = True,
+    tls_version: Annotated[
+        str, typer.Option(help="TLS: the lowest version accepted, tlsv1.2 or tlsv1.3")
+    ] = "tlsv1.2",
+    data_dir: Annotated[
+        str | None, typer.Option(help="the broker's persistence directory (default: --out)")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="the user Mosquitto runs as (default: its own, mosquitto)")
+    ] = None,
 ) -> None:
-    """Write a Mosquitto password file and ACL from the registry (devices and services)."""
+    """Write a Mosquitto password file, ACL and mosquitto.conf from the registry (devices and
+    services): `--listen tls --cafile ca.pem --certfile broker.pem --keyfile broker.key` gives
+    a TLS listener (8883) that wants a client certificate as well as the password."""
     from ingest import device_store
 
     wanted = service if service is not None else ["eldercare-ingest", "eldercare-alerts"]
+    if listen not in ("plain", "tls", "both"):
+        console.print(f"[red]--listen must be plain, tls or both, not {listen!r}[/red]")
+        raise typer.Exit(2)
+    tls: TlsListener | None = None
+    if listen != "plain":
+        if cafile is None or certfile is None or keyfile is None:
+            files = (("cafile", cafile), ("certfile", certfile), ("keyfile", keyfile))
+            missing = ", ".join(f"--{name}" for name, value in files if value is None)
+            console.print(f"[red]--listen {listen} needs {missing}[/red]")
+            raise typer.Exit(2)
+        try:
+            tls = TlsListener(cafile, certfile, keyfile, tls_port, require_certificate,
+                              tls_version)  # fmt: skip
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
 
     async def go() -> tuple[int, int, dict[str, str]]:
         new: dict[str, str] = {}
@@ -119,15 +162,25 @@ def broker_config(
         out.mkdir(parents=True, exist_ok=True)
         _write_private(out / "passwd", password_file([c for _, c in creds] + list(services)))
         _write_private(out / "acl", acl_file([d for d, _ in creds], services))
+        conf = mosquitto_conf(
+            str(out.resolve() / "passwd"),
+            str(out.resolve() / "acl"),
+            plain_port=None if listen == "tls" else port,
+            tls=tls,
+            bind=bind,
+            data_dir=data_dir or str(out.resolve()),
+            user=user,
+        )
+        _write_private(out / "mosquitto.conf", conf)
         return len(creds), len(services), new
 
     n_devices, n_services, new = asyncio.run(go())
     console.print(
-        f"wrote {out / 'passwd'} and {out / 'acl'}: {n_devices} devices, {n_services} services.\n"
-        "Mosquitto config:\n"
-        f"  allow_anonymous false\n  password_file {out.resolve() / 'passwd'}\n"
-        f"  acl_file {out.resolve() / 'acl'}\n"
-        "then reload Mosquitto (SIGHUP) so it reads them again."
+        f"wrote {out / 'passwd'} and {out / 'acl'}: {n_devices} devices, {n_services} services,"
+        f" and {out / 'mosquitto.conf'} ({listen} listener{'s' if listen == 'both' else ''}).\n"
+        f"Start Mosquitto with `mosquitto -c {out.resolve() / 'mosquitto.conf'}`, or copy its"
+        " lines into yours;\nafter a change, reload Mosquitto (SIGHUP) so it reads the files"
+        " again."
     )
     for name, password in new.items():
         typer.echo(f"new service account {name}: password {password} (shown only now)")

@@ -168,3 +168,22 @@ def test_docs_list_every_kind_and_metric() -> None:
         for m in kind.all_metrics:
             assert f"| `{m.name}` |" in section, (kind.name, m.name)
         assert f"Heartbeat every {kind.heartbeat_s} s" in section
+
+
+def test_mosquitto_conf_needs_a_listener_and_refuses_line_breaks() -> None:
+    from devices.provisioning import TlsListener, mosquitto_conf
+
+    with pytest.raises(ValueError, match="needs a listener"):
+        mosquitto_conf("/b/passwd", "/b/acl", plain_port=None)
+    with pytest.raises(ValueError, match="line break"):
+        mosquitto_conf("/b/passwd\nallow_anonymous true", "/b/acl")
+    with pytest.raises(ValueError, match="line break"):
+        mosquitto_conf("/b/passwd", "/b/acl", tls=TlsListener("/ca\nx", "/c", "/k"))
+    with pytest.raises(ValueError, match=r"tlsv1\.2 or tlsv1\.3"):
+        TlsListener("/ca", "/c", "/k", tls_version="tlsv1.1")
+    plain = mosquitto_conf("/b/passwd", "/b/acl")
+    assert "listener 1883\n" in plain
+    assert "cafile" not in plain
+    both = mosquitto_conf("/b/passwd", "/b/acl", tls=TlsListener("/ca", "/c", "/k"), bind="::1")
+    assert both.index("listener 1883 ::1") < both.index("listener 8883 ::1")
+    assert both.endswith("require_certificate true\ntls_version tlsv1.2\n")
