@@ -5,6 +5,7 @@ problems answer 422 with the field names, a region outside the caller's 403."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Annotated, Generic, TypeVar
 
@@ -19,7 +20,10 @@ from gateway.context import AppContext
 from gateway.deps import ApiUser, Ctx, Db
 from gateway.errors import ApiError
 from gateway.queries import elders as elder_queries
+from ingest import device_lifecycle
+from ingest.broker_files import BrokerReloadError
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 T = TypeVar("T")
@@ -151,11 +155,22 @@ async def update_elder(
 
 @router.post("/elders/{elder_id}/close")
 async def close_elder(
-    elder_id: str, body: elders.ElderClose, principal: ApiUser, conn: Db
+    elder_id: str, body: elders.ElderClose, principal: ApiUser, conn: Db, ctx: Ctx
 ) -> elders.ElderOut:
-    """The elder leaves the service: monitoring ends, records are kept."""
+    """The elder leaves the service: monitoring ends, records are kept; the home's devices
+    are retired and the broker's files rewritten and reloaded (their logins stop working)."""
     with api_errors():
-        return await elders.close_elder(conn, Actor.of(principal), elder_id, body)
+        closed = await elders.close_elder(conn, Actor.of(principal), elder_id, body)
+    await conn.commit()
+    if ctx.broker is not None:
+        try:
+            await device_lifecycle.sync_broker(conn, ctx.broker)
+        except BrokerReloadError as exc:
+            log.error("elder %s closed, but the broker was not reloaded: %s", elder_id, exc)
+            raise ApiError(
+                502, "broker_reload_failed", f"elder {elder_id} is closed; {exc}"
+            ) from None
+    return closed
 
 
 @router.post("/elders/{elder_id}/contacts", status_code=201)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -36,7 +37,7 @@ from ingest.device_lifecycle import (
 )
 from runtime.settings import Settings
 from simulators.publisher import MqttPublisher
-from tests.integration.helpers import eventually, running_service, scalar
+from tests.integration.helpers import eventually, login, running_service, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -368,3 +369,23 @@ def test_broker_settings_refuse_half_a_configuration(tmp_path: Path) -> None:
             pid_file=tmp_path / "pid",
             reload_command="true",
         )
+
+
+async def test_closing_an_elder_through_the_api_locks_their_devices_out_of_the_broker(
+    broker: AclBroker, conn: Conn, db_url: str
+) -> None:
+    change = await install_device(conn, broker.settings, "h01", "h01-temp-2", "temperature")
+    assert change.password is not None
+    await conn.commit()
+    assert await connects(broker, "h01-temp-2", change.password)
+    settings = settings_for(db_url, broker).model_copy(update={"broker": broker.settings})
+    async with running_service(settings, ("gateway",)) as svc:
+        base = f"http://127.0.0.1:{svc.http_port}"
+        async with httpx.AsyncClient(base_url=base) as client:
+            town = await login(client, "town-t1")
+            r = await client.post(
+                "/api/v1/admin/elders/e01/close", json={"reason": "moved away"}, headers=town
+            )
+            assert r.status_code == 200, r.text
+    await eventually_refused(broker, "h01-temp-2", change.password)
+    assert "h01-temp-2" not in (broker.dir / "passwd").read_text()

@@ -117,7 +117,10 @@ def _principal(role: str, region: str | None = None, homes: tuple[str, ...] = ()
 def test_scopes_by_role() -> None:
     assert scope_for(_principal("village_worker", "v1")) == Scope(region_id="v1")
     assert scope_for(_principal("town_staff", "t1")) == Scope(region_id="t1")
-    assert scope_for(_principal("district_staff", "d1")) == Scope(region_id="d1")
+    # The district centre also follows the service's own alerts (rota gaps...).
+    assert scope_for(_principal("district_staff", "d1")) == Scope(
+        region_id="d1", service_alerts=True
+    )
     assert scope_for(_principal("family", homes=("h01",))) == Scope(home_ids=("h01",))
     assert scope_for(_principal("family")) == Scope(home_ids=())
     assert scope_for(_principal("operator")) == Scope(
