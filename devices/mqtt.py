@@ -1,10 +1,11 @@
-"""The one MQTT client every stage and the simulators use: broker settings and URL rules, TLS,
-paho clients that reconnect with jittered exponential backoff, and a QoS 1 publisher that
-returns only once the broker has acknowledged.
+"""The one MQTT client every stage and the simulators use: broker settings and URL rules, TLS
+(`devices.mqtt_config`, re-exported here), paho clients that reconnect with jittered
+exponential backoff (to the next node of a clustered broker's URL), and a QoS 1 publisher
+that returns only once the broker has acknowledged.
 
 URLs: ``mqtt://`` (or ``tcp://``) is plain TCP, port 1883 by default; ``mqtts://`` is TLS,
-port 8883 by default. A user name and password in the URL are percent-decoded (write ``@``
-as ``%40``, ``/`` as ``%2F``, ``:`` as ``%3A``). Error messages and logs name the broker by
+port 8883 by default; ``mqtt://user:pw@node1,node2:1884`` names a cluster's nodes
+(`devices.mqtt_config`). Error messages and logs name the broker by
 `BrokerAddress.redacted`, never with the password.
 
 First connection: `start_client` returns at the first CONNACK and raises `ConnectError` at
@@ -25,148 +26,21 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
-from urllib.parse import quote, unquote, urlsplit
+from typing import Any, Self, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import BaseModel, ConfigDict, Field, FilePath, field_validator, model_validator
 
 from devices.backoff import jittered_delay
+from devices.mqtt_config import BrokerAddress as BrokerAddress
+from devices.mqtt_config import MqttSettings as MqttSettings
+from devices.mqtt_config import tls_context as tls_context
 
 log = logging.getLogger(__name__)
-
-_TLS_SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True}
-_FORM = "mqtt://host:1883 or mqtts://host:8883 (TLS), with user:password@ before the host if any"
-
-
-@dataclass(slots=True, frozen=True)
-class BrokerAddress:
-    """A broker address parsed from ``mqtt[s]://[user[:password]@]host[:port]``."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """Parse `url`, raising ValueError with a readable message (without the password)."""
-        parts = urlsplit(url)
-        tls = _TLS_SCHEMES.get(parts.scheme)
-        if tls is None:
-            raise ValueError(f"broker URL must look like {_FORM} (got scheme {parts.scheme!r})")
-        if not parts.hostname:
-            raise ValueError(f"broker URL has no host: it must look like {_FORM}")
-        try:
-            port = parts.port or (8883 if tls else 1883)
-        except ValueError:
-            raise ValueError(
-                "broker URL has a bad port (a '/', '?', '#' or '@' in the password must be "
-                f"percent-encoded, e.g. %2F): it must look like {_FORM}"
-            ) from None
-        return cls(
-            host=parts.hostname,
-            port=port,
-            tls=tls,
-            username=unquote(parts.username) if parts.username is not None else None,
-            password=unquote(parts.password) if parts.password is not None else None,
-        )
-
-    def redacted(self) -> str:
-        """The URL without the password, for messages and logs."""
-        user = f"{quote(self.username, safe='')}@" if self.username else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{host}:{self.port}"
-
-
-class MqttSettings(BaseModel):
-    """How to reach the broker (``ELDERCARE_MQTT__*``)."""
-
-    model_config = ConfigDict(hide_input_in_errors=True)  # the URL may hold a password
-
-    url: str = Field(
-        default="mqtt://127.0.0.1:1883",
-        description="mqtt://[user:password@]host:port (TLS: mqtts://, port 8883 by default);"
-        " user and password percent-encoded",
-    )
-    protocol: Literal["5", "3.1.1"] = "5"
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
-    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
-    receive_maximum: int = Field(default=2000, ge=1, le=65535)
-    connect_timeout_s: float = Field(default=10.0, gt=0)
-    tls_ca_file: FilePath | None = Field(
-        default=None,
-        description="PEM file of the CA(s) the broker's certificate is checked against"
-        " (mqtts:// only; default: the system's trusted CAs)",
-    )
-    tls_cert_file: FilePath | None = Field(
-        default=None, description="PEM client certificate, for a broker that asks for one"
-    )
-    tls_key_file: FilePath | None = Field(
-        default=None, description="PEM private key of tls_cert_file (if not in that file)"
-    )
-    tls_check_hostname: bool = Field(
-        default=True,
-        description="check that the broker's certificate names the URL's host; turn off only"
-        " for a broker reached by an address its certificate does not list",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        BrokerAddress.parse(value)
-        return value
-
-    @model_validator(mode="after")
-    def _check_tls(self) -> MqttSettings:
-        uses_tls = (
-            self.tls_ca_file is not None
-            or self.tls_cert_file is not None
-            or self.tls_key_file is not None
-            or not self.tls_check_hostname
-        )
-        if uses_tls and not self.address.tls:
-            raise ValueError("TLS settings (tls_*) need an mqtts:// broker URL")
-        if self.tls_key_file is not None and self.tls_cert_file is None:
-            raise ValueError("tls_key_file needs tls_cert_file (the certificate it belongs to)")
-        if self.address.tls:
-            tls_context(self)  # unreadable PEM files stop the start, not the first connection
-        return self
-
-    @property
-    def address(self) -> BrokerAddress:
-        """The parsed URL: host, port, TLS and the percent-decoded credentials."""
-        return BrokerAddress.parse(self.url)
-
-
-def tls_context(settings: MqttSettings) -> ssl.SSLContext:
-    """The TLS context for an ``mqtts://`` broker: Python's defaults (certificate and host
-    name checked), the CA file, the client certificate, and the host name check off only if
-    `MqttSettings.tls_check_hostname` is false. Raises ValueError naming a bad file."""
-    ca = settings.tls_ca_file
-    try:
-        context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
-    except ssl.SSLError as exc:
-        raise ValueError(f"tls_ca_file {ca} holds no usable PEM certificate: {exc}") from None
-    if settings.tls_cert_file is not None:
-        key = settings.tls_key_file
-        try:
-            context.load_cert_chain(settings.tls_cert_file, key)
-        except ssl.SSLError as exc:
-            raise ValueError(
-                f"tls_cert_file {settings.tls_cert_file} with tls_key_file {key} is not a PEM "
-                f"certificate and its key: {exc}"
-            ) from None
-    if not settings.tls_check_hostname:
-        context.check_hostname = False  # the chain is still verified
-    return context
 
 
 class ConnectError(RuntimeError):
@@ -183,9 +57,20 @@ class MqttClient(paho.Client):
     last_error: OSError | None = None
     first_connection: concurrent.futures.Future[None]
     """Done at the first CONNACK, or failed with `ConnectError` when retrying is hopeless."""
+    nodes: tuple[tuple[str, int], ...] = ()
+    """A clustered broker's nodes (host, port): each attempt after the first goes to the next."""
+    node: int = 0
+    connects: int = 0
 
     def reconnect(self) -> MQTTErrorCode:
-        """paho's reconnect, remembering why it failed."""
+        """paho's reconnect (to the next node of a cluster after the first attempt: the one it
+        had failed or dropped), remembering why it failed."""
+        if self.connects and len(self.nodes) > 1:
+            self.node = (self.node + 1) % len(self.nodes)
+            # Set directly: paho's host setter refuses while the state is "connection lost".
+            self._host, self._port = self.nodes[self.node]
+            log.info("MQTT: trying broker node %s:%d", self._host, self._port)
+        self.connects += 1
         self.last_error = None
         try:
             return super().reconnect()
@@ -259,6 +144,7 @@ def build_client(
         manual_ack=manual_ack,
     )
     client.first_connection = concurrent.futures.Future()
+    client.nodes = address.nodes
     if address.username is not None:
         client.username_pw_set(address.username, address.password)
     if address.tls:

@@ -109,6 +109,43 @@ def test_redacted_form_has_no_password(url: str, redacted: str) -> None:
     assert BrokerAddress.parse(url).redacted() == redacted
 
 
+def test_a_cluster_url_names_every_node_with_one_scheme_and_credentials() -> None:
+    address = BrokerAddress.parse("mqtts://ingest:p%40ss%2C@n1:8884,[::1],n3")
+    assert address.nodes == (("n1", 8884), ("::1", 8883), ("n3", 8883))
+    assert (address.host, address.port, address.tls) == ("n1", 8884, True)
+    assert (address.username, address.password) == ("ingest", "p@ss,")
+    assert address.redacted() == "mqtts://ingest@n1:8884,[::1]:8883,n3:8883"
+    assert BrokerAddress.parse("mqtt://broker").nodes == (("broker", 1883),)
+    for bad, says in (("mqtt://u:hunter2@n1,,n3", "no host"), ("mqtt://n1,n2:x", "bad port")):
+        with pytest.raises(ValueError, match=says) as info:
+            BrokerAddress.parse(bad)
+        assert "hunter2" not in str(info.value)
+
+
+def test_each_reconnect_goes_to_the_next_node() -> None:
+    closed = []
+    for _ in range(3):  # ports nothing listens on: every attempt fails at once
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            closed.append(s.getsockname()[1])
+    url = "mqtt://" + ",".join(f"127.0.0.1:{port}" for port in closed)
+    client = build_client(MqttSettings(url=url), "failover", MqttClient)
+    client.connect_async("127.0.0.1", closed[0])
+    tried = []
+    for _ in range(4):
+        with pytest.raises(ConnectionRefusedError):
+            client.reconnect()
+        tried.append(client.port)
+    assert tried == [closed[0], closed[1], closed[2], closed[0]]
+    assert isinstance(client.last_error, ConnectionRefusedError)
+    single = build_client(MqttSettings(url=f"mqtt://127.0.0.1:{closed[1]}"), "one", MqttClient)
+    single.connect_async("127.0.0.1", closed[1])
+    for _ in range(2):
+        with pytest.raises(ConnectionRefusedError):
+            single.reconnect()
+        assert single.port == closed[1]
+
+
 # --------------------------------------------------------------------------- TLS settings
 
 
