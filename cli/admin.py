@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import endpoints, settings_or_exit
-from gateway.admin import elders, homes, regions
+from gateway.admin import elders, homes, leaving, regions
 from gateway.admin.common import Actor, AdminError, Conn, Invalid, plain
 from gateway.admin.invitations import Links
+from ingest.broker_files import BrokerReloadError
 
 console = Console(stderr=True)
 admin_app = typer.Typer(help="Enrolment and administration (audited).", no_args_is_help=True)
@@ -302,7 +303,12 @@ def elder_close(
 ) -> None:
     """The elder leaves the service: monitoring ends, the records are kept."""
     body = model(elders.ElderClose, {"reason": reason})
-    out = run(ctx, lambda c, a: elders.close_elder(c, a, elder_id, body))
+    broker = settings_or_exit().broker
+    try:
+        out = run(ctx, lambda c, a: leaving.close_and_lock_out(c, a, elder_id, body, broker))
+    except BrokerReloadError as exc:
+        console.print(f"[red]closed; broker files written, reload failed: {exc}[/red]")
+        raise typer.Exit(1) from None
     show(ctx, out, f"closed {out.id} ({out.full_name}): {out.closed_reason}")
 
 

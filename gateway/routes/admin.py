@@ -13,14 +13,13 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from gateway.admin import elders, homes, regions
+from gateway.admin import elders, homes, leaving, regions
 from gateway.admin.common import Actor, AdminError, Invalid
 from gateway.admin.invitations import Links
 from gateway.context import AppContext
 from gateway.deps import ApiUser, Ctx, Db
 from gateway.errors import ApiError
 from gateway.queries import elders as elder_queries
-from ingest import device_lifecycle
 from ingest.broker_files import BrokerReloadError
 
 log = logging.getLogger(__name__)
@@ -159,18 +158,14 @@ async def close_elder(
 ) -> elders.ElderOut:
     """The elder leaves the service: monitoring ends, records are kept; the home's devices
     are retired and the broker's files rewritten and reloaded (their logins stop working)."""
-    with api_errors():
-        closed = await elders.close_elder(conn, Actor.of(principal), elder_id, body)
-    await conn.commit()
-    if ctx.broker is not None:
-        try:
-            await device_lifecycle.sync_broker(conn, ctx.broker)
-        except BrokerReloadError as exc:
-            log.error("elder %s closed, but the broker was not reloaded: %s", elder_id, exc)
-            raise ApiError(
-                502, "broker_reload_failed", f"elder {elder_id} is closed; {exc}"
-            ) from None
-    return closed
+    try:
+        with api_errors():
+            return await leaving.close_and_lock_out(
+                conn, Actor.of(principal), elder_id, body, ctx.broker
+            )
+    except BrokerReloadError as exc:
+        log.error("elder %s closed, but the broker was not reloaded: %s", elder_id, exc)
+        raise ApiError(502, "broker_reload_failed", f"elder {elder_id} is closed; {exc}") from None
 
 
 @router.post("/elders/{elder_id}/contacts", status_code=201)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from gateway.admin import elders, importing, invitations, people, spreadsheet
+from gateway.admin import elders, importing, invitations, leaving, people, spreadsheet
 from gateway.admin.common import Actor, AdminError, Conn, Invalid, plain
 from gateway.admin.limits import LIMIT_KEYS
 from gateway.auth import Principal
@@ -21,7 +22,9 @@ from gateway.deps import Clock, Ctx, Db, PageUser, SameSite
 from gateway.queries.elders import audit_health_read
 from gateway.rendering import not_found, render
 from gateway.routes.admin import links
+from ingest.broker_files import BrokerReloadError
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/console/admin", include_in_schema=False)
 
 ELDER_FIELDS = ("full_name", "born", "sex", "phone", "language", "conditions", "notes")
@@ -170,7 +173,7 @@ async def edit_elder_page(
 @router.post("/elders/{elder_id}")
 async def edit_elder_form(
     request: Request, elder_id: str, principal: PageUser, clock: Clock, conn: Db,
-    same_site: SameSite,
+    same_site: SameSite, ctx: Ctx,
 ) -> Response:  # fmt: skip
     """Save the elder's record (or one of its sub-forms: add / remove a contact, close)."""
     if not _staff_only(principal) or not same_site:
@@ -193,7 +196,10 @@ async def edit_elder_form(
             await elders.remove_contact(conn, actor, elder_id, int(action.split(":", 1)[1]))
         elif action == "close":
             close = elders.ElderClose.model_validate({"reason": form.get("reason", "")})
-            await elders.close_elder(conn, actor, elder_id, close)
+            try:
+                await leaving.close_and_lock_out(conn, actor, elder_id, close, ctx.broker)
+            except BrokerReloadError as exc:  # closed; the broker catches up at its next sync
+                log.error("elder %s closed, but the broker was not reloaded: %s", elder_id, exc)
         else:
             values = _elder_values(form, new=False)
             await elders.update_elder(conn, actor, elder_id,
