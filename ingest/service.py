@@ -16,10 +16,15 @@ from pydantic import BaseModel, Field, model_validator
 from devices import payload, topics
 from devices.payload import Limits, Reading, Reason, Rejection
 from ingest import retention, store
+from ingest.db import Retry
 from ingest.mqtt import Message, Subscriber
 from ingest.registry import RegistryCache
 
 log = logging.getLogger(__name__)
+
+WRITE_RETRY = Retry(attempts=None, base_s=0.2, cap_s=2.0)
+"""A batch is written until it commits (it is acknowledged only then): jittered backoff, at
+most 2 s between tries, so the writer is back within 2 s of a failover."""
 
 
 class IngestSettings(BaseModel):
@@ -228,8 +233,11 @@ class IngestWorker:
     async def _write(
         self, readings: list[Reading], dead: list[store.DeadLetter], gaps: list[store.Gap]
     ) -> int:
-        """Write until it succeeds: nothing is acknowledged before this returns."""
-        delay = 0.2
+        """Write until it succeeds: nothing is acknowledged before this returns. A batch whose
+        commit was lost with the connection (a failover) is written again on the next
+        connection (libpq picks the node that takes writes); ON CONFLICT drops what the lost
+        commit had stored, so nothing is stored twice."""
+        attempt = 0
         while True:
             try:
                 conn = await self._connection()
@@ -237,12 +245,13 @@ class IngestWorker:
                     return await store.write_batch(conn, readings, dead, gaps)
             except psycopg.Error as exc:
                 self._metrics.db_errors.inc()
-                log.warning("batch write failed (%r); retrying in %.1f s", exc, delay)
+                attempt += 1
+                delay = WRITE_RETRY.delay(attempt)
+                log.warning("batch write failed (%r); retrying in %.2f s", exc, delay)
                 if self._conn is not None:
                     await self._conn.close()
                 self._conn = None
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
     async def process(self, batch: list[Message]) -> None:
         """Decode, write and acknowledge one batch."""

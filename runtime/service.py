@@ -245,6 +245,7 @@ async def serve(
             dsn,
             min_size=settings.database.pool_min,
             max_size=settings.database.pool_max,
+            reconnect_timeout=settings.database.reconnect_timeout_s,
             open=False,
             name="eldercare",
         )

@@ -26,8 +26,14 @@ from alerts.emergency.fastpath import Attempt, FastPath, Prepared
 from alerts.model import Raised, Severity, Signal
 from alerts.notify.dispatch import Dispatcher
 from alerts.writer import SignalWriter
+from ingest.db import Retry, retrying
 
 log = logging.getLogger(__name__)
+
+RECORD_RETRY = Retry(attempts=5, base_s=0.2, cap_s=3.2)
+"""Recording what the fast path sent: tried for a few seconds; if it still fails, the hold on
+the stored first round runs out and the dispatcher sends that round (people told twice, never
+not at all)."""
 
 Deferred = tuple[Signal, Prepared | None, list[Attempt]]
 """A signal left to the background store: with what the fast path took and sent for it."""
@@ -91,7 +97,11 @@ class EmergencyPath:
                     self._fast.stored(signal.home_id, signal.kind, raised.alert_id)
                 if raised is not None and raised.created and signal.severity is Severity.CRITICAL:
                     opened.append(raised.alert_id)
-            except (psycopg.OperationalError, TimeoutError) as exc:
+            except (
+                psycopg.OperationalError,
+                psycopg.errors.ReadOnlySqlTransaction,
+                TimeoutError,
+            ) as exc:
                 log.error("alert store unavailable (%r)", exc)
                 failed.append((signal, prepared, [] if sending is None else await sending))
         if urgent:
@@ -167,16 +177,21 @@ class EmergencyPath:
                 "muted" if raised is None else f"alert {raised.alert_id}",
             )
             return
-        for attempt in range(5):
-            try:
-                recorded = await self._fast.record(
+        fast = self._fast
+        try:
+            recorded = await retrying(
+                lambda: fast.record(
                     raised.alert_id, attempts, self._retry_at, self._dispatcher.routing.channels
-                )
-                break
-            except (psycopg.OperationalError, TimeoutError) as exc:
-                log.error("fast-path sends not recorded (%r); retrying", exc)
-                await asyncio.sleep(0.2 * 2**attempt)
-        else:
+                ),
+                RECORD_RETRY,
+                f"recording the fast path's sends of alert {raised.alert_id}",
+            )
+        except (
+            psycopg.OperationalError,
+            psycopg.errors.ReadOnlySqlTransaction,
+            TimeoutError,
+        ) as exc:
+            log.error("fast-path sends not recorded (%r)", exc)
             return  # the hold runs out and the dispatcher sends the round again
         self._metrics.notifications.labels("fast_path", "sent").inc(recorded)
         self._dispatcher.wake()

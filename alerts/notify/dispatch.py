@@ -21,11 +21,14 @@ from alerts.notify import device_queue, messages, outbox
 from alerts.notify.channels import Channel, DeliveryError, Notice
 from alerts.notify.commands import CommandSink
 from alerts.notify.links import ack_token
+from ingest.db import Retry, is_transient
 
 log = logging.getLogger(__name__)
 Conn = psycopg.AsyncConnection[Any]
 ACK_ROLES = frozenset({"village_worker", "town_staff", "district_staff", "operator"})
 TURN = 50  # notifications a dispatcher step sends at most; the rest wait for the next step
+STEP_RETRY = Retry(attempts=None, base_s=0.2, cap_s=2.0)
+"""After a failed step: the next in at most 2 s (escalation timers are minutes)."""
 
 
 class Dispatcher:
@@ -243,7 +246,11 @@ class Dispatcher:
         return sent
 
     async def run(self) -> None:
-        """Work until cancelled."""
+        """Work until cancelled. A failed step (the database away, a failover) is tried
+        again after a jittered backoff (at most `STEP_RETRY.cap_s`), the pool's dead
+        connections dropped first; a step whose transaction was lost after its sends sends
+        them again (at least once, never not at all)."""
+        failures = 0
         while True:
             # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when the
             # awaited thing is done as the task is cancelled, swallowing the cancellation. A
@@ -255,6 +262,12 @@ class Dispatcher:
             self._wake.clear()
             try:
                 await self.step()
+                failures = 0
             except psycopg.Error as exc:
-                log.warning("dispatcher step failed: %r", exc)
-                await asyncio.sleep(self._settings.poll_s)
+                failures += 1
+                delay = max(self._settings.poll_s, STEP_RETRY.delay(failures))
+                log.warning("dispatcher step failed: %r; next in %.2f s", exc, delay)
+                if is_transient(exc):
+                    with contextlib.suppress(psycopg.Error):
+                        await self._pool.check()
+                await asyncio.sleep(delay)
