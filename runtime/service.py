@@ -15,29 +15,25 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import httpx
-import psycopg
 import uvicorn
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from alerts import store as alert_store
 from alerts.care import CareMetrics, CareTask
-from alerts.config import AlertMetrics, utc_now
+from alerts.config import AlertMetrics
 from alerts.coverage import RotaGapAlerts
-from alerts.detect import baselines, state
-from alerts.detect.detectors import IMMEDIATE_KINDS, default_detectors
-from alerts.detect.learned import LearnedDetector
-from alerts.detect.technical import DeviceWatch
+from alerts.detect.detectors import IMMEDIATE_KINDS, immediate_detectors
 from alerts.digest import DigestTask
 from alerts.digest import Senders as DigestSenders
 from alerts.emergency.fallback import EmergencyFallback
 from alerts.emergency.fastpath import FastPath
 from alerts.emergency.path import EmergencyPath
 from alerts.escalate.routing import ALL_CHANNELS, Routing
+from alerts.lease import LeaseMetrics, Leases
 from alerts.notify import push_store
 from alerts.notify.channels import (
     AppriseChannel,
@@ -53,9 +49,7 @@ from alerts.notify.commands import MqttCommandPublisher
 from alerts.notify.dispatch import Dispatcher
 from alerts.service import AlertService, Detection, Sources, urgent_filters
 from alerts.vapid import VapidKeys, load_keys
-from alerts.watchdog import PipelineWatchdog
 from alerts.writer import SignalWriter
-from devices.payload import Reading
 from gateway.app import create_app
 from gateway.context import AppContext
 from gateway.live import Broadcaster
@@ -64,6 +58,8 @@ from ingest.migrate import migrate
 from ingest.mqtt import Subscriber
 from ingest.registry import RegistryCache
 from ingest.service import IngestMetrics, IngestWorker
+from runtime.detection import DetectionParts, detection_work
+from runtime.instances import client_id, holder_name, ingest_settings
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -270,12 +266,13 @@ async def serve(
         server: _Server | None = None
 
         if "ingest" in components:
+            ingest = ingest_settings(settings)  # its own client id; shared by instances
             sub = await stack.enter_async_context(
-                Subscriber(settings.mqtt, settings.ingest.client_id, settings.ingest.filters())
+                Subscriber(settings.mqtt, ingest.client_id, ingest.filters())
             )
             running.subscribers["ingest"] = sub
             worker = IngestWorker(
-                settings.ingest,
+                ingest,
                 dsn,
                 sub,
                 registry_cache(),
@@ -284,9 +281,9 @@ async def serve(
             tasks += [
                 ("ingest", worker.run()),
                 ("ingest-maintenance", worker.maintain()),
-                ("ingest-heartbeat", worker.heartbeat(settings.ingest.heartbeat_s)),
+                ("ingest-heartbeat", worker.heartbeat(ingest.heartbeat_s)),
             ]
-            if settings.ingest.shared_group is not None:
+            if ingest.shared_group is not None:
                 tasks.append(("ingest-gap-scan", worker.scan_gaps()))
 
         full = "alerts" in components
@@ -294,7 +291,9 @@ async def serve(
         if full or urgent_here:
             alert_metrics = AlertMetrics(metrics)
             commands = await stack.enter_async_context(
-                MqttCommandPublisher(settings.mqtt, settings.alerts.client_id + "-commands")
+                MqttCommandPublisher(
+                    settings.mqtt, client_id(settings, settings.alerts.client_id, "-commands")
+                )
             )
             dispatcher = Dispatcher(
                 settings.alerts,
@@ -307,12 +306,6 @@ async def serve(
                 # With the urgent path elsewhere, its process dispatches; this one backs it up.
                 backup_after_s=0.0 if urgent_here else settings.alerts.backup_dispatch_after_s,
             )
-            stream: Subscriber | None = None
-            if full:
-                stream = await stack.enter_async_context(
-                    Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
-                )
-                running.subscribers["alerts"] = stream
             alerts_cache = registry_cache()
             await alerts_cache.refresh()
             urgent: Subscriber | None = None
@@ -320,62 +313,11 @@ async def serve(
                 urgent = await stack.enter_async_context(
                     Subscriber(
                         settings.mqtt,
-                        settings.alerts.client_id + "-urgent",
+                        client_id(settings, settings.alerts.client_id, "-urgent"),
                         urgent_filters(alerts_cache.current),
                     )
                 )
                 running.subscribers["alerts_urgent"] = urgent
-            layout_of = None  # the registry copy the layout was loaded with
-            restored = False
-            marks = state.Marks()
-            since: datetime | None = None  # the oldest save restored: replayed from there
-            try:  # rooms and learned baselines; detection runs without them if unreachable
-                async with pool.connection() as conn:
-                    layout_of = alerts_cache.current
-                    detectors = default_detectors(await baselines.load_layout(conn))
-                    learned = detectors.find(LearnedDetector)
-                    if learned is not None:
-                        await baselines.restore(conn, learned)
-                        # The whole state (silences, contexts, deadlines), newer than those.
-                        got = await state.restore(
-                            conn, learned, marks, detectors.find(DeviceWatch), utc_now()
-                        )
-                        since = got.oldest
-                        log.info(
-                            "detector state restored: %d homes, %d devices, saved from %s",
-                            got.homes,
-                            got.watch,
-                            since,
-                        )
-                    restored = True
-            except psycopg.Error:
-                log.exception("could not load device rooms / baselines; starting without them")
-                layout_of = None  # the rooms follow once the database answers
-                detectors = default_detectors()
-                learned = detectors.find(LearnedDetector)
-            running.detectors = detectors
-            if learned is not None and full:
-                tasks.append(("alerts-baselines", baselines.keep(pool, learned, restored=restored)))
-                tasks.append(
-                    (
-                        "alerts-state",
-                        state.keep(
-                            pool,
-                            learned,
-                            marks,
-                            detectors.find(DeviceWatch),
-                            interval_s=settings.alerts.state_save_s,
-                            restored=restored,
-                        ),
-                    )
-                )
-
-            async def stored() -> list[Reading]:
-                if since is None:
-                    return []
-                async with pool.connection() as conn:
-                    return await state.stored_since(conn, since, utc_now())
-
             fallback = EmergencyFallback(
                 pool,
                 _channels(settings, http, pool, vapid),
@@ -395,52 +337,33 @@ async def serve(
                     IMMEDIATE_KINDS,
                     send_timeout_s=settings.alerts.send_timeout_s,
                     refresh_s=settings.alerts.fast_path_refresh_s,
+                    claims_dsn=dsn,  # every instance has the press: the first claim tells
+                    holder=holder_name(settings),
                 )
             writer = SignalWriter(settings.alerts, pool, dispatcher, alert_metrics)
-            service = AlertService(
-                settings.alerts,
-                Sources(
-                    alerts_cache,
-                    stream,
-                    urgent,
-                    # A separate urgent process notices a new device within its registry check
-                    # period plus its timer's; until then the full stream raises its
-                    # emergencies too.
-                    urgent_grace_s=0.0
-                    if urgent_here
-                    else settings.ingest.registry_refresh_s + 5 * settings.alerts.poll_s + 5.0,
-                ),
-                Detection.on_pool(pool, detectors, marks=marks, stored=stored, layout_of=layout_of),
-                writer,
-                EmergencyPath(
-                    settings.alerts, writer, dispatcher, alert_metrics, fast=fast, fallback=fallback
-                ),
-                alert_metrics,
+            emergency = EmergencyPath(
+                settings.alerts, writer, dispatcher, alert_metrics, fast=fast, fallback=fallback
+            )
+            # A separate urgent process notices a new device within its registry check period
+            # plus its timer's; until then the full stream raises its emergencies too.
+            grace = (
+                0.0
+                if urgent_here
+                else settings.ingest.registry_refresh_s + 5 * settings.alerts.poll_s + 5.0
             )
             tasks += [("alerts-fallback", fallback.run()), ("dispatcher", dispatcher.run())]
             if urgent_here:
-                tasks.append(("alerts-urgent", service.run_urgent()))
+                urgent_service = AlertService(
+                    settings.alerts,
+                    Sources(alerts_cache, None, urgent),
+                    Detection(immediate_detectors()),
+                    writer,
+                    emergency,
+                    alert_metrics,
+                )
+                tasks.append(("alerts-urgent", urgent_service.run_urgent()))
             if fast is not None:
                 tasks.append(("alerts-fast-path", fast.run()))
-        if full:
-            gaps = RotaGapAlerts(settings.alerts, pool, alert_metrics, dispatcher)
-            tasks += [
-                ("alerts", service.run()),
-                ("alerts-tick", service.tick()),
-                ("rota-watch", gaps.run()),
-                (
-                    "watchdog",
-                    PipelineWatchdog(
-                        settings.alerts,
-                        pool,
-                        dispatcher.routing,
-                        lambda: service.last_reading_at,
-                        lambda: len(alerts_cache.current),
-                        dispatcher.wake,
-                    ).run(),
-                ),
-            ]
-
         if "gateway" in components:
             broadcaster = Broadcaster(dsn)
             subs = running.subscribers
@@ -478,7 +401,29 @@ async def serve(
             server = _Server(config)
             tasks += [("live", broadcaster.run()), ("http", server.serve())]
 
+        settles: list[asyncio.Event] = []  # each lease: held and started, or held elsewhere
         if full:
+            # What must run once, each under its lease (alerts/lease.py): on one instance.
+            leases = Leases(dsn, holder_name(settings), settings.leases, LeaseMetrics(metrics))
+            stack.push_async_callback(leases.close)
+
+            def started(stream: Subscriber, detectors: Any) -> None:
+                running.subscribers["alerts"] = stream
+                running.detectors = detectors
+
+            parts = DetectionParts(
+                settings,
+                pool,
+                alerts_cache,
+                writer,
+                emergency,
+                dispatcher,
+                alert_metrics,
+                grace,
+                started,
+                lambda: running.subscribers.pop("alerts", None),
+            )
+            gaps = RotaGapAlerts(settings.alerts, pool, alert_metrics, dispatcher)
             # Care visits raise alerts: an alerts task, whether or not this process serves HTTP.
             care = CareTask(
                 pool,
@@ -486,14 +431,24 @@ async def serve(
                 settings.alerts.care_poll_s,
                 metrics=CareMetrics(metrics),
             )
-            tasks.append(("care", care.run()))
-            tasks.append(("daily-summary", _digest(settings, http, pool, vapid).run()))
+            digest = _digest(settings, http, pool, vapid)
+            for name, work in (
+                ("detection", detection_work(parts)),
+                ("rota-watch", lambda _term: gaps.run()),
+                ("care", lambda _term: care.run()),
+                ("daily-summary", lambda _term: digest.run()),
+            ):
+                settles.append(asyncio.Event())
+                hold = leases.hold(name, work, settles[-1], signals_start=name == "detection")
+                tasks.append((f"lease-{name}", hold))
 
         async def watch() -> None:
             if server is not None:
                 while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
                     await asyncio.sleep(0.02)
                 running.http_port = server.servers[0].sockets[0].getsockname()[1]
+            for settled in settles:
+                await settled.wait()
             running.ready.set()
             if on_ready is not None:
                 on_ready(running)

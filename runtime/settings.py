@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerts.config import AlertSettings
+from alerts.lease import LeaseSettings
 from alerts.vapid import DEFAULT_SUBJECT
 from devices.mqtt import MqttSettings
 from gateway.config import GatewaySettings
@@ -55,6 +56,17 @@ class Settings(BaseSettings):
         " it is stuck in and exits (code 70): a crash, which the service is built to survive,"
         " rather than a process that never ends",
     )
+    instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+        description="this instance's name when several run against one database and broker"
+        " (e.g. the systemd instance `%i`): its MQTT client ids end in it, so it must stay the"
+        " same across restarts (the broker keeps its sessions by client id), and ingest then"
+        " shares the readings through `$share/eldercare-ingest/...` unless"
+        " ELDERCARE_INGEST__SHARED_GROUP says otherwise; unset: one instance, host:pid as the"
+        " holder name of its leases",
+    )
+    leases: LeaseSettings = LeaseSettings()
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttSettings = MqttSettings()
     ingest: IngestSettings = IngestSettings()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +30,9 @@ from alerts.detect.learned import LearnedDetector
 from alerts.detect.technical import DeviceWatch
 from alerts.model import Signal
 from devices.payload import Reading
+
+Fence = Callable[[AsyncConnection[Any]], Awaitable[None]]
+"""Checks, inside a save's transaction, that this process may still write the state."""
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -124,8 +127,11 @@ async def save(
     watch: DeviceWatch | None,
     now: datetime,
     homes: Iterable[str] | None = None,
+    fence: Fence | None = None,
 ) -> int:
-    """Upsert the state of `homes` (all when None) and the device watch; returns homes."""
+    """Upsert the state of `homes` (all when None) and the device watch; returns homes.
+    `fence` runs first in the same transaction and raises if this process may no longer
+    write the state (alerts.lease.Term.fence: another instance took the detection over)."""
     wanted = None if homes is None else list(homes)
     states = learned.export_state(wanted)
     ids = set(states) if wanted is None else set(wanted)
@@ -138,6 +144,8 @@ async def save(
         for home_id in sorted(ids)
     ]
     async with conn.transaction():
+        if fence is not None:
+            await fence(conn)
         if rows:
             async with conn.cursor() as cur:
                 await cur.executemany(
@@ -239,6 +247,7 @@ async def keep(
     interval_s: float = 5.0,
     restored: bool = True,
     clock: Callable[[], datetime] | None = None,
+    fence: Fence | None = None,
 ) -> None:
     """Save the homes whose state changed every `interval_s`, and everything when cancelled
     (a clean shutdown). Until the state could be restored (`restored` False: the database
@@ -259,7 +268,7 @@ async def keep(
             dirty = set(learned.take_dirty()) | marks.take_dirty()
             try:
                 async with pool.connection() as conn:
-                    await save(conn, learned, marks, watch, now(), dirty)
+                    await save(conn, learned, marks, watch, now(), dirty, fence)
             except Exception:
                 log.exception("could not save the detector state; will retry")
                 marks.mark_dirty(dirty)  # saved next time round
@@ -268,6 +277,6 @@ async def keep(
         if restored:
             try:
                 async with pool.connection(timeout=2.0) as conn:
-                    await save(conn, learned, marks, watch, now())
+                    await save(conn, learned, marks, watch, now(), fence=fence)
             except Exception:
                 log.exception("could not save the detector state at shutdown")

@@ -22,12 +22,22 @@ home with an unresolved alert of the same kind (a second press is evidence, not 
 unresolved alerts are re-read every `refresh_s` and updated by every raise), a category that
 a mute could hold back (only emergencies, which are never muted, take the fast path), a home
 with no cached contact, and no reserved id left.
+
+Several instances (each with its own urgent subscription) receive the same press. Before
+anything is sent, each one claims the press in `emergency_claims` (one statement on a
+connection of its own, without waiting for the WAL flush: `claim`): the first insert wins
+and tells people; the others learn the alert id it chose and store the press under that id
+(or nothing, once that alert is stored), telling nobody. A claim that cannot be made within
+`claim_timeout_s` (database down or slow) is skipped: people may then be told twice, never
+not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +58,39 @@ from alerts.notify.channels import Channel, DeliveryError
 log = logging.getLogger(__name__)
 
 FIRST_ROUND_ROLES = frozenset({"village_worker", "family"})
+CLAIMS_KEPT_S = 86_400.0  # a press's claim row is kept this long
+_CLAIM = """
+WITH ins AS (
+    INSERT INTO emergency_claims (device_id, boot, seq, kind, home_id, alert_id, hold_s, holder)
+    VALUES (%(device)s, %(boot)s, %(seq)s, %(kind)s, %(home)s, %(id)s, %(hold)s, %(holder)s)
+    ON CONFLICT DO NOTHING RETURNING alert_id, hold_s)
+SELECT alert_id, hold_s, true, false FROM ins
+UNION ALL
+SELECT c.alert_id, c.hold_s, false, EXISTS (SELECT 1 FROM alerts a WHERE a.id = c.alert_id)
+FROM emergency_claims c
+WHERE (c.device_id, c.boot, c.seq, c.kind) = (%(device)s, %(boot)s, %(seq)s, %(kind)s)
+  AND NOT EXISTS (SELECT 1 FROM ins)
+"""
+_CLAIMED = (  # the winner committed after the statement above took its snapshot
+    "SELECT alert_id, hold_s, false, EXISTS (SELECT 1 FROM alerts a WHERE a.id = c.alert_id)"
+    " FROM emergency_claims c WHERE (c.device_id, c.boot, c.seq, c.kind) = (%(device)s,"
+    " %(boot)s, %(seq)s, %(kind)s)"
+)
+
+
+@dataclass(slots=True, frozen=True)
+class Claim:
+    """Which instance tells people of one press, and the alert id it is stored under."""
+
+    key: tuple[str, int, int, str]
+    """The press: device, boot, seq, kind."""
+    alert_id: int
+    lead: bool
+    """This process made the claim: it tells people (fast path, or the stored round)."""
+    hold_s: float
+    """The stored first round is held this long (the fast path of the lead sends it)."""
+    stored: bool = False
+    """(Not the lead) the alert is stored already: nothing is left to do here."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -92,6 +135,9 @@ class FastPath:
         refresh_s: float = 2.0,
         reserve: int = 32,
         clock: Clock = utc_now,
+        claims_dsn: str | None = None,
+        holder: str = "",
+        claim_timeout_s: float = 0.5,
     ) -> None:
         self._pool = pool
         self._fallback = fallback
@@ -109,6 +155,13 @@ class FastPath:
         # forget them (a second press meanwhile would be told of as news).
         self._inflight: dict[tuple[str, str], int] = {}
         self.hold_s = send_timeout_s + 5.0
+        # Claims (see the module's doc): None, no claims (one instance, or tests).
+        self._claims_dsn = claims_dsn
+        self._holder = holder
+        self._claim_timeout_s = claim_timeout_s
+        self._claim_conn: psycopg.AsyncConnection[Any] | None = None
+        self._claim_lock = asyncio.Lock()
+        self._purge_at = 0.0
 
     async def refresh(self) -> None:
         """Top up the reserved ids and re-read which homes have an unresolved alert."""
@@ -116,6 +169,13 @@ class FastPath:
             if len(self._ids) < self._reserve // 2:
                 self._ids += await store.reserve_alert_ids(conn, self._reserve - len(self._ids))
             found = await store.open_alerts_of(conn, sorted(self._kinds))
+            if self._claims_dsn is not None and time.monotonic() >= self._purge_at:
+                await conn.execute(
+                    "DELETE FROM emergency_claims"
+                    " WHERE claimed_at < now() - make_interval(secs => %s)",
+                    (CLAIMS_KEPT_S,),
+                )
+                self._purge_at = time.monotonic() + 600.0
             await conn.commit()
         self._open = {**found, **self._inflight}
 
@@ -124,12 +184,16 @@ class FastPath:
         # httpx (httpcore) loads anyio's event-loop backend at its first request: about 40 ms,
         # more on a busy machine, that would otherwise fall on the first emergency.
         await anyio.lowlevel.checkpoint()
-        while True:
-            try:
-                await self.refresh()
-            except (psycopg.Error, TimeoutError) as exc:
-                log.warning("fast path not refreshed (%r); keeping what it has", exc)
-            await asyncio.sleep(self._refresh_s)
+        try:
+            while True:
+                try:
+                    await self.refresh()
+                except (psycopg.Error, TimeoutError) as exc:
+                    log.warning("fast path not refreshed (%r); keeping what it has", exc)
+                await asyncio.sleep(self._refresh_s)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.close()
 
     def take(self, signal: Signal) -> Prepared | None:
         """Reserve an alert id for `signal` if the fast path applies to it."""
@@ -155,6 +219,112 @@ class FastPath:
         self._open[key] = self._inflight[key] = alert_id
         alert = unstored_alert(signal, home, alert_id, self._clock(), signal.summary)
         return Prepared(alert, tuple(first.values()), home)
+
+    async def _claim_query(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        async with self._claim_lock:
+            try:
+                if self._claim_conn is None or self._claim_conn.closed:
+                    assert self._claims_dsn is not None
+                    self._claim_conn = await psycopg.AsyncConnection.connect(
+                        self._claims_dsn, autocommit=True, connect_timeout=2
+                    )
+                    # A claim lost in a crash of the database only risks a second message.
+                    await self._claim_conn.execute("SET synchronous_commit = off")
+                cur = await self._claim_conn.execute(_CLAIM, params)
+                row = await cur.fetchone()
+                if row is None:
+                    cur = await self._claim_conn.execute(_CLAIMED, params)
+                    row = await cur.fetchone()
+                return row
+            except BaseException:
+                conn, self._claim_conn = self._claim_conn, None
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                raise
+
+    async def claim(self, signal: Signal, prepared: Prepared | None) -> Claim | None:
+        """Claim this press for this process before anyone is told of it (see the module's
+        doc). `prepared`: what `take` gave for it (the fast path applies here), else None.
+        None when no claim was made (claims are off, the signal is not an emergency the
+        fast path knows, no reserved id is left, or the database did not answer in time):
+        then the press is handled as if this process were alone. A lost claim gives back
+        what `take` reserved."""
+        if (
+            self._claims_dsn is None
+            or signal.severity is not Severity.CRITICAL
+            or signal.kind not in self._kinds
+            or signal.category not in NEVER_MUTED
+            or signal.device_id is None
+            or signal.boot is None
+            or signal.seq is None
+        ):
+            return None
+        if prepared is not None:
+            alert_id = prepared.alert.id
+        elif self._ids:
+            alert_id = self._ids.pop(0)
+        else:
+            return None
+        hold = 0.0 if prepared is None else self.hold_s
+        key = (signal.device_id, signal.boot, signal.seq, signal.kind)
+        params = {
+            "device": key[0],
+            "boot": key[1],
+            "seq": key[2],
+            "kind": key[3],
+            "home": signal.home_id,
+            "id": alert_id,
+            "hold": hold,
+            "holder": self._holder,
+        }
+        try:
+            async with asyncio.timeout(self._claim_timeout_s):
+                row = await self._claim_query(params)
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            log.warning(
+                "press %s not claimed (%r): told of as if this instance were alone", key, exc
+            )
+            row = None
+        if row is None:
+            if prepared is None:
+                self._ids.insert(0, alert_id)
+            return None
+        claimed_id, claimed_hold, lead, stored = (
+            int(row[0]),
+            float(row[1]),
+            bool(row[2]),
+            bool(row[3]),
+        )
+        if lead:
+            return Claim(key, claimed_id, True, claimed_hold)
+        self._ids.insert(0, alert_id)  # not used: the lead's id is
+        home_kind = (signal.home_id, signal.kind)
+        self._inflight.pop(home_kind, None)
+        self._open[home_kind] = claimed_id
+        log.info("press %s claimed by another instance as alert %d", key, claimed_id)
+        return Claim(key, claimed_id, False, claimed_hold, stored)
+
+    async def settle(self, claim: Claim, alert_id: int) -> None:
+        """The lead stored its press under another alert (one was open already): the claim
+        names that one, so that a late copy of the press elsewhere is known as stored."""
+        if claim.alert_id == alert_id or not claim.lead:
+            return
+        try:
+            async with self._pool.connection(timeout=2.0) as conn:
+                await conn.execute(
+                    "UPDATE emergency_claims SET alert_id = %s"
+                    " WHERE (device_id, boot, seq, kind) = (%s, %s, %s, %s)",
+                    (alert_id, *claim.key),
+                )
+        except (psycopg.Error, TimeoutError) as exc:
+            log.warning("claim of press %s not updated (%r)", claim.key, exc)
+
+    async def close(self) -> None:
+        """Close the claims' connection."""
+        conn, self._claim_conn = self._claim_conn, None
+        if conn is not None:
+            await conn.close()
 
     def stored(self, home_id: str, kind: str, alert_id: int | None) -> None:
         """What was taken for this home and kind has been stored (as `alert_id`; None: not

@@ -22,7 +22,7 @@ import psycopg
 
 from alerts.config import AlertMetrics, AlertSettings, Clock, retry_delay_s, utc_now
 from alerts.emergency.fallback import EmergencyFallback
-from alerts.emergency.fastpath import Attempt, FastPath, Prepared
+from alerts.emergency.fastpath import Attempt, Claim, FastPath, Prepared
 from alerts.model import Raised, Severity, Signal
 from alerts.notify.dispatch import Dispatcher
 from alerts.writer import SignalWriter
@@ -35,8 +35,9 @@ RECORD_RETRY = Retry(attempts=5, base_s=0.2, cap_s=3.2)
 the stored first round runs out and the dispatcher sends that round (people told twice, never
 not at all)."""
 
-Deferred = tuple[Signal, Prepared | None, list[Attempt]]
-"""A signal left to the background store: with what the fast path took and sent for it."""
+Deferred = tuple[Signal, Prepared | None, list[Attempt], Claim | None]
+"""A signal left to the background store: with what the fast path took and sent for it, and
+its claim (another instance's: that one tells people)."""
 
 
 class EmergencyPath:
@@ -71,23 +72,35 @@ class EmergencyPath:
         opened: list[int] = []
         for signal in signals:
             prepared = None
+            claim = None
             if urgent and self._fast is not None:
                 prepared = self._fast.take(signal)
+                # Another instance may have this press too: the first claim tells people.
+                claim = await self._fast.claim(signal, prepared)
+                if claim is not None and not claim.lead:
+                    prepared = None  # its id given back: the lead's is used
+                    if claim.stored:
+                        continue  # stored by the lead already; nothing to do or tell here
             sending = (
                 None
                 if prepared is None
                 else asyncio.create_task(self._fast_send(prepared), name="alerts-fast-path")
             )
             if failed:
-                failed.append((signal, prepared, [] if sending is None else await sending))
+                failed.append((signal, prepared, [] if sending is None else await sending, claim))
                 continue
             try:
-                raised = (
-                    await self._writer.store_once(signal)
-                    if prepared is None
-                    else await self._writer.store_once(signal, prepared.alert.id, self._hold_s())
-                )
+                if prepared is not None:
+                    raised = await self._writer.store_once(
+                        signal, prepared.alert.id, self._hold_s()
+                    )
+                elif claim is not None:  # under the claimed id, the round held as the lead's
+                    raised = await self._writer.store_once(signal, claim.alert_id, claim.hold_s)
+                else:
+                    raised = await self._writer.store_once(signal)
                 self._writer.opened(signal, raised)
+                if claim is not None and raised is not None and self._fast is not None:
+                    await self._fast.settle(claim, raised.alert_id)
                 if sending is not None and prepared is not None:
                     await self._told_ahead(signal, prepared, await sending, raised)
                     continue
@@ -103,7 +116,7 @@ class EmergencyPath:
                 TimeoutError,
             ) as exc:
                 log.error("alert store unavailable (%r)", exc)
-                failed.append((signal, prepared, [] if sending is None else await sending))
+                failed.append((signal, prepared, [] if sending is None else await sending, claim))
         if urgent:
             # An emergency's first notifications go out now, not at the dispatcher's next
             # turn; whatever this misses, the dispatcher (already woken) sends.
@@ -117,8 +130,12 @@ class EmergencyPath:
         if not failed:
             return True
         if self._fallback is not None:
-            for signal, _prepared, attempts in failed:
-                if signal.severity is Severity.CRITICAL and not any(a.ok for a in attempts):
+            for signal, _prepared, attempts, claim in failed:
+                if (
+                    signal.severity is Severity.CRITICAL
+                    and not any(a.ok for a in attempts)
+                    and (claim is None or claim.lead)  # else the lead tells them
+                ):
                     self._metrics.fallback.inc(await self._fallback.notify(signal))
         task = asyncio.create_task(
             self._store_later(failed, acknowledge), name="alerts-store-later"
@@ -130,9 +147,12 @@ class EmergencyPath:
     async def _store_later(
         self, signals: list[Deferred], acknowledge: Callable[[], object]
     ) -> None:
-        for signal, prepared, attempts in signals:
+        for signal, prepared, attempts, claim in signals:
             if prepared is None:
-                await self._writer.raise_signal(signal)
+                if claim is None:
+                    await self._writer.raise_signal(signal)
+                else:
+                    await self._writer.raise_signal(signal, claim.alert_id, claim.hold_s)
                 continue
             raised = await self._writer.raise_signal(signal, prepared.alert.id, self._hold_s())
             await self._told_ahead(signal, prepared, attempts, raised)

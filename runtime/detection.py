@@ -1,0 +1,159 @@
+"""The full-stream detection as the work of the `detection` lease (alerts/lease.py).
+
+Interim design (issue 18): detection runs on one instance at a time, the holder of the
+`detection` lease; it is not yet spread over the instances by home. Each time this process
+takes the lease it builds the detectors afresh from the database (rooms, learned baselines,
+then the whole saved state: alerts.detect.state), subscribes to the full stream under the
+one client id of the detection (`alerts.client_id`, the same on every instance: the MQTT
+session, with what the former holder had not acknowledged, follows the lease), replays the
+readings stored since the state was saved, and runs the clock, the state saves (fenced by
+the lease's epoch) and the self-check (which watches this stream). When the lease is lost
+all of it stops: the tasks (the state saved a last time, if the lease still allows it),
+then the subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from alerts.config import AlertMetrics, utc_now
+from alerts.detect import baselines, state
+from alerts.detect.detectors import default_detectors
+from alerts.detect.learned import LearnedDetector
+from alerts.detect.technical import DeviceWatch
+from alerts.emergency.path import EmergencyPath
+from alerts.lease import Term
+from alerts.notify.dispatch import Dispatcher
+from alerts.service import AlertService, Detection, Sources
+from alerts.watchdog import PipelineWatchdog
+from alerts.writer import SignalWriter
+from devices.payload import Reading
+from ingest.mqtt import Subscriber
+from ingest.registry import RegistryCache
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class DetectionParts:
+    """What the detection shares with the rest of the process."""
+
+    settings: Settings
+    pool: AsyncConnectionPool[Any]
+    cache: RegistryCache
+    writer: SignalWriter
+    emergency: EmergencyPath
+    dispatcher: Dispatcher
+    metrics: AlertMetrics
+    urgent_grace_s: float
+    on_start: Callable[[Subscriber, Any], None]
+    """Called once the detection runs (the `Running` handles follow it)."""
+    on_stop: Callable[[], object]
+
+
+def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any, None]]:
+    """The work run under the `detection` lease."""
+
+    async def work(term: Term) -> None:
+        settings, pool, cache = parts.settings, parts.pool, parts.cache
+        await cache.refresh()
+        layout_of = None  # the registry copy the layout was loaded with
+        restored = False
+        marks = state.Marks()
+        since: datetime | None = None  # the oldest save restored: replayed from there
+        try:  # rooms and learned baselines; detection runs without them if unreachable
+            async with pool.connection() as conn:
+                layout_of = cache.current
+                detectors = default_detectors(await baselines.load_layout(conn))
+                learned = detectors.find(LearnedDetector)
+                if learned is not None:
+                    await baselines.restore(conn, learned)
+                    # The whole state (silences, contexts, deadlines), newer than those.
+                    got = await state.restore(
+                        conn, learned, marks, detectors.find(DeviceWatch), utc_now()
+                    )
+                    since = got.oldest
+                    log.info(
+                        "detector state restored (lease epoch %d): %d homes, %d devices,"
+                        " saved from %s",
+                        term.epoch,
+                        got.homes,
+                        got.watch,
+                        since,
+                    )
+                restored = True
+        except psycopg.Error:
+            log.exception("could not load device rooms / baselines; starting without them")
+            layout_of = None  # the rooms follow once the database answers
+            detectors = default_detectors()
+            learned = detectors.find(LearnedDetector)
+
+        async def stored() -> list[Reading]:
+            if since is None:
+                return []
+            async with pool.connection() as conn:
+                return await state.stored_since(conn, since, utc_now())
+
+        async with AsyncExitStack() as stack:
+            stream = await stack.enter_async_context(
+                Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
+            )
+            service = AlertService(
+                settings.alerts,
+                Sources(cache, stream, None, urgent_grace_s=parts.urgent_grace_s),
+                Detection.on_pool(pool, detectors, marks=marks, stored=stored, layout_of=layout_of),
+                parts.writer,
+                parts.emergency,
+                parts.metrics,
+            )
+            tasks: list[tuple[str, Coroutine[Any, Any, None]]] = [
+                ("alerts", service.run()),
+                ("alerts-tick", service.tick()),
+                (
+                    "watchdog",
+                    PipelineWatchdog(
+                        settings.alerts,
+                        pool,
+                        parts.dispatcher.routing,
+                        lambda: service.last_reading_at,
+                        lambda: len(cache.current),
+                        parts.dispatcher.wake,
+                    ).run(),
+                ),
+            ]
+            if learned is not None:
+                tasks.append(("alerts-baselines", baselines.keep(pool, learned, restored=restored)))
+                tasks.append(
+                    (
+                        "alerts-state",
+                        state.keep(
+                            pool,
+                            learned,
+                            marks,
+                            detectors.find(DeviceWatch),
+                            interval_s=settings.alerts.state_save_s,
+                            restored=restored,
+                            fence=term.fence,
+                        ),
+                    )
+                )
+            parts.on_start(stream, detectors)
+            term.started.set()
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for name, coro in tasks:
+                        tg.create_task(coro, name=name)
+            finally:
+                parts.on_stop()
+
+    return work
