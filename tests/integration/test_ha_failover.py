@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
@@ -50,7 +51,9 @@ def cluster(tmp_path: Path) -> Iterator[PatroniCluster]:
             f"the failover test needs Debian packages not installed: {' '.join(missing)}; "
             f"run `apt-get install -y {' '.join(missing)}` (./scripts/test does, as root)"
         )
-    ha = PatroniCluster(tmp_path / "ha", synchronous=True)
+    # ELDERCARE_HA_ASYNC=1 runs it on asynchronous replication, to measure what that loses
+    # (docs/reliability.md); ./scripts/test runs it synchronous, as production should be.
+    ha = PatroniCluster(tmp_path / "ha", synchronous=os.environ.get("ELDERCARE_HA_ASYNC") != "1")
     ha.start()
     try:
         yield ha
