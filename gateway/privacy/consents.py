@@ -184,4 +184,3 @@ async def require(conn: Conn, user_id: int, elder_id: str, what: str, now: datet
             f"elder {elder_id} has no current consent to {names}: their health data is not"
             " shown (record the consent in the elder's file)",
         )
-

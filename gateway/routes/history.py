@@ -29,6 +29,7 @@ from gateway.schemas.alerts import AlertList
 
 router = APIRouter()
 
+
 class CsvResponse(StreamingResponse):
     """A streamed CSV document."""
 

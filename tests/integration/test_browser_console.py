@@ -149,9 +149,7 @@ async def test_an_sos_rings_until_taken_then_on_my_way_and_arrived(
     beeps = int(await page.locator("body").get_attribute("data-beeps") or "0")
     assert beeps >= 1
     # It keeps ringing: another round of the sound within the next few seconds.
-    await expect(page.locator("body")).not_to_have_attribute(
-        "data-beeps", str(beeps), timeout=6000
-    )
+    await expect(page.locator("body")).not_to_have_attribute("data-beeps", str(beeps), timeout=6000)
     await expect(page).to_have_title(re.compile("^🔴"), timeout=3000)
     await expect(row).to_contain_text(w["kind"])
     # The escalation: tiers reached and the next round (town at 5 minutes).

@@ -25,9 +25,7 @@ ACK = "https://care.example/ack/tok"
 
 
 def notice(**changes: object) -> Notice:
-    return Notice(
-        make_alert(**changes), 2, 17, "https://care.example/console", "alert", ACK, "en"
-    )
+    return Notice(make_alert(**changes), 2, 17, "https://care.example/console", "alert", ACK, "en")
 
 
 async def test_push_is_encrypted_for_the_subscriber_and_vapid_signed(
