@@ -360,6 +360,10 @@ class AlertService:
             log.exception("could not read the readings stored since the last save")
             return 0
         replayed, signals = catch_up(self._detectors, self.marks, readings, self._clock())
+        # An emergency of a device the urgent path covers was that path's to raise when the
+        # press came (on every instance): raised again here, after its alert was resolved,
+        # it would open a second alert for the same press.
+        signals = [s for s in signals if not self._left_to_urgent(s)]
         for signal in signals:
             await self._writer.raise_signal(signal)
         log.info("caught up on %d stored readings: %d signals", replayed, len(signals))
@@ -436,6 +440,15 @@ class AlertService:
         self._limits_of = registry
         apply_limits(self._detectors, limits, self._clock())
         log.info("detectors follow the elders' limits: %d homes with their own", len(limits))
+
+    def _left_to_urgent(self, signal: Signal) -> bool:
+        return (
+            signal.kind in IMMEDIATE_KINDS
+            and signal.device_id is not None
+            and self.left_to_urgent(
+                topics.topic(signal.home_id, signal.device_id, topics.Channel.READINGS)
+            )
+        )
 
     def left_to_urgent(self, topic: str) -> bool:
         """True when the urgent path has this topic's emergencies (see `refresh_urgent`)."""

@@ -62,7 +62,8 @@ CLAIMS_KEPT_S = 86_400.0  # a press's claim row is kept this long
 _CLAIM = """
 WITH ins AS (
     INSERT INTO emergency_claims (device_id, boot, seq, kind, home_id, alert_id, hold_s, holder)
-    VALUES (%(device)s, %(boot)s, %(seq)s, %(kind)s, %(home)s, %(id)s, %(hold)s, %(holder)s)
+    VALUES (%(device)s, %(boot)s, %(seq)s, %(kind)s, %(home)s,
+            coalesce(%(id)s, nextval(pg_get_serial_sequence('alerts', 'id'))), %(hold)s, %(holder)s)
     ON CONFLICT DO NOTHING RETURNING alert_id, hold_s)
 SELECT alert_id, hold_s, true, false FROM ins
 UNION ALL
@@ -184,6 +185,12 @@ class FastPath:
         # httpx (httpcore) loads anyio's event-loop backend at its first request: about 40 ms,
         # more on a busy machine, that would otherwise fall on the first emergency.
         await anyio.lowlevel.checkpoint()
+        if self._claims_dsn is not None:
+            try:
+                async with self._claim_lock:
+                    await self._claims()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("no claims connection yet (%r); opened at the first press", exc)
         try:
             while True:
                 try:
@@ -220,34 +227,40 @@ class FastPath:
         alert = unstored_alert(signal, home, alert_id, self._clock(), signal.summary)
         return Prepared(alert, tuple(first.values()), home)
 
+    async def _claims(self) -> psycopg.AsyncConnection[Any]:
+        """The claims' connection (opened at start by `run`, again after a failure)."""
+        if self._claim_conn is None or self._claim_conn.closed:
+            assert self._claims_dsn is not None
+            conn = await psycopg.AsyncConnection.connect(
+                self._claims_dsn, autocommit=True, connect_timeout=2
+            )
+            # A claim lost in a crash of the database only risks a second message.
+            await conn.execute("SET synchronous_commit = off")
+            self._claim_conn = conn
+        return self._claim_conn
+
     async def _claim_query(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
         async with self._claim_lock:
             try:
-                if self._claim_conn is None or self._claim_conn.closed:
-                    assert self._claims_dsn is not None
-                    self._claim_conn = await psycopg.AsyncConnection.connect(
-                        self._claims_dsn, autocommit=True, connect_timeout=2
-                    )
-                    # A claim lost in a crash of the database only risks a second message.
-                    await self._claim_conn.execute("SET synchronous_commit = off")
-                cur = await self._claim_conn.execute(_CLAIM, params)
+                conn = await self._claims()
+                cur = await conn.execute(_CLAIM, params)
                 row = await cur.fetchone()
                 if row is None:
-                    cur = await self._claim_conn.execute(_CLAIMED, params)
+                    cur = await conn.execute(_CLAIMED, params)
                     row = await cur.fetchone()
                 return row
             except BaseException:
-                conn, self._claim_conn = self._claim_conn, None
-                if conn is not None:
+                broken, self._claim_conn = self._claim_conn, None
+                if broken is not None:
                     with contextlib.suppress(Exception):
-                        await conn.close()
+                        await broken.close()
                 raise
 
     async def claim(self, signal: Signal, prepared: Prepared | None) -> Claim | None:
         """Claim this press for this process before anyone is told of it (see the module's
         doc). `prepared`: what `take` gave for it (the fast path applies here), else None.
         None when no claim was made (claims are off, the signal is not an emergency the
-        fast path knows, no reserved id is left, or the database did not answer in time):
+        fast path knows, or the database did not answer in time):
         then the press is handled as if this process were alone. A lost claim gives back
         what `take` reserved."""
         if (
@@ -260,12 +273,11 @@ class FastPath:
             or signal.seq is None
         ):
             return None
+        alert_id: int | None = None  # None: one from the sequence (none reserved yet)
         if prepared is not None:
             alert_id = prepared.alert.id
         elif self._ids:
             alert_id = self._ids.pop(0)
-        else:
-            return None
         hold = 0.0 if prepared is None else self.hold_s
         key = (signal.device_id, signal.boot, signal.seq, signal.kind)
         params = {
@@ -287,7 +299,7 @@ class FastPath:
             )
             row = None
         if row is None:
-            if prepared is None:
+            if prepared is None and alert_id is not None:
                 self._ids.insert(0, alert_id)
             return None
         claimed_id, claimed_hold, lead, stored = (
@@ -298,7 +310,8 @@ class FastPath:
         )
         if lead:
             return Claim(key, claimed_id, True, claimed_hold)
-        self._ids.insert(0, alert_id)  # not used: the lead's id is
+        if alert_id is not None:
+            self._ids.insert(0, alert_id)  # not used: the lead's id is
         home_kind = (signal.home_id, signal.kind)
         self._inflight.pop(home_kind, None)
         self._open[home_kind] = claimed_id
