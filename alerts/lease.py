@@ -272,20 +272,18 @@ class Leases:
             if not signals_start:
                 term.started.set()
             reason = "stopping"
+            # Renewals start at once; `settled` follows the work's start beside them (a slow
+            # start, e.g. a large state to restore, must not make the holder late).
+            announcer = (
+                None
+                if settled is None or settled.is_set()
+                else asyncio.create_task(_announce(term, settled, self.ttl_s))
+            )
             try:
-                if settled is not None and not settled.is_set():
-                    starting = asyncio.create_task(term.started.wait())
-                    try:
-                        await asyncio.wait(
-                            [task, starting],
-                            timeout=max(0.0, 2 * self.ttl_s / 3 - (self._monotonic() - sent)),
-                            return_when=asyncio.FIRST_COMPLETED,
-                        )
-                    finally:
-                        starting.cancel()
-                    settled.set()
                 reason = await self._keep(term, task, sent)
             finally:
+                if announcer is not None:
+                    announcer.cancel()
                 self.terms.pop(name, None)
                 if metrics is not None:
                     metrics.held.labels(name).set(0)
@@ -304,3 +302,11 @@ class Leases:
                 log.error("lease %s: its work failed", name, exc_info=task.exception())
             if reason == "work ended":
                 await asyncio.sleep(self.ttl_s)
+
+
+async def _announce(term: Term, settled: asyncio.Event, ttl_s: float) -> None:
+    """Set `settled` once the work has started, or after a TTL whatever it does."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(ttl_s):
+            await term.started.wait()
+    settled.set()
