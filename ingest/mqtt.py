@@ -26,6 +26,7 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.mqtt import (
+    ConnectError,
     MqttClient,
     MqttSettings,
     OnConnect,
@@ -218,6 +219,9 @@ class Subscriber:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self.connected_once = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        """Set at the first SUBACK: from then on the broker routes the filters' messages to
+        this session (a clustered broker can take tens of ms to set up a new session's queue)."""
         self.reconnects = 0
 
     @property
@@ -252,6 +256,11 @@ class Subscriber:
             "%s could not reach the broker (%s); retrying in %.1f s", self._client_id, error, delay
         )
 
+    def _on_subscribe(self, client: paho.Client, userdata: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self.subscribed.set)
+
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         self._on_publish(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid)
 
@@ -283,12 +292,24 @@ class Subscriber:
         )
         client.on_message = self._on_message
         client.on_publish_fast = self._on_publish
+        client.on_subscribe = self._on_subscribe
         self._client = client
         try:  # ConnectError: refused, TLS handshake failed, or no CONNACK in time
             await start_client(client, self._settings, persistent=True)
         except BaseException:
             self._client = None
             raise
+        if self._filters:  # ready once subscribed, not merely connected
+            try:
+                async with asyncio.timeout(self._settings.connect_timeout_s):
+                    await self.subscribed.wait()
+            except TimeoutError:
+                await self.__aexit__(None, None, None)
+                raise ConnectError(
+                    f"the MQTT broker at {self._settings.address.redacted()} did not confirm"
+                    f" the subscription of {self._client_id} within"
+                    f" {self._settings.connect_timeout_s:g} s"
+                ) from None
         return self
 
     async def __aexit__(
