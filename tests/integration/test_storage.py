@@ -67,7 +67,10 @@ async def test_every_change_to_the_devices_bumps_the_registry_version(db_url: st
         one_statement = await store.registry_version(conn)
         assert one_statement == before + 1  # per statement, not per row
         assert (await store.load_registry(conn, chunk=3)).get("h01-sos-2") is not None
+        # A label is not in the registry the detectors read (migration 0022): no reload.
         await conn.execute("UPDATE devices SET label = 'by the bed' WHERE id = 'h01-sos-2'")
+        assert await store.registry_version(conn) == before + 1
+        await conn.execute("UPDATE devices SET room = 'bedroom' WHERE id = 'h01-sos-2'")
         assert await store.registry_version(conn) == before + 2
         await conn.execute("DELETE FROM devices WHERE id IN ('h01-sos-2', 'h01-sos-3')")
         assert await store.registry_version(conn) == before + 3
