@@ -287,6 +287,9 @@ class RabbitCluster(_Cluster):
             f"mqtt.listeners.tcp.default = 127.0.0.1:{self.mqtt_ports[i]}",
             "mqtt.allow_anonymous = true",
             "mqtt.durable_queue_type = quorum",
+            # Unacknowledged messages per subscriber (default 10): ingest acknowledges after
+            # its commit, so 10 in flight capped it at ~300 readings/s (bench/brokers.py).
+            "mqtt.prefetch = 2000",
             "loopback_users = none",
             "cluster_formation.peer_discovery_backend = classic_config",
             *peers,
@@ -302,6 +305,7 @@ class RabbitCluster(_Cluster):
             "RABBITMQ_LOG_BASE": str(node / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(node / "pid"),
+            "ERL_CRASH_DUMP": str(node / "erl_crash.dump"),  # not in the caller's directory
         }
         return [str(RABBITMQ_SERVER)], env
 
