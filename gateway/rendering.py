@@ -13,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
+from alerts.notify import messages
 from gateway.auth import Principal
 from gateway.i18n import translator
 
@@ -76,16 +77,12 @@ def _deployment_zone(request: Request) -> ZoneInfo:
     return state.ctx.local_tz if state is not None else ZoneInfo("Asia/Shanghai")
 
 
-_ZONE_NAMES = {"Asia/Shanghai": ("China time", "北京时间")}
-
-
 def tz_label(zone: str, locale: str) -> str:
-    """How a page labels its times: "北京时间" / "China time" for Asia/Shanghai, else the
-    zone's name."""
-    names = _ZONE_NAMES.get(zone)
-    if names is None:
-        return zone
-    return names[1] if locale == "zh" else names[0]
+    """How a page labels its times: as notifications name the zone in Chinese ("北京时间"),
+    "China time" in English for Asia/Shanghai, else the zone's name."""
+    if locale == "zh":
+        return messages.zone_label("zh", zone)
+    return "China time" if zone == "Asia/Shanghai" else zone
 
 
 def not_found(request: Request, principal: Principal, at: datetime) -> Response:

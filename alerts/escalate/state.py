@@ -10,18 +10,13 @@ from typing import Any
 
 import psycopg
 
-from alerts.escalate.policy import Policy, default_policy
+from alerts.escalate.policy import STAFF_ROLE, TIERS, Policy, default_policy
 from alerts.model import Category, Severity
 
 Conn = psycopg.AsyncConnection[Any]
 
-ROLE_TIER = {
-    "village_worker": "village",
-    "town_staff": "town",
-    "district_staff": "district",
-    "operator": "operator",
-    "family": "family",
-}
+ROLE_TIER = {role: tier for tier, role in STAFF_ROLE.items()} | {"family": "family"}
+"""The tier a person told belongs to, by role."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -129,8 +124,5 @@ async def escalations(conn: Conn, alert_ids: list[int]) -> dict[int, Escalation]
     return out
 
 
-_TIER_ORDER = ("village", "family", "town", "district", "operator")
-
-
 def _tier_rank(tier: str | None) -> int:
-    return _TIER_ORDER.index(tier) if tier in _TIER_ORDER else len(_TIER_ORDER)
+    return TIERS.index(tier) if tier in TIERS else len(TIERS)
