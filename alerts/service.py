@@ -499,11 +499,26 @@ class AlertService:
             if users[0] == 0:
                 del self._device_locks[msg.topic]
 
+    async def follow_registry(self) -> None:
+        """Reload the registry when due and follow it (rooms, elders' limits, watched
+        devices), on the clock as well as on each message: a limit edited, or a device
+        installed, in a quiet hour applies before the next reading is judged and to what the
+        clock alone decides (an inactivity cap), not only after a message has come."""
+        try:
+            await self._cache.maybe_refresh()
+            self.refresh_urgent()
+            await self.follow_layout()
+            await self.follow_limits()
+            self.follow_watch()
+        except Exception:  # the clock goes on with the copy it has
+            log.exception("registry follow-up failed on the clock")
+
     async def tick(self, interval_s: float = 1.0) -> None:
         """Advance detection time with the wall clock (live mode), once the readings stored
         since the last save are replayed (before: a silence would be judged without them)."""
         await self._resumed.wait()
         while True:
             await asyncio.sleep(interval_s)
+            await self.follow_registry()
             for signal in self._detectors.advance(self._clock()):
                 await self._writer.raise_signal(signal)

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from alerts.detect.health import TemperatureWatch
 from cli.main import app as cli_app
 from devices.payload import Reading
 from devstack.broker import EmbeddedBroker
@@ -175,6 +176,13 @@ async def test_a_limit_set_through_the_api_changes_what_the_live_service_raises(
             )  # fmt: skip
             assert r.status_code == 200, r.text
             assert r.json()["thresholds"] == {"temperature_max_c": 25}
+
+        # The detection follows the edit on its clock, with no reading needed to wake it.
+        async def applied() -> bool:
+            watch = svc.detectors.find(TemperatureWatch) if svc.detectors else None
+            return watch is not None and watch.limits.get("h01", (None, None))[1] == 25
+
+        await eventually(applied, what="the detectors to hold h01's limit")
         # 27 °C for two hours and more in h01 (the elder's limit 25) and in h02 (the default 30).
         now = datetime.now(UTC)
         async with MqttPublisher(mosquitto.url, "limits-test") as pub:
