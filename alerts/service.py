@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
@@ -21,7 +22,8 @@ from alerts.model import Signal
 from alerts.sources import Detection, Installed, Sources, is_cancel, urgent_filters
 from alerts.writer import SignalWriter
 from devices import payload, status, topics
-from devices.payload import Rejection
+from devices.catalogue import CATALOGUE
+from devices.payload import Reading, Rejection
 from devices.registry import Registry
 from ingest.mqtt import Message
 
@@ -29,6 +31,8 @@ __all__ = ["AlertService", "Detection", "Installed", "Sources", "is_cancel", "ur
 
 log = logging.getLogger(__name__)
 _LAYOUT_RETRY_S = 30.0
+URGENT_KINDS = frozenset(k for k, spec in CATALOGUE.items() if spec.urgent)
+"""Device kinds the urgent path covers (their emergencies may be left to it)."""
 
 
 class AlertService:
@@ -83,13 +87,50 @@ class AlertService:
         self._urgent_slots = asyncio.Semaphore(64)
 
     @staticmethod
-    def filters() -> list[str]:
-        """Every reading of every home, and every device's (retained) status: its last
-        will says when it is gone."""
-        return [
-            topics.subscription(topics.Channel.READINGS),
-            topics.subscription(topics.Channel.STATUS),
-        ]
+    def filters(readings: bool = True) -> list[str]:
+        """Every device's (retained) status: its last will says when it is gone; and every
+        reading of every home, unless ingest feeds them (`handle_readings`)."""
+        status = [topics.subscription(topics.Channel.STATUS)]
+        return [topics.subscription(topics.Channel.READINGS), *status] if readings else status
+
+    async def resumed(self) -> None:
+        """Wait until the readings stored since the saved state are replayed (`run`)."""
+        await self._resumed.wait()
+
+    async def handle_readings(
+        self, readings: list[Reading], acknowledge: Callable[[], object]
+    ) -> bool:
+        """Detect on readings ingest decoded and stored (the detection feed, ingest/feed.py),
+        as `handle` does on one message of the full stream: True when what they raised is
+        committed; otherwise it is stored in the background, which calls `acknowledge`."""
+        started = asyncio.get_running_loop().time()
+        self.last_reading_at = self._clock()
+        registry = self._cache.current
+        if any(registry.get(r.device_id) is None for r in readings) and (
+            await self._cache.maybe_refresh(miss=True)
+        ):
+            self.refresh_urgent()
+            await self.follow_layout()  # a new device is in its room from the start
+        marks = self.marks
+        signals: list[Signal] = []
+        for r in readings:
+            left = r.kind in URGENT_KINDS and self.left_to_urgent(
+                topics.topic(r.home_id, r.device_id, topics.Channel.READINGS)
+            )
+            if not left and is_cancel(r):
+                await self._writer.self_cancel(r)
+            if marks is not None:
+                if marks.seen(r):
+                    continue
+                marks.note(r)
+            raised = self._detectors.observe(r)
+            signals += [s for s in raised if s.kind not in IMMEDIATE_KINDS] if left else raised
+        if not signals:
+            return True
+        if not await self._emergency.raise_signals(signals, False, acknowledge):
+            return False
+        self._metrics.alert_latency.observe(asyncio.get_running_loop().time() - started)
+        return True
 
     def watch(self) -> DeviceWatch | None:
         """The detectors' device watch, if they have one."""

@@ -204,10 +204,15 @@ class Subscriber:
         client_id: str,
         filters: list[str],
         queue_size: int = 0,
+        drop: list[str] | None = None,
     ) -> None:
+        """`drop`: filters this client id's persistent session may hold from an earlier
+        configuration and must no longer (unsubscribed at each connect; the messages the
+        broker queued under them before are still delivered once)."""
         self._settings = settings
         self._client_id = client_id
         self._filters = list(filters)
+        self._drop = [f for f in drop or [] if f not in self._filters]
         self.messages: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: _Client | None = None
@@ -239,6 +244,8 @@ class Subscriber:
         self._connected.set()
         with self._lock:
             filters = list(self._filters)
+        if self._drop and flags.session_present:
+            client.unsubscribe(self._drop)
         if filters:
             client.subscribe([(f, 1) for f in filters])
         log.info("%s connected (session present: %s)", self._client_id, flags.session_present)

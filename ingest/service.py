@@ -46,6 +46,13 @@ class IngestSettings(BaseModel):
     max_age_days: int = Field(default=7, ge=1)
     partitions_ahead_days: int = Field(default=7, ge=1)
     heartbeat_s: float = Field(default=30.0, gt=0, description="progress record for the watchdog")
+    feed_detection: bool = Field(
+        default=True,
+        description="hand each batch's decoded readings to the full-stream detection through "
+        "the database (ingest/feed.py), in the transaction that stores them: each reading is "
+        "received and decoded once. Off: the detection subscribes to every reading itself "
+        "(a second delivery by the broker). Every process of a deployment must agree.",
+    )
     gap_scan_s: float = Field(
         default=60.0,
         gt=0,
@@ -242,7 +249,9 @@ class IngestWorker:
             try:
                 conn = await self._connection()
                 with self._metrics.batch_seconds.time():
-                    return await store.write_batch(conn, readings, dead, gaps)
+                    return await store.write_batch(
+                        conn, readings, dead, gaps, feed=self._settings.feed_detection
+                    )
             except psycopg.Error as exc:
                 self._metrics.db_errors.inc()
                 attempt += 1

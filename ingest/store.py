@@ -12,6 +12,7 @@ import psycopg
 
 from devices.payload import Reading, Rejection
 from devices.registry import DeviceRecord, Registry
+from ingest import feed as detection_feed
 from ingest.db import read_in_chunks
 
 Conn = psycopg.AsyncConnection[Any]
@@ -92,12 +93,16 @@ async def write_batch(
     dead: list[DeadLetter],
     gaps: list[Gap],
     source: str = "ingest",
+    feed: bool = False,
 ) -> int:
     """Write one batch in one transaction; returns how many readings were new.
 
     Readings go through COPY into the staging table, then into `readings` with
     ON CONFLICT DO NOTHING on the dedup key (device, boot, seq, ts), so a redelivered
-    message is stored once.
+    message is stored once. With `feed`, the batch's readings also go to the detection feed
+    (ingest/feed.py), all of them: a redelivered one the detection had judged is dropped by
+    its marks, one it had not (the former commit's feed row consumed before a crash of the
+    detection) is judged.
     """
     inserted = 0
     async with conn.transaction():
@@ -113,6 +118,8 @@ async def write_batch(
                 inserted = max(cur.rowcount, 0)
                 if inserted:
                     await cur.execute(_FIRST_HEARD, (sorted({r.device_id for r in readings}),))
+                if feed:
+                    await detection_feed.write(cur, readings)
         if dead:
             async with conn.cursor() as cur:
                 await cur.executemany(

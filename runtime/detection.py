@@ -1,16 +1,17 @@
 """The full-stream detection as the work of the `detection` lease (alerts/lease.py).
 
-Interim design (issue 18): detection runs on one instance at a time, the holder of the
-`detection` lease; it is not yet spread over the instances by home. Each time this process
-takes the lease it builds the detectors afresh from the database (rooms, learned baselines,
-then the whole saved state: alerts.detect.state), subscribes to the full stream under the
-one client id of the detection (`alerts.client_id`, the same on every instance: the MQTT
-session, with what the former holder had not acknowledged, follows the lease), replays the
-readings stored since the state was saved, and runs the clock, the state saves (fenced by
-the lease's epoch) and the self-check (which watches this stream). When the lease is lost
-all of it stops: the tasks (the state saved a last time, if the lease still allows it),
-then the subscription.
-"""
+Detection runs on one instance at a time, the holder of the `detection` lease; it is not yet
+spread over the instances by home. Each time this process takes the lease it builds the
+detectors afresh from the database (rooms, learned baselines, then the whole saved state:
+alerts.detect.state), subscribes under the one client id of the detection
+(`alerts.client_id`, the same on every instance: the MQTT session, with what the former
+holder had not acknowledged, follows the lease), replays the readings stored since the state
+was saved, and runs the clock, the state saves (fenced by the lease's epoch) and the
+self-check. Its readings come from ingest through the database (`ingest.feed_detection`, the
+default: ingest/feed.py, alerts/feed_reader.py), so each reading is received and decoded once
+and its own subscription carries device status only; with the feed off it subscribes to
+every reading as well. When the lease is lost all of it stops: the tasks (the state saved a
+last time, if the lease still allows it), then the subscription."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from alerts.detect.detectors import default_detectors
 from alerts.detect.learned import LearnedDetector
 from alerts.detect.technical import DeviceWatch
 from alerts.emergency.path import EmergencyPath
+from alerts.feed_reader import FeedMetrics, FeedReader
 from alerts.lease import Term
 from alerts.notify.dispatch import Dispatcher
 from alerts.service import AlertService, Detection, Sources
@@ -59,6 +61,8 @@ class DetectionParts:
     on_start: Callable[[Subscriber, Any], None]
     """Called once the detection runs (the `Running` handles follow it)."""
     on_stop: Callable[[], object]
+    feed_metrics: FeedMetrics | None = None
+    """With ingest feeding the detection (`ingest.feed_detection`): the feed's figures."""
 
 
 def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any, None]]:
@@ -66,6 +70,7 @@ def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any
 
     async def work(term: Term) -> None:
         settings, pool, cache = parts.settings, parts.pool, parts.cache
+        fed = settings.ingest.feed_detection  # readings from ingest (ingest/feed.py)
         await cache.refresh()
         layout_of = None  # the registry copy the layout was loaded with
         restored = False
@@ -106,7 +111,12 @@ def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any
 
         async with AsyncExitStack() as stack:
             stream = await stack.enter_async_context(
-                Subscriber(settings.mqtt, settings.alerts.client_id, AlertService.filters())
+                Subscriber(
+                    settings.mqtt,
+                    settings.alerts.client_id,
+                    AlertService.filters(not fed),
+                    drop=AlertService.filters(),  # the readings, when they were its own
+                )
             )
             service = AlertService(
                 settings.alerts,
@@ -131,6 +141,9 @@ def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any
                     ).run(),
                 ),
             ]
+            if fed:
+                reader = FeedReader(settings.database.dsn(), pool, service, parts.feed_metrics)
+                tasks.append(("alerts-feed", reader.run()))
             if learned is not None:
                 tasks.append(("alerts-baselines", baselines.keep(pool, learned, restored=restored)))
                 tasks.append(

@@ -33,6 +33,7 @@ from alerts.emergency.fallback import EmergencyFallback
 from alerts.emergency.fastpath import FastPath
 from alerts.emergency.path import EmergencyPath
 from alerts.escalate.routing import ALL_CHANNELS, Routing
+from alerts.feed_reader import FeedMetrics
 from alerts.lease import LeaseMetrics, Leases
 from alerts.notify import push_store
 from alerts.notify.channels import (
@@ -422,6 +423,7 @@ async def serve(
                 grace,
                 started,
                 lambda: running.subscribers.pop("alerts", None),
+                FeedMetrics(metrics) if settings.ingest.feed_detection else None,
             )
             gaps = RotaGapAlerts(settings.alerts, pool, alert_metrics, dispatcher)
             # Care visits raise alerts: an alerts task, whether or not this process serves HTTP.

@@ -1,0 +1,61 @@
+"""The detection feed: ingest's decoded readings handed to the detection through the
+database (migration 0024), so that each reading is received from the broker and decoded
+once (issue 18, "one receive per reading").
+
+Ingest writes a batch's readings as one row in the transaction that stores them and
+notifies `detection_feed`; the detection (alerts/feed_reader.py) reads the rows in id order
+and deletes each once what it raised is stored. A row is msgpack of
+`[home, device, kind, boot, seq, ts (epoch seconds), metric, value]` per reading.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import psycopg
+
+from devices.payload import Reading
+
+CHANNEL = "detection_feed"
+"""The NOTIFY channel: a batch was written (no payload; the reader reads the table)."""
+
+_Row = tuple[str, str, str, int, int, float, str, float]
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[_Row])
+
+
+def encode(readings: list[Reading]) -> bytes:
+    """One feed row's payload."""
+    return _encoder.encode(
+        [
+            (r.home_id, r.device_id, r.kind, r.boot, r.seq, r.ts.timestamp(), r.metric, r.value)
+            for r in readings
+        ]
+    )
+
+
+def decode(blob: bytes) -> list[Reading]:
+    """The readings of one feed row (raises msgspec.DecodeError on a corrupt one)."""
+    return [
+        Reading(h, d, k, b, s, datetime.fromtimestamp(ts, UTC), m, v)
+        for h, d, k, b, s, ts, m, v in _decoder.decode(blob)
+    ]
+
+
+async def write(cur: psycopg.AsyncCursor[Any], readings: list[Reading]) -> None:
+    """Add `readings` to the feed inside the caller's transaction (seen at its commit)."""
+    await cur.execute(
+        "INSERT INTO detection_feed (readings, n) VALUES (%s, %s)",
+        (encode(readings), len(readings)),
+    )
+    await cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
+
+
+async def backlog(conn: psycopg.AsyncConnection[Any]) -> tuple[int, datetime | None]:
+    """Readings waiting in the feed, and when the oldest waiting row was written."""
+    cur = await conn.execute("SELECT coalesce(sum(n), 0), min(written_at) FROM detection_feed")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
