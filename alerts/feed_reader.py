@@ -63,7 +63,7 @@ class FeedReader:
         service: AlertService,
         metrics: FeedMetrics | None = None,
         *,
-        batch_rows: int = 100,
+        batch_rows: int = 8,
         poll_s: float = 0.5,
     ) -> None:
         self._dsn = dsn
@@ -141,6 +141,7 @@ class FeedReader:
                 log.exception("detection failed on feed row %d; left in the feed", row_id)
                 self._waiting.add(row_id)
                 continue
+            await asyncio.sleep(0)  # the lease renewals and the clock run between rows
             if stored:
                 done.append(row_id)
             else:

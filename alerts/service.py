@@ -113,7 +113,9 @@ class AlertService:
             await self.follow_layout()  # a new device is in its room from the start
         marks = self.marks
         signals: list[Signal] = []
-        for r in readings:
+        for i, r in enumerate(readings):
+            if i % 256 == 255:
+                await asyncio.sleep(0)  # a batch of thousands must not hold the loop (leases)
             left = r.kind in URGENT_KINDS and self.left_to_urgent(
                 topics.topic(r.home_id, r.device_id, topics.Channel.READINGS)
             )

@@ -134,6 +134,7 @@ def main() -> None:
             if "sos" in only:
                 whole = service_sustained(dsn, broker, per_publisher, args.workers, logdir)
                 whole.baseline, whole.ratio = raw_mq.name, whole.value / raw_mq.value
+                whole.target, whole.ok = ">= 50 % of raw broker QoS 1", whole.ratio >= 0.5
                 figures.append(whole)
                 # The SOS phases run with the registry, the emergency contacts and the urgent
                 # subscriptions of a full-size deployment (the load still comes from HOMES).
@@ -143,9 +144,8 @@ def main() -> None:
                 for load, rate, first, label in (
                     (0.0, whole.value, 1, ""),
                     (0.8, whole.value, 1 + n, "of the whole service's rate"),
-                    # The issue's literal load: 80 % of the ingest-only rate. With detection
-                    # running too, that is more than the service sustains on this machine.
-                    (0.8, ours.value, 1 + 2 * n, "of the ingest-only rate"),
+                    # Overload (issue 18): more offered than the service carries.
+                    (1.2, whole.value, 1 + 2 * n, "of the whole service's rate"),
                 ):
                     figures += sos_latency(
                         dsn, broker, args.workers, rate, n, logdir, load, first, label, args.waits

@@ -26,6 +26,13 @@ def count_readings(dsn: str) -> int:
         return int(row[0]) if row else 0
 
 
+def feed_waiting(dsn: str) -> int:
+    """How many readings wait in the detection feed (ingest/feed.py) to be judged."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT coalesce(sum(n), 0) FROM detection_feed").fetchone()
+        return int(row[0]) if row else 0
+
+
 def service_env(dsn: str, broker: EmbeddedBroker, extra: dict[str, str]) -> dict[str, str]:
     """The environment of a service process: this database and broker, warnings only, and
     `extra` settings."""

@@ -176,14 +176,15 @@ def sos_latency(
             continue
         q = statistics.quantiles(values, n=100, method="inclusive")
         what = f"{load:.0%} load {label}".strip() if load else "no load"
+        bound = 100.0 if load > 1.0 else 50.0  # issue 18: overload, 100 ms; else 50 ms
         figures.append(Figure(f"{name}, p50 ({what})", statistics.median(values), "ms"))
         figures.append(
             Figure(
                 f"{name}, p99 ({what})",
                 q[98],
                 "ms",
-                target="<= 50 ms",
-                ok=q[98] <= 50,
+                target=f"<= {bound:.0f} ms",
+                ok=q[98] <= bound,
                 detail={"n": len(values), "max_ms": round(max(values), 1)},
             )
         )

@@ -26,6 +26,16 @@ def client_id(settings: Settings, base: str, suffix: str = "") -> str:
     return f"{base}{middle}{suffix}"
 
 
+def commands_client_id(settings: Settings, full: bool) -> str:
+    """The client id of the alerts' device-command publisher: one per process, so the
+    full-stream alerts process and an urgent-only process beside it (`--components urgent`)
+    never take each other's session (they did: both were `<alerts id>-commands`, and the
+    broker disconnected one at each connect of the other, every second)."""
+    return client_id(
+        settings, settings.alerts.client_id, "-commands" if full else "-urgent-commands"
+    )
+
+
 def ingest_settings(settings: Settings) -> IngestSettings:
     """Ingest's settings for this instance: its own client id, and a shared subscription
     (`DEFAULT_INGEST_GROUP` unless one is set) once instances are named, so that the

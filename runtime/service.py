@@ -60,7 +60,7 @@ from ingest.mqtt import Subscriber
 from ingest.registry import RegistryCache
 from ingest.service import IngestMetrics, IngestWorker
 from runtime.detection import DetectionParts, detection_work
-from runtime.instances import client_id, holder_name, ingest_settings
+from runtime.instances import client_id, commands_client_id, holder_name, ingest_settings
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -292,9 +292,7 @@ async def serve(
         if full or urgent_here:
             alert_metrics = AlertMetrics(metrics)
             commands = await stack.enter_async_context(
-                MqttCommandPublisher(
-                    settings.mqtt, client_id(settings, settings.alerts.client_id, "-commands")
-                )
+                MqttCommandPublisher(settings.mqtt, commands_client_id(settings, full))
             )
             dispatcher = Dispatcher(
                 settings.alerts,

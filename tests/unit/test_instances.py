@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.instances import DEFAULT_INGEST_GROUP, client_id, holder_name, ingest_settings
+from runtime.instances import (
+    DEFAULT_INGEST_GROUP,
+    client_id,
+    commands_client_id,
+    holder_name,
+    ingest_settings,
+)
 from runtime.settings import Settings, SettingsError, load_settings
 
 
@@ -28,6 +34,15 @@ def test_an_instance_id_names_the_clients_and_shares_ingest() -> None:
     assert ingest.shared_group == DEFAULT_INGEST_GROUP
     assert ingest.filters() == [f"$share/{DEFAULT_INGEST_GROUP}/eldercare/+/+/readings"]
     assert holder_name(settings) == "b"
+
+
+def test_the_alerts_process_and_an_urgent_process_beside_it_publish_commands_apart() -> None:
+    for settings in (Settings(), Settings(instance_id="b")):
+        full, urgent = commands_client_id(settings, True), commands_client_id(settings, False)
+        assert full != urgent
+        assert full.endswith("-commands")
+        assert urgent.endswith("-urgent-commands")
+    assert commands_client_id(Settings(instance_id="b"), True) == "eldercare-alerts-b-commands"
 
 
 def test_a_shared_group_given_is_kept() -> None:
