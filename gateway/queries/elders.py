@@ -118,10 +118,19 @@ async def elder_for_home(conn: Conn, home_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-async def update_elder(conn: Conn, elder_id: str, changes: dict[str, Any]) -> None:
-    """Set some of an elder's editable fields (names are checked by the caller's model)."""
+async def update_elder(
+    conn: Conn, elder_id: str, changes: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Set some of an elder's editable fields (names are checked by the caller's model);
+    returns those fields before and after, for the audit row."""
     if not changes:
-        return
+        return {}, {}
+    columns = sql.SQL(", ").join(sql.Identifier(k) for k in changes)
+    cur = await conn.execute(
+        sql.SQL("SELECT {} FROM elders WHERE id = %s FOR UPDATE").format(columns), (elder_id,)
+    )
+    row = await cur.fetchone()
+    before = {} if row is None else dict(zip(changes, row, strict=True))
     values = {k: json.dumps(v) if k == "thresholds" else v for k, v in changes.items()}
     query = sql.SQL("UPDATE elders SET {} WHERE id = %(id)s").format(
         sql.SQL(", ").join(
@@ -129,6 +138,7 @@ async def update_elder(conn: Conn, elder_id: str, changes: dict[str, Any]) -> No
         )
     )
     await conn.execute(query, {**values, "id": elder_id})
+    return before, dict(changes)
 
 
 # --------------------------------------------------------------------------- audit

@@ -15,6 +15,7 @@ from alerts import mutes, views
 from alerts.model import Status
 from gateway import access, family
 from gateway.access import Area
+from gateway.admin.common import Actor, audit
 from gateway.auth import Principal, scope_for
 from gateway.deps import ApiUser, Clock, Db
 from gateway.errors import ApiError
@@ -99,10 +100,16 @@ async def get_elder(elder_id: str, principal: ApiUser, conn: Db, clock: Clock) -
 async def update_elder(
     elder_id: str, body: ElderUpdate, principal: ApiUser, conn: Db, clock: Clock
 ) -> ElderFile:
-    """Change the elder's phone, notes, conditions, thresholds or living alone (staff)."""
+    """Change the elder's phone, notes, conditions, thresholds or living alone (staff).
+    Audited in `admin_audit`: who, and the changed fields before and after."""
     access.need(principal, Area.EDIT_ELDER)
     await elder_or_404(conn, principal, elder_id)
-    await elders.update_elder(conn, elder_id, body.model_dump(exclude_none=True))
+    async with conn.transaction():
+        before, after = await elders.update_elder(
+            conn, elder_id, body.model_dump(exclude_none=True)
+        )
+        if after:
+            await audit(conn, Actor.of(principal), "elder", elder_id, "update", before, after)
     return await _elder_file(conn, principal, elder_id, clock())
 
 

@@ -176,6 +176,15 @@ async def test_a_limit_set_through_the_api_changes_what_the_live_service_raises(
             )  # fmt: skip
             assert r.status_code == 200, r.text
             assert r.json()["thresholds"] == {"temperature_max_c": 25}
+        # The edit is audited: who, and the changed field before and after.
+        row = await scalar(
+            db_url,
+            "SELECT json_build_array(actor, before, after) FROM admin_audit"
+            " WHERE entity = 'elder' AND entity_id = 'e01' AND action = 'update'",
+        )
+        assert row[0] == "district"
+        assert row[2] == {"thresholds": {"temperature_max_c": 25}}
+        assert set(row[1]) == {"thresholds"}
 
         # The detection follows the edit on its clock, with no reading needed to wake it.
         async def applied() -> bool:
