@@ -68,7 +68,7 @@ async def test_a_feed_row_waits_for_a_detection_that_is_not_running(
         await publish_heat(mosquitto.url, "h02")
 
         async def both() -> bool:
-            return await scalar(db_url, HEAT) == "h01,h02"
+            return bool(await scalar(db_url, HEAT) == "h01,h02")
 
         await eventually(both, what="h02's heat beside h01's")
     assert await scalar(db_url, "SELECT count(*) FROM alerts WHERE kind = 'indoor_heat'") == 2
