@@ -25,10 +25,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from alerts.service import AlertService
 from ingest import feed
-from ingest.db import Retry
+from ingest.db import WRITE_RETRY
 
 log = logging.getLogger(__name__)
-RETRY = Retry(attempts=None, base_s=0.2, cap_s=2.0)
 
 
 class FeedMetrics:
@@ -93,7 +92,7 @@ class FeedReader:
                     attempt = 0
                 except psycopg.Error as exc:
                     attempt += 1
-                    delay = RETRY.delay(attempt)
+                    delay = WRITE_RETRY.delay(attempt)
                     log.warning("detection feed read failed (%r); retrying in %.2f s", exc, delay)
                     await asyncio.sleep(delay)
                     continue
@@ -182,6 +181,6 @@ class FeedReader:
                         self._wake.set()
             except psycopg.Error as exc:
                 attempt += 1
-                delay = RETRY.delay(attempt)
+                delay = WRITE_RETRY.delay(attempt)
                 log.warning("detection feed LISTEN lost (%r); again in %.2f s", exc, delay)
                 await asyncio.sleep(delay)

@@ -284,11 +284,7 @@ class AlertService:
                 # lost its lease 34 times in one run and restarted each time).
                 await asyncio.sleep(0)
             try:
-                await self._cache.maybe_refresh()
-                self.refresh_urgent()
-                await self.follow_layout()
-                await self.follow_limits()
-                self.follow_watch()
+                await self._follow()
                 await self.handle(msg)
             except Exception:
                 log.exception(
@@ -446,17 +442,22 @@ class AlertService:
             if users[0] == 0:
                 del self._device_locks[msg.topic]
 
+    async def _follow(self) -> None:
+        """Reload the registry copy when due; the urgent topics, rooms, limits and watched
+        devices follow it (each cheap when the copy has not changed)."""
+        await self._cache.maybe_refresh()
+        self.refresh_urgent()
+        await self.follow_layout()
+        await self.follow_limits()
+        self.follow_watch()
+
     async def follow_registry(self) -> None:
         """Reload the registry when due and follow it (rooms, elders' limits, watched
         devices), on the clock as well as on each message: a limit edited, or a device
         installed, in a quiet hour applies before the next reading is judged and to what the
         clock alone decides (an inactivity cap), not only after a message has come."""
         try:
-            await self._cache.maybe_refresh()
-            self.refresh_urgent()
-            await self.follow_layout()
-            await self.follow_limits()
-            self.follow_watch()
+            await self._follow()
         except Exception:  # the clock goes on with the copy it has
             log.exception("registry follow-up failed on the clock")
 

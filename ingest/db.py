@@ -129,6 +129,11 @@ class Retry:
         return jittered_delay(attempt, self.base_s, self.cap_s)
 
 
+WRITE_RETRY = Retry(attempts=None, base_s=0.2, cap_s=2.0)
+"""The writers that never give up (ingest's batches, the detection feed's reader): they
+acknowledge, or delete a feed row, only after their commit."""
+
+
 async def retrying(
     op: Callable[[], Awaitable[T]],
     policy: Retry,

@@ -51,11 +51,3 @@ async def write(cur: psycopg.AsyncCursor[Any], readings: list[Reading]) -> None:
         (encode(readings), len(readings)),
     )
     await cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))
-
-
-async def backlog(conn: psycopg.AsyncConnection[Any]) -> tuple[int, datetime | None]:
-    """Readings waiting in the feed, and when the oldest waiting row was written."""
-    cur = await conn.execute("SELECT coalesce(sum(n), 0), min(written_at) FROM detection_feed")
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0]), row[1]

@@ -16,13 +16,12 @@ from pydantic import BaseModel, Field, model_validator
 from devices import payload, topics
 from devices.payload import Limits, Reading, Reason, Rejection
 from ingest import retention, store
-from ingest.db import Retry
+from ingest.db import WRITE_RETRY
 from ingest.mqtt import Message, Subscriber
 from ingest.registry import RegistryCache
 
 log = logging.getLogger(__name__)
 
-WRITE_RETRY = Retry(attempts=None, base_s=0.2, cap_s=2.0)
 """A batch is written until it commits (it is acknowledged only then): jittered backoff, at
 most 2 s between tries, so the writer is back within 2 s of a failover."""
 
