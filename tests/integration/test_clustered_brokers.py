@@ -135,7 +135,13 @@ async def test_a_killed_broker_node_loses_no_sos(
         assert max(delays.values()) <= NOTIFIED_WITHIN_S, delays
         # Every client of the service lost node 0 and is connected again (to another node).
         assert all(s.reconnects > r for s, r in zip(subscribers, reconnects, strict=True))
-        assert all(s.connected for s in subscribers)
+
+        # A client may be between two nodes of its URL at this instant (a node that was still
+        # joining refused it): connected again within the reconnect backoff.
+        async def all_connected() -> bool:
+            return all(s.connected for s in subscribers)
+
+        await eventually(all_connected, timeout=10.0, what="every client connected again")
         print(
             f"{cluster.name}: node killed {time.monotonic() - killed_at:.1f} s ago; SOS press"
             f" to first notification: {', '.join(f'{h} {d:.2f} s' for h, d in delays.items())}"
