@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psycopg
@@ -16,13 +16,22 @@ from psycopg_pool import AsyncConnectionPool
 from alerts import store
 from alerts.model import Category, Severity, Signal
 from alerts.vapid import generate_private_key
-from devstack.broker import EmbeddedBroker
 from devstack.seed import DEMO_PASSWORD
 from runtime.service import Running, serve
 from runtime.settings import Settings
 
 
-def make_settings(db_url: str, broker: EmbeddedBroker, **overrides: Any) -> Settings:
+class BrokerLike(Protocol):
+    """What the settings need of a broker a test started."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def protocol(self) -> str: ...
+
+
+def make_settings(db_url: str, broker: BrokerLike, **overrides: Any) -> Settings:
     """Settings for a test: its database, its broker, fast timers, a free HTTP port."""
     values: dict[str, Any] = {
         "database": {"url": db_url, "pool_max": 5},

@@ -8,14 +8,20 @@ of that home's village (a notification row, the alert in their list) and nobody 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import json
+import os
 import re
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import openpyxl
@@ -24,8 +30,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from cli.main import app
+from devices.mqtt import ConnectError
 from devices.payload import Reading
-from devstack.broker import EmbeddedBroker
+from devstack.broker import find_mosquitto
+from devstack.ports import free_port
 from devstack.postgres import EmbeddedPostgres
 from ingest.migrate import migrate
 from simulators.publisher import MqttPublisher
@@ -70,9 +78,40 @@ def register_xlsx() -> bytes:
     return out.getvalue()
 
 
-async def test_a_district_from_an_empty_database(
-    empty_db: str, mosquitto: EmbeddedBroker, tmp_path: Path
-) -> None:
+class GeneratedBroker:
+    """Mosquitto started with the config `eldercare broker config` wrote: passwords and ACL
+    from the registry, no anonymous client."""
+
+    protocol = "5"
+
+    def __init__(self, conf: Path, port: int) -> None:
+        self.port = port
+        mosquitto = find_mosquitto()
+        assert mosquitto is not None, "mosquitto is not installed (apt-get install mosquitto)"
+        log = (conf.parent / "stdout.log").open("wb")
+        self.proc = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            assert self.proc.poll() is None, (conf.parent / "stdout.log").read_text()
+            assert time.monotonic() < deadline, "mosquitto did not start"
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        """Anonymous: refused by this broker."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def login(self, user: str, password: str) -> str:
+        return f"mqtt://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+async def test_a_district_from_an_empty_database(empty_db: str, tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"ELDERCARE_DATABASE__URL": empty_db, "ELDERCARE_GATEWAY__PUBLIC_URL": ""}
 
@@ -127,16 +166,40 @@ async def test_a_district_from_an_empty_database(
     assert await scalar(empty_db, "SELECT count(*) FROM elders") == HOMES
 
     # An SOS button in every home, each with its own broker credential.
+    device_password: dict[str, str] = {}
     for i in range(1, HOMES + 1):
         home = f"sl-{i:03d}"
         out = await cli("devices", "provision", home, f"{home}-sos", "--kind", "sos_button",
                         "--room", "卧室")  # fmt: skip
-        assert re.search(r"password: \S+", out.stdout)
+        found = re.search(r"password: (\S+)", out.stdout)
+        assert found is not None, out.stdout
+        device_password[f"{home}-sos"] = found.group(1)
+    # The broker's files and config, generated from the registry; the service accounts'
+    # passwords are printed once.
     broker_dir = tmp_path / "broker"
-    await cli("broker", "config", "--out", str(broker_dir))
+    port = free_port()
+    as_root = ["--user", "root"] if os.geteuid() == 0 else []
+    out = await cli("broker", "config", "--out", str(broker_dir), "--port", str(port),
+                    "--bind", "127.0.0.1", *as_root)  # fmt: skip
+    services = dict(re.findall(r"new service account (\S+): password (\S+)", out.stdout))
+    assert set(services) == {"eldercare-ingest", "eldercare-alerts"}
     assert "user sl-017-sos\n" in (broker_dir / "acl").read_text()
     assert await scalar(empty_db, "SELECT count(*) FROM device_credentials") == HOMES
+    broker = await asyncio.to_thread(GeneratedBroker, broker_dir / "mosquitto.conf", port)
+    try:
+        await _serve_and_press(empty_db, cli, links, broker, services, device_password)
+    finally:
+        broker.stop()
 
+
+async def _serve_and_press(
+    empty_db: str,
+    cli: Any,
+    links: dict[str, str],
+    broker: GeneratedBroker,
+    services: dict[str, str],
+    device_password: dict[str, str],
+) -> None:
     # A family member of the elder in home sl-017.
     listed = json.loads((await cli("admin", "--json", "elder", "list",
                                    "--village", "songlin-v")).stdout)  # fmt: skip
@@ -145,7 +208,9 @@ async def test_a_district_from_an_empty_database(
                     "--phone", "13900000017", "--email", "wangfang@example.org")  # fmt: skip
     invite_token = out.stdout.strip().rsplit("/invite/", 1)[1]
 
-    settings = make_settings(empty_db, mosquitto)
+    # The service logs in to the broker with its account; anonymous is refused there.
+    service_login = broker.login("eldercare-ingest", services["eldercare-ingest"])
+    settings = make_settings(empty_db, broker, mqtt={"url": service_login})
     async with running_service(settings) as svc:
         base = f"http://127.0.0.1:{svc.http_port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as http:
@@ -173,7 +238,11 @@ async def test_a_district_from_an_empty_database(
             # The SOS, as the button sends it, over the real broker.
             press = Reading("sl-017", "sl-017-sos", "sos_button", 1, 1, datetime.now(UTC),
                             "press", 1.0)  # fmt: skip
-            async with MqttPublisher(mosquitto.url, "dev-sl-017-sos") as pub:
+            with pytest.raises(ConnectError):  # the broker knows only its devices
+                async with MqttPublisher(broker.url, "dev-anonymous", connect_timeout_s=5) as pub:
+                    await pub.publish_readings([press])
+            login = broker.login("sl-017-sos", device_password["sl-017-sos"])
+            async with MqttPublisher(login, "sl-017-sos") as pub:
                 await pub.publish_readings([press])
 
             async def told() -> Any:
