@@ -1,7 +1,8 @@
 """The full-stream detection's readings, from ingest through the database (ingest/feed.py):
 each reading is received from the broker and decoded once, by ingest (issue 18).
 
-The holder of the `detection` lease reads the feed in id order, runs each row's readings
+The holder of the `detection` lease (of `detection-{k}`: the rows of shard k) reads the feed
+in id order, runs each row's readings
 through the detectors (`AlertService.handle_readings`) and deletes the row once what it
 raised is committed. A row whose signals are still being stored in the background (the
 database refused them a moment) stays in the table, skipped here, until that store calls
@@ -64,6 +65,7 @@ class FeedReader:
         *,
         batch_rows: int = 8,
         poll_s: float = 0.5,
+        shard: int = 0,
     ) -> None:
         self._dsn = dsn
         self._pool = pool
@@ -71,6 +73,7 @@ class FeedReader:
         self._metrics = metrics
         self._batch_rows = batch_rows
         self._poll_s = poll_s
+        self._shard = shard  # the rows of this shard only (devices/shards.py)
         self._wake = asyncio.Event()
         self._waiting: set[int] = set()  # read; what they raised is being stored
         self._stored: list[int] = []  # ready to delete
@@ -112,9 +115,9 @@ class FeedReader:
             if self._stored:
                 await self._delete(conn, self._stored)
             cur = await conn.execute(
-                "SELECT id, readings FROM detection_feed WHERE NOT (id = ANY(%s))"
-                " ORDER BY id LIMIT %s",
-                (sorted(self._waiting), self._batch_rows),
+                "SELECT id, readings FROM detection_feed WHERE shard = %s"
+                " AND NOT (id = ANY(%s)) ORDER BY id LIMIT %s",
+                (self._shard, sorted(self._waiting), self._batch_rows),
             )
             rows = await cur.fetchall()
             await conn.commit()

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -58,6 +60,10 @@ class LeaseSettings(BaseModel):
         " two thirds late, so a dead holder's work moves to another instance within about"
         " 1.3 times this",
     )
+
+
+HANDED_OVER = "handed over"
+"""Why a shared lease's work stopped when another member became its preferred holder."""
 
 
 class LeaseLost(Exception):
@@ -197,11 +203,22 @@ class Leases:
         if conn is not None:
             await conn.close()
 
-    async def _taken(self, name: str, settled: asyncio.Event | None) -> tuple[Term, float]:
+    async def _taken(
+        self, name: str, settled: asyncio.Event | None, share: Members | None = None
+    ) -> tuple[Term, float]:
         """Try to take the lease every third of the TTL until it is taken; returns the term
-        and when (monotonic) the take that succeeded was sent."""
+        and when (monotonic) the take that succeeded was sent. Within a `share`, a lease
+        another live member is preferred for is tried once a TTL only (three rounds)."""
         waiting_for: str | None = None
+        rounds = 0  # rounds left out for the preferred holder, since the last try
         while True:
+            if share is not None and rounds < 3 and await share.prefers(name) is False:
+                rounds += 1
+                if settled is not None:
+                    settled.set()  # another member's part; this one stands by
+                await asyncio.sleep(self.ttl_s / 3)
+                continue
+            rounds = 0
             sent = self._monotonic()
             try:
                 term = await self.take(name)
@@ -217,9 +234,12 @@ class Leases:
                 settled.set()  # ready: this instance is the standby of this lease
             await asyncio.sleep(self.ttl_s / 3)
 
-    async def _keep(self, term: Term, work: asyncio.Task[None], taken_at: float) -> str:
+    async def _keep(
+        self, term: Term, work: asyncio.Task[None], taken_at: float, share: Members | None = None
+    ) -> str:
         """Renew every third of the TTL while `work` runs; returns why it must stop.
-        (`taken_at`: when the take was sent, from which its expiry counts at the earliest.)"""
+        (`taken_at`: when the take was sent, from which its expiry counts at the earliest.)
+        Within a `share`, stops when another live member is the lease's preferred holder."""
         period = self.ttl_s / 3
         valid_until = taken_at + 2 * period
         while True:
@@ -242,6 +262,8 @@ class Leases:
             if not ok:
                 return "taken"
             valid_until = sent + 2 * period
+            if share is not None and await share.prefers(term.name) is False:
+                return HANDED_OVER
 
     async def hold(
         self,
@@ -249,8 +271,15 @@ class Leases:
         work: Callable[[Term], Coroutine[Any, Any, None]],
         settled: asyncio.Event | None = None,
         signals_start: bool = False,
+        share: Members | None = None,
     ) -> None:
         """Run `work(term)` whenever this process holds lease `name`, until cancelled.
+
+        With `share` (a group of leases the instances share out, e.g. the detection's
+        shards), this process takes the lease at once only when it is the group's preferred
+        holder of it (`Members.prefers`); otherwise only after the lease stayed free for a TTL
+        (its preferred holder is gone or not started yet); and it hands a lease over, its work
+        stopped and the lease released, when another live member is preferred.
 
         `settled` is set once this process knows its part: it holds the lease and its work
         has started (at once, or when the work sets `term.started` if `signals_start`), or
@@ -258,7 +287,7 @@ class Leases:
         the lease released meanwhile."""
         metrics = self._metrics
         while True:
-            term, sent = await self._taken(name, settled)
+            term, sent = await self._taken(name, settled, share)
             gap = ""
             if term.previous is not None and term.previous_expired_at is not None:
                 late = (term.acquired_at or term.previous_expired_at) - term.previous_expired_at
@@ -280,7 +309,7 @@ class Leases:
                 else asyncio.create_task(_announce(term, settled, self.ttl_s))
             )
             try:
-                reason = await self._keep(term, task, sent)
+                reason = await self._keep(term, task, sent, share)
             finally:
                 if announcer is not None:
                     announcer.cancel()
@@ -290,7 +319,9 @@ class Leases:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-                if reason != "stopping":
+                if reason == HANDED_OVER:
+                    log.warning("lease %s handed over to its preferred holder", name)
+                elif reason != "stopping":
                     log.error("lease %s: %s; its work stopped", name, reason)
                     if metrics is not None:
                         metrics.lost.labels(name, reason).inc()
@@ -310,3 +341,67 @@ async def _announce(term: Term, settled: asyncio.Event, ttl_s: float) -> None:
         async with asyncio.timeout(ttl_s):
             await term.started.wait()
     settled.set()
+
+
+async def _forever(_term: Term) -> None:
+    await asyncio.Event().wait()
+
+
+class Members:
+    """The instances that share out a group of leases, and which of them each lease prefers.
+
+    Each member holds lease `{group}-member:{holder}` while it runs (`run`); the live
+    members are the holders of unexpired such leases. A lease's preferred holder is the
+    member with the highest hash of (member, lease name): rendezvous hashing, so each
+    instance works the same answer out alone, and a member that joins or leaves moves only
+    the leases it wins or held. The list is read at most every third of the TTL.
+    """
+
+    def __init__(self, leases: Leases, group: str) -> None:
+        self._leases = leases
+        self.group = group
+        self._live: list[str] = []
+        self._read_at = -math.inf
+
+    @property
+    def lease(self) -> str:
+        """This instance's member lease."""
+        return f"{self.group}-member:{self._leases.holder}"
+
+    async def run(self) -> None:
+        """Be a member (hold the member lease) until cancelled."""
+        await self._leases.hold(self.lease, _forever)
+
+    async def live(self) -> list[str] | None:
+        """The live members (sorted), None when the database did not answer."""
+        leases = self._leases
+        if leases._monotonic() - self._read_at < leases.ttl_s / 3:
+            return self._live
+        try:
+            rows = await leases._execute(
+                "SELECT holder FROM leases WHERE name LIKE %s AND expires_at > now()",
+                (self.group.replace("%", r"\%").replace("_", r"\_") + "-member:%",),
+                leases.ttl_s / 3,
+            )
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            log.warning("lease group %s: could not read its members (%r)", self.group, exc)
+            return None
+        self._live = sorted({str(holder) for (holder,) in rows})
+        self._read_at = leases._monotonic()
+        return self._live
+
+    async def prefers(self, name: str) -> bool | None:
+        """True when this instance is lease `name`'s preferred holder, False when another
+        live member is, None when unknown (no answer, or this instance not a member yet)."""
+        live = await self.live()
+        holder = self._leases.holder
+        if not live or holder not in live:
+            return None
+        return preferred(name, live) == holder
+
+
+def preferred(name: str, members: list[str]) -> str:
+    """The member that lease `name` prefers (highest random weight)."""
+    return max(
+        members, key=lambda m: hashlib.blake2b(f"{m}\0{name}".encode(), digest_size=8).digest()
+    )

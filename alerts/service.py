@@ -31,6 +31,12 @@ __all__ = ["AlertService", "Detection", "Installed", "Sources", "is_cancel", "ur
 
 log = logging.getLogger(__name__)
 _LAYOUT_RETRY_S = 30.0
+
+
+def _every_home(_home_id: str) -> bool:
+    return True
+
+
 URGENT_KINDS = frozenset(k for k, spec in CATALOGUE.items() if spec.urgent)
 """Device kinds the urgent path covers (their emergencies may be left to it)."""
 
@@ -68,6 +74,7 @@ class AlertService:
         self._load_layout = detection.layout
         self._layout_of = detection.layout_of  # the registry copy the layout was loaded with
         self._load_limits = detection.limits
+        self._mine = detection.homes or _every_home  # this detection's homes (its shard)
         self._limits_of: Registry | None = None  # the registry copy the limits followed
         self._limits_retry_at = 0.0
         self._writer = writer
@@ -157,6 +164,7 @@ class AlertService:
                 log.warning("no install times for the device watch (%r); expecting from now", exc)
         if installed is None:
             installed = [(d.device_id, d.home_id, d.kind, now) for d in registry]
+        installed = [row for row in installed if self._mine(row[1])]
         new = sum(watch.expect(d, h, k, min(at, now)) for d, h, k, at in installed)
         if installed:  # devices restored from before the restart but since removed
             watch.retain(d for d, _h, _k, _at in installed)
@@ -174,7 +182,7 @@ class AlertService:
         self._watch_of = registry
         now = self._clock()
         for d in registry:
-            if not watch.known(d.device_id):
+            if not watch.known(d.device_id) and self._mine(d.home_id):
                 watch.expect(d.device_id, d.home_id, d.kind, now)
         if previous is not None and len(registry):
             for d in previous:
@@ -194,6 +202,8 @@ class AlertService:
         if device is None or device.home_id != topic.home_id:
             log.info("status on %s ignored: not a registered device of that home", msg.topic)
             return []
+        if not self._mine(device.home_id):
+            return []  # another shard's home: its own detection takes it
         now = self._clock()
         at = now
         if parsed.ts is not None:

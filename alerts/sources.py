@@ -100,6 +100,9 @@ class Detection:
     limits: Callable[[], Awaitable[Mapping[str, ElderLimits]]] | None = None
     """Loads the elders' own limits (alerts.detect.limits) at start and again after the
     registry changed (an edit of an elder's limits moves the registry version)."""
+    homes: Callable[[str], bool] | None = None
+    """The homes this detection judges (its shard's: devices/shards.py); None: every home.
+    The device watch expects, and device status is taken, for these homes only."""
 
     @classmethod
     def on_pool(
@@ -110,6 +113,7 @@ class Detection:
         marks: Marks | None = None,
         stored: Callable[[], Awaitable[list[Reading]]] | None = None,
         layout_of: Registry | None = None,
+        homes: Callable[[str], bool] | None = None,
     ) -> Detection:
         """The detection of a live service: install times, layout and limits from `pool`."""
         return cls(
@@ -120,4 +124,5 @@ class Detection:
             layout=lambda: baselines.load_layout_from(pool),
             layout_of=layout_of,
             limits=lambda: load_limits_from(pool),
+            homes=homes,
         )

@@ -1,6 +1,7 @@
 """The detection feed: ingest's decoded readings handed to the detection through the
 database (migration 0024), so that each reading is received from the broker and decoded
-once (issue 18, "one receive per reading").
+once (issue 18, "one receive per reading"). With the detection in shards, a batch is one
+row per shard (its homes' readings), read by that shard's holder only.
 
 Ingest writes a batch's readings as one row in the transaction that stores them and
 notifies `detection_feed`; the detection (alerts/feed_reader.py) reads the rows in id order
@@ -17,6 +18,7 @@ import msgspec
 import psycopg
 
 from devices.payload import Reading
+from devices.shards import shard_of
 
 CHANNEL = "detection_feed"
 """The NOTIFY channel: a batch was written (no payload; the reader reads the table)."""
@@ -44,10 +46,24 @@ def decode(blob: bytes) -> list[Reading]:
     ]
 
 
-async def write(cur: psycopg.AsyncCursor[Any], readings: list[Reading]) -> None:
-    """Add `readings` to the feed inside the caller's transaction (seen at its commit)."""
-    await cur.execute(
-        "INSERT INTO detection_feed (readings, n) VALUES (%s, %s)",
-        (encode(readings), len(readings)),
+def split(readings: list[Reading], shards: int) -> dict[int, list[Reading]]:
+    """The readings by the shard of their home (devices/shards.py), each in its order."""
+    if shards <= 1:
+        return {0: readings} if readings else {}
+    out: dict[int, list[Reading]] = {}
+    for r in readings:
+        out.setdefault(shard_of(r.home_id, shards), []).append(r)
+    return out
+
+
+async def write(cur: psycopg.AsyncCursor[Any], readings: list[Reading], shards: int = 1) -> None:
+    """Add `readings` to the feed inside the caller's transaction (seen at its commit): one
+    row per shard of the detection that has readings in the batch."""
+    parts = split(readings, shards)
+    if not parts:
+        return
+    await cur.executemany(
+        "INSERT INTO detection_feed (shard, readings, n) VALUES (%s, %s, %s)",
+        [(shard, encode(rs), len(rs)) for shard, rs in sorted(parts.items())],
     )
     await cur.execute("SELECT pg_notify(%s, '')", (CHANNEL,))

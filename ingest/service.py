@@ -52,6 +52,15 @@ class IngestSettings(BaseModel):
         "received and decoded once. Off: the detection subscribes to every reading itself "
         "(a second delivery by the broker). Every process of a deployment must agree.",
     )
+    detection_shards: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="spread the full-stream detection by home over this many shards (devices/"
+        "shards.py), each run under its own lease by whichever instance holds it; the instances "
+        "share them out by rendezvous hashing. Needs feed_detection. Every process of a "
+        "deployment must agree.",
+    )
     gap_scan_s: float = Field(
         default=60.0,
         gt=0,
@@ -77,6 +86,16 @@ class IngestSettings(BaseModel):
         description="how many days the hourly and daily rollups are kept (None: for ever); "
         "at least retention_days",
     )
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> IngestSettings:
+        if self.detection_shards > 1 and not self.feed_detection:
+            raise ValueError(
+                "ingest.detection_shards above 1 needs ingest.feed_detection: the shards read"
+                " their homes' readings from the detection feed (set"
+                " ELDERCARE_INGEST__FEED_DETECTION=true or ELDERCARE_INGEST__DETECTION_SHARDS=1)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_retention(self) -> IngestSettings:
@@ -244,13 +263,12 @@ class IngestWorker:
         connection (libpq picks the node that takes writes); ON CONFLICT drops what the lost
         commit had stored, so nothing is stored twice."""
         attempt = 0
+        feed = self._settings.detection_shards if self._settings.feed_detection else 0
         while True:
             try:
                 conn = await self._connection()
                 with self._metrics.batch_seconds.time():
-                    return await store.write_batch(
-                        conn, readings, dead, gaps, feed=self._settings.feed_detection
-                    )
+                    return await store.write_batch(conn, readings, dead, gaps, feed=feed)
             except psycopg.Error as exc:
                 self._metrics.db_errors.inc()
                 attempt += 1

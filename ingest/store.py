@@ -93,13 +93,14 @@ async def write_batch(
     dead: list[DeadLetter],
     gaps: list[Gap],
     source: str = "ingest",
-    feed: bool = False,
+    feed: int = 0,
 ) -> int:
     """Write one batch in one transaction; returns how many readings were new.
 
     Readings go through COPY into the staging table, then into `readings` with
     ON CONFLICT DO NOTHING on the dedup key (device, boot, seq, ts), so a redelivered
-    message is stored once. With `feed`, the batch's readings also go to the detection feed
+    message is stored once. With `feed` (the detection's number of shards; 0: no feed), the
+    batch's readings also go to the detection feed
     (ingest/feed.py), all of them: a redelivered one the detection had judged is dropped by
     its marks, one it had not (the former commit's feed row consumed before a crash of the
     detection) is judged.
@@ -119,7 +120,7 @@ async def write_batch(
                 if inserted:
                     await cur.execute(_FIRST_HEARD, (sorted({r.device_id for r in readings}),))
                 if feed:
-                    await detection_feed.write(cur, readings)
+                    await detection_feed.write(cur, readings, feed)
         if dead:
             async with conn.cursor() as cur:
                 await cur.executemany(

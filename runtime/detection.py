@@ -1,10 +1,12 @@
 """The full-stream detection as the work of the `detection` lease (alerts/lease.py).
 
-Detection runs on one instance at a time, the holder of the `detection` lease; it is not yet
-spread over the instances by home. Each time this process takes the lease it builds the
-detectors afresh from the database (rooms, learned baselines, then the whole saved state:
-alerts.detect.state), subscribes under the one client id of the detection
-(`alerts.client_id`, the same on every instance: the MQTT session, with what the former
+Detection is spread by home over `ingest.detection_shards` shards (devices/shards.py; one by
+default); each shard runs on one instance at a time, the holder of its lease (`detection`,
+or `detection-{k}`), and the instances share the shards out (alerts.lease.Members). Each
+time this process takes a shard's lease it builds the detectors afresh from the database
+(rooms, learned baselines, then the whole saved state of the shard's homes:
+alerts.detect.state), subscribes under the shard's client id (`alerts.client_id`, `-s{k}`
+with several shards; the same on every instance: the MQTT session, with what the former
 holder had not acknowledged, follows the lease), replays the readings stored since the state
 was saved, and runs the clock, the state saves (fenced by the lease's epoch) and the
 self-check. Its readings come from ingest through the database (`ingest.feed_detection`, the
@@ -39,11 +41,19 @@ from alerts.service import AlertService, Detection, Sources
 from alerts.watchdog import PipelineWatchdog
 from alerts.writer import SignalWriter
 from devices.payload import Reading
+from devices.shards import EVERY_HOME, Shard
 from ingest.mqtt import Subscriber
 from ingest.registry import RegistryCache
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def shard_client_id(client_id: str, shard: Shard) -> str:
+    """The MQTT client id of a shard's detection: the configured one for the single shard
+    (its session as before shards), with `-s{k}` for shard k of several. The same on every
+    instance: the session follows the shard's lease."""
+    return client_id if shard.count == 1 else f"{client_id}-s{shard.index}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -58,15 +68,18 @@ class DetectionParts:
     dispatcher: Dispatcher
     metrics: AlertMetrics
     urgent_grace_s: float
-    on_start: Callable[[Subscriber, Any], None]
-    """Called once the detection runs (the `Running` handles follow it)."""
-    on_stop: Callable[[], object]
+    on_start: Callable[[Shard, Subscriber, Any], None]
+    """Called once a shard's detection runs (the `Running` handles follow it)."""
+    on_stop: Callable[[Shard], object]
     feed_metrics: FeedMetrics | None = None
     """With ingest feeding the detection (`ingest.feed_detection`): the feed's figures."""
 
 
-def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any, None]]:
-    """The work run under the `detection` lease."""
+def detection_work(
+    parts: DetectionParts, shard: Shard = EVERY_HOME
+) -> Callable[[Term], Coroutine[Any, Any, None]]:
+    """The work run under the lease of `shard` (`detection`, or `detection-{k}`): the
+    detection of that shard's homes."""
 
     async def work(term: Term) -> None:
         settings, pool, cache = parts.settings, parts.pool, parts.cache
@@ -82,16 +95,17 @@ def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any
                 detectors = default_detectors(await baselines.load_layout(conn))
                 learned = detectors.find(LearnedDetector)
                 if learned is not None:
-                    await baselines.restore(conn, learned)
+                    await baselines.restore(conn, learned, shard=shard)
                     # The whole state (silences, contexts, deadlines), newer than those.
                     got = await state.restore(
-                        conn, learned, marks, detectors.find(DeviceWatch), utc_now()
+                        conn, learned, marks, detectors.find(DeviceWatch), utc_now(), shard
                     )
                     since = got.oldest
                     log.info(
-                        "detector state restored (lease epoch %d): %d homes, %d devices,"
+                        "detector state restored (lease epoch %d, %s): %d homes, %d devices,"
                         " saved from %s",
                         term.epoch,
+                        shard,
                         got.homes,
                         got.watch,
                         since,
@@ -107,13 +121,13 @@ def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any
             if since is None:
                 return []
             async with pool.connection() as conn:
-                return await state.stored_since(conn, since, utc_now())
+                return await state.stored_since(conn, since, utc_now(), shard)
 
         async with AsyncExitStack() as stack:
             stream = await stack.enter_async_context(
                 Subscriber(
                     settings.mqtt,
-                    settings.alerts.client_id,
+                    shard_client_id(settings.alerts.client_id, shard),
                     AlertService.filters(not fed),
                     drop=AlertService.filters(),  # the readings, when they were its own
                 )
@@ -121,7 +135,14 @@ def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any
             service = AlertService(
                 settings.alerts,
                 Sources(cache, stream, None, urgent_grace_s=parts.urgent_grace_s),
-                Detection.on_pool(pool, detectors, marks=marks, stored=stored, layout_of=layout_of),
+                Detection.on_pool(
+                    pool,
+                    detectors,
+                    marks=marks,
+                    stored=stored,
+                    layout_of=layout_of,
+                    homes=None if shard.count == 1 else shard.has,
+                ),
                 parts.writer,
                 parts.emergency,
                 parts.metrics,
@@ -129,23 +150,29 @@ def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any
             tasks: list[tuple[str, Coroutine[Any, Any, None]]] = [
                 ("alerts", service.run()),
                 ("alerts-tick", service.tick()),
-                (
-                    "watchdog",
-                    PipelineWatchdog(
-                        settings.alerts,
-                        pool,
-                        parts.dispatcher.routing,
-                        lambda: service.last_reading_at,
-                        lambda: len(cache.current),
-                        parts.dispatcher.wake,
-                    ).run(),
-                ),
             ]
+            if shard.index == 0:  # the self-check watches the whole pipeline: once
+                watchdog = PipelineWatchdog(
+                    settings.alerts,
+                    pool,
+                    parts.dispatcher.routing,
+                    lambda: service.last_reading_at,
+                    lambda: len(cache.current),
+                    parts.dispatcher.wake,
+                )
+                tasks.append(("watchdog", watchdog.run()))
             if fed:
-                reader = FeedReader(settings.database.dsn(), pool, service, parts.feed_metrics)
+                reader = FeedReader(
+                    settings.database.dsn(), pool, service, parts.feed_metrics, shard=shard.index
+                )
                 tasks.append(("alerts-feed", reader.run()))
             if learned is not None:
-                tasks.append(("alerts-baselines", baselines.keep(pool, learned, restored=restored)))
+                tasks.append(
+                    (
+                        "alerts-baselines",
+                        baselines.keep(pool, learned, restored=restored, shard=shard),
+                    )
+                )
                 tasks.append(
                     (
                         "alerts-state",
@@ -157,16 +184,17 @@ def detection_work(parts: DetectionParts) -> Callable[[Term], Coroutine[Any, Any
                             interval_s=settings.alerts.state_save_s,
                             restored=restored,
                             fence=term.fence,
+                            shard=shard,
                         ),
                     )
                 )
-            parts.on_start(stream, detectors)
+            parts.on_start(shard, stream, detectors)
             term.started.set()
             try:
                 async with asyncio.TaskGroup() as tg:
                     for name, coro in tasks:
                         tg.create_task(coro, name=name)
             finally:
-                parts.on_stop()
+                parts.on_stop(shard)
 
     return work

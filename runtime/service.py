@@ -34,7 +34,7 @@ from alerts.emergency.fastpath import FastPath
 from alerts.emergency.path import EmergencyPath
 from alerts.escalate.routing import ALL_CHANNELS, Routing
 from alerts.feed_reader import FeedMetrics
-from alerts.lease import LeaseMetrics, Leases
+from alerts.lease import LeaseMetrics, Leases, Members
 from alerts.notify import push_store
 from alerts.notify.channels import (
     AppriseChannel,
@@ -51,6 +51,7 @@ from alerts.notify.dispatch import Dispatcher
 from alerts.service import AlertService, Detection, Sources, urgent_filters
 from alerts.vapid import VapidKeys, load_keys
 from alerts.writer import SignalWriter
+from devices.shards import Shard
 from gateway.app import create_app
 from gateway.context import AppContext
 from gateway.live import Broadcaster
@@ -129,6 +130,8 @@ class Running:
     http_port: int | None = None
     app: Any = None
     detectors: Any = None  # the full stream's DetectorSet, when the alerts stage runs here
+    shards: dict[int, Any] = field(default_factory=dict)
+    """The DetectorSet of each detection shard this process holds now (`detectors`: shard 0)."""
 
 
 ExtraTask = Callable[[Running], Awaitable[None]]
@@ -406,9 +409,18 @@ async def serve(
             leases = Leases(dsn, holder_name(settings), settings.leases, LeaseMetrics(metrics))
             stack.push_async_callback(leases.close)
 
-            def started(stream: Subscriber, detectors: Any) -> None:
-                running.subscribers["alerts"] = stream
-                running.detectors = detectors
+            def started(shard: Shard, stream: Subscriber, detectors: Any) -> None:
+                running.shards[shard.index] = detectors
+                if shard.index == 0:
+                    running.subscribers["alerts"] = stream
+                    running.detectors = detectors
+                else:
+                    running.subscribers[f"alerts-s{shard.index}"] = stream
+
+            def gone(shard: Shard) -> None:
+                running.shards.pop(shard.index, None)
+                name = "alerts" if shard.index == 0 else f"alerts-s{shard.index}"
+                running.subscribers.pop(name, None)
 
             parts = DetectionParts(
                 settings,
@@ -420,7 +432,7 @@ async def serve(
                 alert_metrics,
                 grace,
                 started,
-                lambda: running.subscribers.pop("alerts", None),
+                gone,
                 FeedMetrics(metrics) if settings.ingest.feed_detection else None,
             )
             gaps = RotaGapAlerts(settings.alerts, pool, alert_metrics, dispatcher)
@@ -432,15 +444,25 @@ async def serve(
                 metrics=CareMetrics(metrics),
             )
             digest = _digest(settings, http, pool, vapid)
+            # Detection by shard of homes: with several, the instances share the shards out.
+            count = settings.ingest.detection_shards
+            members = Members(leases, "detection") if count > 1 else None
+            if members is not None:
+                tasks.append(("lease-detection-member", members.run()))
+            for index in range(count):
+                shard = Shard(index, count)
+                settles.append(asyncio.Event())
+                hold = leases.hold(
+                    shard.lease, detection_work(parts, shard), settles[-1], True, members
+                )
+                tasks.append((f"lease-{shard.lease}", hold))
             for name, work in (
-                ("detection", detection_work(parts)),
                 ("rota-watch", lambda _term: gaps.run()),
                 ("care", lambda _term: care.run()),
                 ("daily-summary", lambda _term: digest.run()),
             ):
                 settles.append(asyncio.Event())
-                hold = leases.hold(name, work, settles[-1], signals_start=name == "detection")
-                tasks.append((f"lease-{name}", hold))
+                tasks.append((f"lease-{name}", leases.hold(name, work, settles[-1])))
 
         async def watch() -> None:
             if server is not None:

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from alerts.detect.layout import Layout, PlacedDevice
 from alerts.detect.learned import LearnedDetector
 from alerts.detect.learned_persist import Baseline
+from devices.shards import EVERY_HOME, Shard
 from ingest.db import read_in_chunks
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ async def keep(
     learned: LearnedDetector,
     interval_s: float = 300.0,
     restored: bool = True,
+    shard: Shard = EVERY_HOME,
 ) -> None:
     """Save the learned baselines every `interval_s` (a named task of the alerts stage).
 
@@ -125,7 +127,7 @@ async def keep(
         try:
             async with pool.connection() as conn:
                 if not restored:
-                    homes = await restore(conn, learned)
+                    homes = await restore(conn, learned, shard=shard)
                     restored = True
                     log.warning("detector baselines restored late: %d homes", homes)
                     continue
@@ -135,9 +137,12 @@ async def keep(
 
 
 async def restore(
-    conn: AsyncConnection[Any], learned: LearnedDetector, now: datetime | None = None
+    conn: AsyncConnection[Any],
+    learned: LearnedDetector,
+    now: datetime | None = None,
+    shard: Shard = EVERY_HOME,
 ) -> int:
-    """Load persisted baselines into the detector; returns how many homes."""
-    baselines = await load(conn)
+    """Load the persisted baselines of `shard`'s homes into the detector; returns how many."""
+    baselines = [b for b in await load(conn) if shard.has(b.home_id)]
     learned.restore(baselines, now or datetime.now(UTC))
     return len(baselines)

@@ -30,6 +30,7 @@ from alerts.detect.learned import LearnedDetector
 from alerts.detect.technical import DeviceWatch
 from alerts.model import Signal
 from devices.payload import Reading
+from devices.shards import EVERY_HOME, Shard
 
 Fence = Callable[[AsyncConnection[Any]], Awaitable[None]]
 """Checks, inside a save's transaction, that this process may still write the state."""
@@ -128,6 +129,7 @@ async def save(
     now: datetime,
     homes: Iterable[str] | None = None,
     fence: Fence | None = None,
+    shard: Shard = EVERY_HOME,
 ) -> int:
     """Upsert the state of `homes` (all when None) and the device watch; returns homes.
     `fence` runs first in the same transaction and raises if this process may no longer
@@ -160,10 +162,10 @@ async def save(
         if watch is not None:
             await conn.execute(
                 "INSERT INTO device_watch_state (id, version, saved_at, state)"
-                " VALUES (1, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
                 " version = EXCLUDED.version, saved_at = EXCLUDED.saved_at,"
                 " state = EXCLUDED.state",
-                (VERSION, now, _encoder.encode(watch.export_state())),
+                (shard.watch_row, VERSION, now, _encoder.encode(watch.export_state())),
             )
     return len(rows)
 
@@ -174,8 +176,10 @@ async def restore(
     marks: Marks,
     watch: DeviceWatch | None,
     now: datetime,
+    shard: Shard = EVERY_HOME,
 ) -> Restored:
-    """Load the saved state (after the baselines: it holds them too, and is newer)."""
+    """Load the saved state of `shard`'s homes (after the baselines: it holds them too, and
+    is newer)."""
     cur = await conn.execute(
         "SELECT home_id, saved_at, learned, marks FROM detector_state WHERE version = %s",
         (VERSION,),
@@ -183,6 +187,8 @@ async def restore(
     states: dict[str, dict[str, Any]] = {}
     oldest: datetime | None = None
     for home_id, saved_at, blob, mark_blob in await cur.fetchall():
+        if not shard.has(home_id):
+            continue
         try:
             state = _decoder.decode(blob)
             mark_rows = _decoder.decode(mark_blob)
@@ -197,8 +203,8 @@ async def restore(
     devices = 0
     if watch is not None:
         cur = await conn.execute(
-            "SELECT state, saved_at FROM device_watch_state WHERE id = 1 AND version = %s",
-            (VERSION,),
+            "SELECT state, saved_at FROM device_watch_state WHERE id = %s AND version = %s",
+            (shard.watch_row, VERSION),
         )
         row = await cur.fetchone()
         if row is not None:
@@ -207,8 +213,11 @@ async def restore(
     return Restored(homes, oldest, devices)
 
 
-async def stored_since(conn: AsyncConnection[Any], since: datetime, now: datetime) -> list[Reading]:
-    """The readings ingest stored from `since` (less the slack) on, in event-time order."""
+async def stored_since(
+    conn: AsyncConnection[Any], since: datetime, now: datetime, shard: Shard = EVERY_HOME
+) -> list[Reading]:
+    """The readings of `shard`'s homes ingest stored from `since` (less the slack) on, in
+    event-time order."""
     cur = await conn.execute(
         "SELECT r.home_id, r.device_id, d.kind, r.boot, r.seq, r.ts, r.metric, r.value"
         " FROM readings r JOIN devices d ON d.id = r.device_id"
@@ -219,6 +228,7 @@ async def stored_since(conn: AsyncConnection[Any], since: datetime, now: datetim
     return [
         Reading(h, d, k, int(b), int(s), ts.astimezone(UTC), m, float(v))
         for h, d, k, b, s, ts, m, v in await cur.fetchall()
+        if shard.has(h)
     ]
 
 
@@ -248,6 +258,7 @@ async def keep(
     restored: bool = True,
     clock: Callable[[], datetime] | None = None,
     fence: Fence | None = None,
+    shard: Shard = EVERY_HOME,
 ) -> None:
     """Save the homes whose state changed every `interval_s`, and everything when cancelled
     (a clean shutdown). Until the state could be restored (`restored` False: the database
@@ -259,7 +270,7 @@ async def keep(
             if not restored:
                 try:
                     async with pool.connection() as conn:
-                        got = await restore(conn, learned, marks, watch, now())
+                        got = await restore(conn, learned, marks, watch, now(), shard)
                     restored = True
                     log.warning("detector state restored late: %d homes", got.homes)
                 except Exception:
@@ -268,7 +279,7 @@ async def keep(
             dirty = set(learned.take_dirty()) | marks.take_dirty()
             try:
                 async with pool.connection() as conn:
-                    await save(conn, learned, marks, watch, now(), dirty, fence)
+                    await save(conn, learned, marks, watch, now(), dirty, fence, shard)
             except Exception:
                 log.exception("could not save the detector state; will retry")
                 marks.mark_dirty(dirty)  # saved next time round
@@ -277,6 +288,6 @@ async def keep(
         if restored:
             try:
                 async with pool.connection(timeout=2.0) as conn:
-                    await save(conn, learned, marks, watch, now(), fence=fence)
+                    await save(conn, learned, marks, watch, now(), fence=fence, shard=shard)
             except Exception:
                 log.exception("could not save the detector state at shutdown")
