@@ -327,8 +327,32 @@ class Subscriber:
     ) -> None:
         client = self._client
         if client is not None:
+            await self._leave_shared_groups(client)
             await stop_client(client)
         self._client = None
+
+    async def _leave_shared_groups(self, client: MqttClient) -> None:
+        """Before a clean stop, unsubscribe from the shared subscriptions: a member that
+        stays in a `$share` group with its persistent session offline is still dealt its
+        share of the messages, which wait in its session until it returns (measured on
+        Mosquitto 2.0: tests/integration/test_detection_shards.py). What it holds already
+        is delivered again when it reconnects, and it subscribes again then."""
+        shared = [f for f in self._filters if f.startswith("$share/")]
+        if not shared or not self._connected.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def unsubscribed(*_args: Any) -> None:
+            loop.call_soon_threadsafe(done.set)
+
+        client.on_unsubscribe = unsubscribed
+        client.unsubscribe(shared)
+        try:
+            async with asyncio.timeout(2.0):
+                await done.wait()
+        except TimeoutError:
+            log.warning("%s: no UNSUBACK for its shared subscriptions; stopping", self._client_id)
 
     def set_filters(self, filters: list[str]) -> tuple[int, int]:
         """Subscribe to `filters` instead of the current ones; returns (added, removed)."""

@@ -29,6 +29,7 @@ class TemperatureWatch:
         self.since: npt.NDArray[np.float64] = np.full((capacity, 2), np.nan)  # cold, heat
         self.fired = np.zeros((capacity, 2), bool)
         self.last_value: npt.NDArray[np.float64] = np.full((capacity, 2), np.nan)
+        self.latest: npt.NDArray[np.float64] = np.full(capacity, -np.inf)  # latest reading
 
     def _home(self, home_id: str) -> int:
         idx = self._index.get(home_id)
@@ -39,6 +40,7 @@ class TemperatureWatch:
                 self.since = np.concatenate([self.since, np.full((n, 2), np.nan)])
                 self.fired = np.concatenate([self.fired, np.zeros((n, 2), bool)])
                 self.last_value = np.concatenate([self.last_value, np.full((n, 2), np.nan)])
+                self.latest = np.concatenate([self.latest, np.full(n, -np.inf)])
             self._index[home_id] = idx
             self._homes.append(home_id)
         return idx
@@ -58,15 +60,21 @@ class TemperatureWatch:
         h = self._home(reading.home_id)
         ts = reading.ts.timestamp()
         cold, heat = self.bounds(reading.home_id)
+        late = ts < self.latest[h]  # after a later one (two ingest batches, either order)
+        self.latest[h] = max(self.latest[h], ts)
         for col, bad in enumerate((reading.value < cold, reading.value > heat)):
-            if bad:
-                if math.isnan(self.since[h, col]):
+            since = self.since[h, col]
+            if late:  # it can only move an open episode's start earlier
+                if bad and not math.isnan(since) and ts < since:
+                    self.since[h, col] = ts
+            elif bad:
+                if math.isnan(since):
                     self.since[h, col] = ts
                 self.last_value[h, col] = reading.value
             else:
                 self.since[h, col] = np.nan
                 self.fired[h, col] = False
-        return self._check(np.array([h]), ts)
+        return self._check(np.array([h]), max(ts, self.latest[h]))
 
     def advance(self, now: datetime) -> list[Signal]:
         """Episodes that have now lasted `sustained_s`: one vectorised comparison."""

@@ -63,16 +63,29 @@ def encode(value: Any) -> bytes:
 _decoder = msgspec.msgpack.Decoder()
 
 
+WINDOW = 64
+"""How many sequence numbers below a device's latest the marks remember one by one."""
+_FULL = (1 << WINDOW) - 1
+
+
 @dataclass(slots=True)
 class Mark:
     boot: int
     seq: int
     ts: float
+    window: int = _FULL
+    """Bit i set: sequence number `seq - 1 - i` (same boot) was handled. A mark saved before
+    the window existed has every bit set: everything at or below it counts as handled."""
 
 
 class Marks:
-    """The last reading handled per device, by home: a reading at or before its device's
-    mark (boot and sequence number, and not later in time) is one the state holds already."""
+    """The readings handled per device, by home: the latest (boot, sequence number, time)
+    and, as an anti-replay window does (RFC 4303 §3.4.3), which of the `WINDOW` sequence
+    numbers below it were handled. A reading is one the state holds already (a replay or a
+    redelivery) when it is not later in time than the mark and its number is the mark's,
+    a handled one in the window, or older than the window or the boot. So a reading that
+    comes after a later one of its device (two ingest instances behind a shared
+    subscription commit their batches in either order) is judged, not dropped."""
 
     def __init__(self) -> None:
         self._by_home: dict[str, dict[str, Mark]] = {}
@@ -81,20 +94,37 @@ class Marks:
     def seen(self, reading: Reading) -> bool:
         """Whether the state already holds this reading (a replay or a redelivery)."""
         mark = self._by_home.get(reading.home_id, {}).get(reading.device_id)
-        return (
-            mark is not None
-            and (reading.boot, reading.seq) <= (mark.boot, mark.seq)
-            and reading.ts.timestamp() <= mark.ts
-        )
+        if mark is None or reading.ts.timestamp() > mark.ts:
+            return False
+        if reading.boot != mark.boot:
+            return reading.boot < mark.boot
+        behind = mark.seq - reading.seq
+        if behind <= 0:
+            return behind == 0
+        return behind > WINDOW or bool(mark.window >> (behind - 1) & 1)
 
     def note(self, reading: Reading) -> None:
-        """This reading is handled: the mark moves to it if it is later."""
+        """This reading is handled: the mark moves to it if it is later, or remembers it in
+        its window."""
         marks = self._by_home.setdefault(reading.home_id, {})
         mark = marks.get(reading.device_id)
         ts = reading.ts.timestamp()
-        if mark is None or (reading.boot, reading.seq) > (mark.boot, mark.seq) or ts > mark.ts:
-            marks[reading.device_id] = Mark(reading.boot, reading.seq, ts)
-            self._dirty.add(reading.home_id)
+        key = (reading.boot, reading.seq)
+        if mark is None or reading.boot != mark.boot:
+            if mark is None or key > (mark.boot, mark.seq) or ts > mark.ts:
+                marks[reading.device_id] = Mark(reading.boot, reading.seq, ts, 0)
+                self._dirty.add(reading.home_id)
+            return
+        ahead = reading.seq - mark.seq
+        if ahead > 0:
+            shifted = ((mark.window << 1) | 1) << (ahead - 1) if ahead <= WINDOW else 0
+            mark.seq, mark.window = reading.seq, shifted & _FULL
+            mark.ts = max(mark.ts, ts)
+        elif ahead < 0 and -ahead <= WINDOW:
+            mark.window |= 1 << (-ahead - 1)
+        if ts > mark.ts:
+            mark.ts = ts
+        self._dirty.add(reading.home_id)
 
     def take_dirty(self) -> set[str]:
         dirty, self._dirty = self._dirty, set()
@@ -104,11 +134,16 @@ class Marks:
         self._dirty.update(home_ids)
 
     def export(self, home_id: str) -> list[list[Any]]:
-        return [[d, m.boot, m.seq, m.ts] for d, m in self._by_home.get(home_id, {}).items()]
+        return [
+            [d, m.boot, m.seq, m.ts, m.window] for d, m in self._by_home.get(home_id, {}).items()
+        ]
 
     def load(self, home_id: str, rows: Iterable[list[Any]]) -> None:
         self._by_home[home_id] = {
-            str(d): Mark(int(boot), int(seq), float(ts)) for d, boot, seq, ts in rows
+            str(row[0]): Mark(
+                int(row[1]), int(row[2]), float(row[3]), int(row[4]) if len(row) > 4 else _FULL
+            )
+            for row in rows
         }
 
 

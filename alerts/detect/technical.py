@@ -217,6 +217,10 @@ class DeviceWatch:
         """The home's watched devices: (device_id, kind)."""
         return [(self._devices[i][0], self._devices[i][2]) for i in self._by_home.get(home_id, ())]
 
+    def homes(self) -> set[str]:
+        """The homes with a watched device."""
+        return {h for h, slots in self._by_home.items() if slots}
+
     def dead(self, home_id: str, at: datetime | None = None) -> set[str]:
         """The home's devices that cannot be heard (see `device_dead`)."""
         t = None if at is None else at.timestamp()
