@@ -43,6 +43,15 @@ def held_as(db_url: str, wanted: dict[str, str]) -> Callable[[], Awaitable[Any]]
 HEAT = "SELECT count(*) FROM alerts WHERE kind = 'indoor_heat' AND home_id = %s"
 
 
+def heat(db_url: str, home: str) -> Callable[[], Awaitable[Any]]:
+    """The home's `indoor_heat` alerts, once there is one."""
+
+    async def count() -> Any:
+        return await scalar(db_url, HEAT, home) or None
+
+    return count
+
+
 async def test_two_instances_share_the_shards_and_judge_each_home_once(
     db_url: str, mosquitto: EmbeddedBroker
 ) -> None:
@@ -70,7 +79,7 @@ async def test_two_instances_share_the_shards_and_judge_each_home_once(
             for home in first:
                 await publish_heat(mosquitto.url, home)
             for home in first:
-                assert await eventually(lambda h=home: scalar(db_url, HEAT, h), 30, home) == 1
+                assert await eventually(heat(db_url, home), 30, home) == 1
             await eventually(
                 lambda: scalar(db_url, "SELECT count(*) = 0 FROM detection_feed"),
                 what="every shard's rows judged",
@@ -82,7 +91,7 @@ async def test_two_instances_share_the_shards_and_judge_each_home_once(
         for home in second:
             await publish_heat(mosquitto.url, home)
         for home in second:
-            assert await eventually(lambda h=home: scalar(db_url, HEAT, h), 30, home) == 1
+            assert await eventually(heat(db_url, home), 30, home) == 1
         # The homes b judged are not judged again by a (their marks came with the state).
         for home in first:
             assert await scalar(db_url, HEAT, home) == 1
