@@ -16,10 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import endpoints
+from cli.common import MqttCaFile, MqttCertFile, MqttKeyFile, device_broker, endpoints
+from devices.mqtt import ConnectError
 
 if TYPE_CHECKING:
     from alerts.detect.dataset import Dataset
+    from devices.mqtt_config import MqttSettings
     from devices.recorded import RecordedDevice
 
 console = Console(stderr=True)
@@ -57,9 +59,13 @@ def replay(
     state_dir: Annotated[
         Path | None, typer.Option(help="live: a running `eldercare up` (its broker and db)")
     ] = None,
+    ca_file: MqttCaFile = None,
+    cert_file: MqttCertFile = None,
+    key_file: MqttKeyFile = None,
 ) -> None:
     """Replay a recorded home through the detectors and list the alerts they raise
-    (--offline), or publish it through the broker as its devices would (live)."""
+    (--offline), or publish it through the broker as its devices would (live; an mqtts://
+    broker with the --mqtt-* TLS files)."""
     from alerts.detect.dataset import DatasetError, load_dataset
     from alerts.detect.detectors import default_detectors
     from alerts.detect.replay import run_offline, signal_json
@@ -74,7 +80,8 @@ def replay(
         console.print(f"[red]{events}: no events[/red]")
         raise typer.Exit(2)
     if not offline:
-        _replay_live_cmd(ds, speed, start, duration, village, state_dir)
+        _replay_live_cmd(ds, speed, start, duration, village, state_dir, (ca_file, cert_file,
+                         key_file))  # fmt: skip
         return
     first, last = ds.readings[0].ts, ds.readings[-1].ts
     end = last + parse_duration(tail)
@@ -112,8 +119,8 @@ class ReplayError(RuntimeError):
 async def replay_live(
     ds: Dataset,
     dsn: str,
-    mqtt_url: str,
-    protocol: str = "5",
+    broker: str | MqttSettings,
+    protocol: str | None = None,
     *,
     speed: float = 1.0,
     start: datetime | None = None,
@@ -182,8 +189,10 @@ async def replay_live(
     live_start = datetime.now(UTC)
     if on_start is not None:
         on_start(live_start)
-    proto: Literal["5", "3.1.1"] = "3.1.1" if protocol == "3.1.1" else "5"
-    async with MqttPublisher(mqtt_url, f"eldercare-replay-{ds.home_id}"[:64], proto) as pub:
+    proto: Literal["5", "3.1.1"] | None = (
+        None if protocol is None else "3.1.1" if protocol == "3.1.1" else "5"
+    )
+    async with MqttPublisher(broker, f"eldercare-replay-{ds.home_id}"[:64], proto) as pub:
         for r in devices:  # retained status, as each device publishes when it connects
             status = topics.topic(r.home_id, r.device_id, topics.Channel.STATUS)
             await pub.publish(status, online(boot, live_start), 1, True)
@@ -200,7 +209,7 @@ async def replay_live(
 
 def _replay_live_cmd(
     ds: Dataset, speed: float, start: str | None, duration: str | None, village: str,
-    state_dir: Path | None,
+    state_dir: Path | None, tls: tuple[Path | None, Path | None, Path | None],
 ) -> None:  # fmt: skip
     from zoneinfo import ZoneInfo
 
@@ -219,10 +228,12 @@ def _replay_live_cmd(
     origin = first or ds.readings[0].ts
     last = origin + parse_duration(duration) if duration is not None else None
     dsn, mqtt_url, protocol = endpoints(state_dir)
+    broker = device_broker(mqtt_url, protocol, *tls)
     span = ((last or ds.readings[-1].ts) - origin) / speed
     console.print(
         f"replaying {ds.home_id} from {origin.astimezone(ZoneInfo(ds.timezone)):%Y-%m-%d %H:%M}"
-        f" ({ds.timezone}) at {speed:g}x: {span} of wall time, through {mqtt_url}"
+        f" ({ds.timezone}) at {speed:g}x: {span} of wall time, through"
+        f" {broker.address.redacted()}"
     )
     if speed != 1:
         console.print(
@@ -245,13 +256,16 @@ def _replay_live_cmd(
     try:
         sent = asyncio.run(
             replay_live(
-                ds, dsn, mqtt_url, protocol, speed=speed, start=first, end=last,
+                ds, dsn, broker, speed=speed, start=first, end=last,
                 village=village, on_progress=progress, on_start=live.append,
             )
         )  # fmt: skip
     except ReplayError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    except ConnectError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     console.print(f"published {sent} readings and heartbeats of {len(ds.devices)} devices")
 
 

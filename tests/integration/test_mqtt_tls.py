@@ -38,6 +38,7 @@ from simulators.fleet import DeviceFleet
 from simulators.live import run_homes
 from tests.conftest import SmtpServer
 from tests.integration.helpers import eventually, login, running_service, scalar
+from tests.integration.test_replay_live import EVENTS, recording
 from tests.pki import Pki, make_pki
 
 pytestmark = pytest.mark.integration
@@ -285,3 +286,42 @@ async def test_the_whole_service_and_a_simulated_home_run_over_mqtts(
         assert command.topic.endswith("/commands")
         stop.set()
         await driving
+
+
+async def test_a_recording_is_replayed_over_mqtts_with_the_tls_flags(
+    broker: TlsBroker, db_url: str, tmp_path: Path
+) -> None:
+    """`eldercare replay` (live) through a broker that wants TLS and a client certificate."""
+    mqtt = broker.settings()
+    settings = Settings(
+        database={"url": db_url, "pool_max": 5},
+        mqtt=mqtt.model_dump(),
+        ingest={"batch_max_delay_ms": 10, "registry_refresh_s": 0.5},
+        gateway={"port": 0},
+    )
+    folder = recording(tmp_path)
+    env = {"ELDERCARE_DATABASE__URL": db_url, "ELDERCARE_MQTT__URL": mqtt.url}
+    args = ["replay", str(folder / "events.csv"), "--sensors", str(folder / "sensors.json"),
+            "--speed", "600", "--mqtt-ca-file", str(broker.pki.ca)]  # fmt: skip
+    async with running_service(settings, ("ingest",)):
+        # Without the client certificate the broker refuses the replay, clearly.
+        bare = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+        assert bare.exit_code == 1, bare.output
+        assert "TLS" in bare.output
+        assert "certificate" in bare.output
+        assert "p%40ss" not in bare.output  # the broker password is not printed
+        full = [*args, "--mqtt-cert-file", str(broker.pki.client_cert),
+                "--mqtt-key-file", str(broker.pki.client_key)]  # fmt: skip
+        result = await asyncio.to_thread(CliRunner().invoke, app, full, env=env)
+        assert result.exit_code == 0, result.output
+        assert "published" in result.output
+        stored = await eventually(
+            lambda: scalar(
+                db_url,
+                "SELECT count(*) FROM readings WHERE home_id = 'rec_home' AND metric <> 'heartbeat'"
+                " HAVING count(*) >= %s",
+                len(EVENTS),
+            ),
+            what="the recording's events, through ingest over mqtts://",
+        )
+        assert stored >= len(EVENTS)
