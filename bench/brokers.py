@@ -99,14 +99,15 @@ def ingest_rate(
     return total / elapsed, elapsed
 
 
-def main() -> None:
-    """Measure each broker and print/write the report."""
+def main(argv: list[str] | None = None) -> None:
+    """Measure each broker and print/write the report (`argv`: the options, default the
+    command line's)."""
     parser = argparse.ArgumentParser(prog="python -m bench.brokers", description=__doc__)
     parser.add_argument("--readings", type=int, default=80_000, help="messages per phase")
     parser.add_argument("--brokers", default="mosquitto,nats,rabbitmq")
     parser.add_argument("--nodes", type=int, default=3, help="nodes per cluster")
     parser.add_argument("--json", type=Path, default=Path("bench/results/brokers.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     per_publisher = min(args.readings // PUBLISHERS, 60_000)
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="eldercare-bench-brokers-") as tmp:

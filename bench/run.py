@@ -79,7 +79,9 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="ingest,sos,rss,tick",
-        help="comma-separated subset of ingest,sos,rss,tick (the raw limits always run)",
+        help="comma-separated subset of ingest,sos,rss,tick,brokers (the raw limits always"
+        " run; brokers, not in the default: Mosquitto against 3-node NATS and RabbitMQ"
+        " clusters, bench/brokers.py, its own report in bench/results/brokers.json)",
     )
     parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory")
     parser.add_argument(
@@ -158,3 +160,7 @@ def main() -> None:
     print_table(figures)
     write_json(args.json, figures)
     console.print(f"report written to {args.json}")
+    if "brokers" in only:
+        from bench import brokers  # its clusters start only when asked for
+
+        brokers.main(["--readings", str(min(args.readings, 80_000))])
