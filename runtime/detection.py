@@ -49,6 +49,13 @@ from runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def _devices_in(cache: RegistryCache, shard: Shard) -> int:
+    registry = cache.current
+    if shard.count == 1:
+        return len(registry)
+    return sum(1 for d in registry if shard.has(d.home_id))
+
+
 def shard_client_id(client_id: str, shard: Shard) -> str:
     """The MQTT client id of a shard's detection: the configured one for the single shard
     (its session as before shards), with `-s{k}` for shard k of several. The same on every
@@ -152,12 +159,14 @@ def detection_work(
                 ("alerts-tick", service.tick()),
             ]
             if shard.index == 0:  # the self-check watches the whole pipeline: once
+                # "No reading" is about this shard's stream, so it counts this shard's
+                # devices: a shard without a device (a few homes in many shards) is quiet.
                 watchdog = PipelineWatchdog(
                     settings.alerts,
                     pool,
                     parts.dispatcher.routing,
                     lambda: service.last_reading_at,
-                    lambda: len(cache.current),
+                    lambda: _devices_in(cache, shard),
                     parts.dispatcher.wake,
                 )
                 tasks.append(("watchdog", watchdog.run()))
