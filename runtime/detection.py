@@ -49,7 +49,8 @@ from runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _devices_in(cache: RegistryCache, shard: Shard) -> int:
+def devices_in(cache: RegistryCache, shard: Shard) -> int:
+    """How many registered devices are in `shard`'s homes."""
     registry = cache.current
     if shard.count == 1:
         return len(registry)
@@ -166,7 +167,7 @@ def detection_work(
                     pool,
                     parts.dispatcher.routing,
                     lambda: service.last_reading_at,
-                    lambda: _devices_in(cache, shard),
+                    lambda: devices_in(cache, shard),
                     parts.dispatcher.wake,
                 )
                 tasks.append(("watchdog", watchdog.run()))

@@ -12,8 +12,11 @@ import pytest
 from alerts.detect.state import WINDOW, Marks
 from alerts.lease import Leases, LeaseSettings, Members, preferred
 from devices.payload import Reading
+from devices.registry import DeviceRecord, Registry
 from devices.shards import EVERY_HOME, Shard, shard_of
 from ingest import feed
+from ingest.registry import RegistryCache
+from runtime.detection import devices_in
 
 T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 
@@ -132,3 +135,19 @@ def test_members_say_who_each_shard_prefers() -> None:
         assert await members.prefers(names[0]) is None  # no answer: unknown, not "no"
 
     asyncio.run(go())
+
+
+def test_the_self_check_of_shard_0_counts_its_own_devices_only() -> None:
+    async def never() -> Registry:
+        raise AssertionError("not loaded")
+
+    cache = RegistryCache(never)
+    homes = [f"h{i:02d}" for i in range(1, 9)]
+    cache.current = Registry(DeviceRecord(f"{h}-pir", h, "pir_motion") for h in homes)
+    assert devices_in(cache, EVERY_HOME) == 8
+    for count in (2, 4, 16):
+        shards = [Shard(k, count) for k in range(count)]
+        per_shard = [devices_in(cache, s) for s in shards]
+        assert sum(per_shard) == 8
+        assert per_shard == [sum(shard_of(h, count) == k for h in homes) for k in range(count)]
+    assert 0 in [devices_in(cache, Shard(k, 16)) for k in range(16)]  # a shard with none
