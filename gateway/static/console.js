@@ -211,11 +211,39 @@
     else document.title = title;
   }
 
+  // How far an alert has got: a copy that has got less far is older than the one shown (a
+  // list fetched before a resolve, a stream event overtaken by the answer to our own click)
+  // and must not bring back what has moved on. An alert id never reopens once resolved.
+  const closed = new Set();
+  function progress(a) {
+    return [a.resolved_at || a.status === "resolved" ? 1 : 0, a.arrived_at ? 1 : 0,
+            a.en_route_at ? 1 : 0, a.acknowledged_at ? 1 : 0, a.evidence_count || 0];
+  }
+  function older(a, b) {
+    const pa = progress(a), pb = progress(b);
+    for (let i = 0; i < pa.length; i++) if (pa[i] !== pb[i]) return pa[i] < pb[i];
+    return false;
+  }
   function upsert(alert) {
     const visible = alert.status === "open" || alert.status === "acknowledged";
+    if (closed.has(alert.id)) return;
     const known = alerts.findIndex((a) => a.id === alert.id);
-    if (known >= 0) alerts.splice(known, 1);
+    if (known >= 0) {
+      if (older(alert, alerts[known])) return;
+      alerts.splice(known, 1);
+    }
     if (visible) alerts.push(alert);
+    else closed.add(alert.id);
+  }
+  // What the stream brought while a list was being fetched: newer than that list.
+  const streamed = new Map();
+  function replaceAll(items) {
+    const known = new Map(alerts.map((a) => [a.id, a]));
+    const listed = new Set(items.map((a) => a.id));
+    alerts = items
+      .filter((a) => !closed.has(a.id))
+      .map((a) => (known.has(a.id) && older(a, known.get(a.id)) ? known.get(a.id) : a));
+    for (const [id, a] of streamed) if (!listed.has(id) && !closed.has(id)) alerts.push(a);
   }
 
   let flashTimer = null;
@@ -241,9 +269,10 @@
 
   async function refresh() {
     try {
+      streamed.clear();
       const response = await api("/api/v1/alerts?limit=200");
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      alerts = (await response.json()).items;
+      replaceAll((await response.json()).items);
       render();
       loadEscalation();
     } catch (err) {
@@ -403,6 +432,8 @@
     source.addEventListener("alert", (event) => {
       const alert = JSON.parse(event.data);
       if (!alerts.some((a) => a.id === alert.id)) fresh.add(alert.id);
+      if (alert.status === "open" || alert.status === "acknowledged") streamed.set(alert.id, alert);
+      else streamed.delete(alert.id);
       upsert(alert);
       render();
       escalationShortly();

@@ -8,11 +8,13 @@ Set ELDERCARE_SCREENSHOTS to a directory to keep the screenshots (docs/screensho
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -258,3 +260,47 @@ async def test_region_filter_history_and_csv(
     assert table[0][1] == "opened_at (Asia/Shanghai)"
     assert sorted(r[4] for r in table[1:]) == ["h01", "h02"]
     assert {r[14] for r in table[1:]} == {"false_alarm", ""}
+
+
+async def test_a_stale_list_does_not_bring_back_a_resolved_alert(
+    chromium: Browser, service_url: str, mosquitto: EmbeddedBroker
+) -> None:
+    """The list refresh the page asked for before a resolve, answered after it (a slow
+    network, a busy server), shows the alert still open: the page keeps it resolved. (The
+    page used to show it again until the next refresh: a CI run under load caught it.)"""
+    context = await chromium.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
+    page = await context.new_page()
+    await sign_in(page, service_url, "town-t1")
+    await expect(page.locator("#live-status.on")).to_be_visible(timeout=15000)
+    async with MqttPublisher(mosquitto.url, "dev-h01-sos") as pub:
+        await pub.publish_readings([press("h01", 1)])
+    rows = page.locator("#alerts tbody tr.sev-critical")
+    await expect(rows).to_have_count(1, timeout=15000)
+
+    held: list[Any] = []  # the list answers fetched before the resolve
+    release = asyncio.Event()  # they reach the page after it
+
+    async def hold_list(route: Any) -> None:
+        response = await route.fetch()  # what the server says now
+        body = await response.body()
+        held.append(body)
+        await release.wait()
+        await route.fulfill(response=response, body=body)
+
+    await page.route(re.compile(r".*/api/v1/alerts\?limit=200$"), hold_list)
+    await page.reload()  # the page's first refresh after the reload is held
+    await expect(rows).to_have_count(1, timeout=15000)
+    for _ in range(200):
+        if held:
+            break
+        await page.wait_for_timeout(50)
+    assert held, "the page asked for the list"
+    assert b'"h01"' in held[0]  # still open in what it will get
+    await rows.locator("button.resolve").click()
+    await page.select_option("#resolve-outcome", "false_alarm")
+    await page.click("#resolve-submit")
+    await expect(rows).to_have_count(0)
+    release.set()  # now the stale answer arrives
+    await page.wait_for_timeout(500)
+    await expect(rows).to_have_count(0)
+    await context.close()
