@@ -17,9 +17,11 @@ until the next run even if the retention policy drops a chunk meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 import psycopg
@@ -42,6 +44,8 @@ visit import 2 days; the detectors' catch-up 1 day)."""
 RELOOK = timedelta(hours=2)
 """Hours already rolled up are rolled up again this far back (late readings)."""
 _LOCK = "eldercare.retention"
+CATCH_UP_CHUNK = 500
+"""(home, day) pairs summarised per transaction when catching up on missing days."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +135,19 @@ async def _recent_days(conn: Conn, policy: Policy, now: datetime, since: datetim
         since,
         missing_only=True,
     )
-    async with conn.transaction():
-        return await rollups.summarise_days(conn, pairs)
+    # Each chunk commits on its own and the pass rests as long as the chunk took: after a
+    # restart with 10 000 homes a week behind, this is 80 000 pairs and minutes of one
+    # database core (measured: 0.9 s per 500 pairs over 1.8 M readings). In one transaction
+    # it held that core for the whole of each short-lived ingest process in the benchmark,
+    # beside the SOS presses, and a process stopped before the end had committed nothing.
+    done = 0
+    for i in range(0, len(pairs), CATCH_UP_CHUNK):
+        started = monotonic()
+        async with conn.transaction():
+            done += await rollups.summarise_days(conn, pairs[i : i + CATCH_UP_CHUNK])
+        if i + CATCH_UP_CHUNK < len(pairs):
+            await asyncio.sleep(monotonic() - started)
+    return done
 
 
 async def _native(conn: Conn, policy: Policy, now: datetime, report: Report) -> None:

@@ -263,3 +263,23 @@ async def test_a_pass_without_retention_drops_nothing(db_url: str) -> None:
         assert await _partitions(conn) == before
         cur = await conn.execute("SELECT count(*) FROM readings WHERE ts = %s", (old,))
         assert (await cur.fetchone()) == (1,)
+
+
+async def test_the_catch_up_of_missing_days_commits_chunk_by_chunk(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small chunks, each its own transaction: every missing (home, day) is summarised, and
+    what a pass committed stays when the next one runs (it finds nothing left to do)."""
+    monkeypatch.setattr(retention, "CATCH_UP_CHUNK", 3)
+    now = datetime.now(UTC)
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await _insert(conn, [("h01-temp", now - timedelta(days=2), "h01", "temperature", 21.0)])
+        policy = retention.Policy(None, None, 3)
+        first = await retention.run(conn, policy, now)
+        assert first is not None
+        assert first.days > 3  # 8 seeded homes x the closed days: many chunks of 3
+        cur = await conn.execute("SELECT count(*) FROM home_days")
+        assert (await cur.fetchone()) == (first.days,)
+        again = await retention.run(conn, policy, now)
+        assert again is not None
+        assert again.days == 0
