@@ -74,7 +74,7 @@ class TemperatureWatch:
             else:
                 self.since[h, col] = np.nan
                 self.fired[h, col] = False
-        return self._check(np.array([h]), max(ts, self.latest[h]))
+        return self._check(np.array([h]), float(self.latest[h]))  # never back in time
 
     def advance(self, now: datetime) -> list[Signal]:
         """Episodes that have now lasted `sustained_s`: one vectorised comparison."""

@@ -218,20 +218,29 @@ async def test_the_broker_wants_the_password_and_the_client_certificate(
     )
 
 
+def service_settings(broker: TlsBroker, db_url: str, **more: Any) -> Settings:
+    """The service's settings for a test over this TLS broker (fast timers, a free port)."""
+    return Settings(
+        database={"url": db_url, "pool_max": 5},
+        mqtt=broker.settings().model_dump(),
+        ingest={"batch_max_delay_ms": 10, "registry_refresh_s": 0.5},
+        gateway={"port": 0},
+        **more,
+    )
+
+
 async def test_the_whole_service_and_a_simulated_home_run_over_mqtts(
     broker: TlsBroker, db_url: str, smtp_server: SmtpServer
 ) -> None:
     mqtt = broker.settings()
-    settings = Settings(
-        database={"url": db_url, "pool_max": 5},
-        mqtt=mqtt.model_dump(),
-        ingest={"batch_max_delay_ms": 10, "registry_refresh_s": 0.5},
+    settings = service_settings(
+        broker,
+        db_url,
         alerts={
             "poll_s": 0.1,
             "retry_base_s": 0.1,
             "smtp": {"host": smtp_server.host, "port": smtp_server.port},
         },
-        gateway={"port": 0},
     )
     assert not settings.alerts.urgent_separate  # the urgent subscriber runs with the alerts
     homes = [h for h in await load_sim_homes(db_url) if h.home_id == "h01"]
@@ -293,12 +302,7 @@ async def test_a_recording_is_replayed_over_mqtts_with_the_tls_flags(
 ) -> None:
     """`eldercare replay` (live) through a broker that wants TLS and a client certificate."""
     mqtt = broker.settings()
-    settings = Settings(
-        database={"url": db_url, "pool_max": 5},
-        mqtt=mqtt.model_dump(),
-        ingest={"batch_max_delay_ms": 10, "registry_refresh_s": 0.5},
-        gateway={"port": 0},
-    )
+    settings = service_settings(broker, db_url)
     folder = recording(tmp_path)
     env = {"ELDERCARE_DATABASE__URL": db_url, "ELDERCARE_MQTT__URL": mqtt.url}
     args = ["replay", str(folder / "events.csv"), "--sensors", str(folder / "sensors.json"),
