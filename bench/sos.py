@@ -220,20 +220,23 @@ def _ports(pids: list[int]) -> set[int]:
 def _sample_waits(dsn: str, ports: set[int], out: Path, stop: threading.Event) -> None:
     """Until `stop`: every ~3 ms, what each busy database process is doing (running, or the
     event it waits for), one line per process: unix time, whose (U: the urgent process's;
-    c: another client's; else the server process's kind), state, wait event, statement.
+    c: another client's; else the server process's kind), state, wait event, statement, the
+    backend's pid and how long its statement has run (s): which passes overlap, and for how
+    long one statement holds a core.
     With `--logs` and `--waits`, the per-press record says which presses were slow, and this
     says where their time went: how the family lookup's scan and the WAL sync were found."""
     with psycopg.connect(dsn, autocommit=True) as conn, out.open("w") as f:
         while not stop.is_set():
             rows = conn.execute(
                 "SELECT client_port, backend_type, state, wait_event_type, wait_event,"
-                " left(query, 30) FROM pg_stat_activity"
+                " left(query, 30), pid, extract(epoch FROM now() - query_start)::float8"
+                " FROM pg_stat_activity"
                 " WHERE pid <> pg_backend_pid() AND (state IS DISTINCT FROM 'idle')"
             ).fetchall()
             t = time.time()
-            for port, btype, state, wet, we, q in rows:
+            for port, btype, state, wet, we, q, pid, age in rows:
                 who = "U" if port in ports else ("c" if port else btype)
-                f.write(f"{t:.4f}\t{who}\t{state}\t{wet}:{we}\t{q!r}\n")
+                f.write(f"{t:.4f}\t{who}\t{state}\t{wet}:{we}\t{q!r}\t{pid}\t{age or 0:.3f}\n")
             time.sleep(0.003)
 
 

@@ -15,7 +15,7 @@ import collections
 import logging
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -205,10 +205,15 @@ class Subscriber:
         filters: list[str],
         queue_size: int = 0,
         drop: list[str] | None = None,
+        may_leave: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         """`drop`: filters this client id's persistent session may hold from an earlier
         configuration and must no longer (unsubscribed at each connect; the messages the
-        broker queued under them before are still delivered once)."""
+        broker queued under them before are still delivered once). `may_leave`: asked at a
+        clean stop whether another member of the shared groups is alive to take this one's
+        share (then it unsubscribes from them); without it, or if it fails, the subscriptions
+        stay in the session."""
+        self._may_leave = may_leave
         self._settings = settings
         self._client_id = client_id
         self._filters = list(filters)
@@ -332,13 +337,31 @@ class Subscriber:
         self._client = None
 
     async def _leave_shared_groups(self, client: MqttClient) -> None:
-        """Before a clean stop, unsubscribe from the shared subscriptions: a member that
-        stays in a `$share` group with its persistent session offline is still dealt its
-        share of the messages, which wait in its session until it returns (measured on
-        Mosquitto 2.0: tests/integration/test_detection_shards.py). What it holds already
-        is delivered again when it reconnects, and it subscribes again then."""
+        """Before a clean stop, unsubscribe from the shared subscriptions if another member
+        is alive (`may_leave`): a member that stays in a `$share` group with its persistent
+        session offline is still dealt its share of the messages, which wait in its session
+        until it returns (measured on Mosquitto 2.0: tests/integration/
+        test_detection_shards.py). But the last member stays: with nobody subscribed,
+        Mosquitto drops what is published to the group (acknowledged readings, lost:
+        tests/integration/test_shared_leave.py). What it holds already is delivered again
+        when it reconnects, and it subscribes again then."""
         shared = [f for f in self._filters if f.startswith("$share/")]
         if not shared or not self._connected.is_set():
+            return
+        if self._may_leave is None:
+            return
+        try:
+            async with asyncio.timeout(3.0):
+                leave = await self._may_leave()
+        except Exception as exc:  # the database is down or slow: staying loses nothing
+            log.warning("%s keeps its shared subscriptions (%s)", self._client_id, exc)
+            return
+        if not leave:
+            log.info(
+                "%s keeps its shared subscriptions: no other member is alive, and the broker"
+                " queues the readings in this session until a worker is back",
+                self._client_id,
+            )
             return
         loop = asyncio.get_running_loop()
         done = asyncio.Event()

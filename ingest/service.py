@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -196,6 +196,23 @@ def decode_batch(
         else:
             readings.extend(result)
     return readings, dead
+
+
+def leave_check(
+    settings: IngestSettings, dsn: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Callable[[], Awaitable[bool]]:
+    """The subscriber's `may_leave` for a worker in a shared group: another worker has
+    recorded a heartbeat within three of its intervals and has not stopped since
+    (`store.may_leave_group`)."""
+
+    async def may_leave() -> bool:
+        now = clock()
+        async with await psycopg.AsyncConnection.connect(dsn, connect_timeout=2) as conn:
+            return await store.may_leave_group(
+                conn, settings.client_id, now, now - timedelta(seconds=3 * settings.heartbeat_s)
+            )
+
+    return may_leave
 
 
 class IngestWorker:

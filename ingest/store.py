@@ -217,9 +217,34 @@ async def heartbeat(
             "INSERT INTO ingest_heartbeats (worker, at, received, committed, pending)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (worker) DO UPDATE SET at = EXCLUDED.at,"
             " received = EXCLUDED.received, committed = EXCLUDED.committed,"
-            " pending = EXCLUDED.pending",
+            " pending = EXCLUDED.pending, left_at = NULL",
             (worker, at, received, committed, pending),
         )
+
+
+_LEAVE_LOCK = "eldercare-ingest-leave"
+
+
+async def may_leave_group(conn: Conn, worker: str, at: datetime, alive_since: datetime) -> bool:
+    """At a clean stop: may `worker` unsubscribe from its shared group? Only while another
+    worker is alive (a heartbeat since `alive_since`, not since stopped): the last member
+    keeps its subscription, so that the broker queues the readings in its session until a
+    worker is back (with no member subscribed, Mosquitto drops them). Records the stop either
+    way. Serialised by a transaction lock, so two workers stopping together never both leave:
+    the second one sees the first one gone."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LEAVE_LOCK,))
+        cur = await conn.execute(
+            "SELECT count(*) FROM ingest_heartbeats"
+            " WHERE worker <> %s AND at >= %s AND left_at IS NULL",
+            (worker, alive_since),
+        )
+        row = await cur.fetchone()
+        others = int(row[0]) if row else 0
+        await conn.execute(
+            "UPDATE ingest_heartbeats SET left_at = %s WHERE worker = %s", (at, worker)
+        )
+    return others > 0
 
 
 async def latest_heartbeat(conn: Conn) -> datetime | None:

@@ -59,7 +59,7 @@ from ingest import store as ingest_store
 from ingest.migrate import migrate
 from ingest.mqtt import Subscriber
 from ingest.registry import RegistryCache
-from ingest.service import IngestMetrics, IngestWorker
+from ingest.service import IngestMetrics, IngestWorker, leave_check
 from runtime.detection import DetectionParts, detection_work
 from runtime.instances import client_id, commands_client_id, holder_name, ingest_settings
 from runtime.settings import Settings
@@ -272,7 +272,12 @@ async def serve(
         if "ingest" in components:
             ingest = ingest_settings(settings)  # its own client id; shared by instances
             sub = await stack.enter_async_context(
-                Subscriber(settings.mqtt, ingest.client_id, ingest.filters())
+                Subscriber(
+                    settings.mqtt,
+                    ingest.client_id,
+                    ingest.filters(),
+                    may_leave=leave_check(ingest, dsn) if ingest.shared_group else None,
+                )
             )
             running.subscribers["ingest"] = sub
             worker = IngestWorker(
