@@ -1,8 +1,11 @@
 """How long retention's catch-up of missing day summaries takes for a district's homes
-(`python -m bench.retention_catchup [--homes 10000]`): an embedded PostgreSQL with the demo
-homes plus `--homes` more, a week of missing (home, day) pairs, one retention pass timed, then
-a second one (nothing left: it must be quick). The pass commits per chunk and rests as long
-as each chunk took (ingest/retention.py), so its wall time is about twice its database time.
+(`python -m bench.retention_catchup [--homes 10000] [--readings 600000]`): an embedded
+PostgreSQL with the demo homes plus `--homes` more, a week of missing (home, day) pairs, and
+`--readings` readings of 4 homes in the last 4 hours (what the SOS benchmark's runs leave in
+today's partition: none of them in a day to summarise, but every chunk's plan must keep away
+from them); one retention pass timed, then a second one (nothing left: it must be quick). The
+pass commits per chunk and rests as long as each chunk took (ingest/retention.py), so its wall
+time is about twice its database time.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import asyncio
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -23,12 +26,14 @@ from devstack.seed import seed_demo
 from ingest import retention
 from ingest.migrate import migrate
 from ingest.service import IngestSettings
+from ingest.store import ensure_partitions
 
 
 def main(argv: list[str] | None = None) -> None:
     """Time two retention passes over a fresh database of `--homes` homes."""
     parser = argparse.ArgumentParser(prog="python -m bench.retention_catchup", description=__doc__)
     parser.add_argument("--homes", type=int, default=10_000)
+    parser.add_argument("--readings", type=int, default=600_000)
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="eldercare-bench-retention-") as tmp,
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
                 await seed_demo(conn, homes=40)
 
         asyncio.run(seed())
+        _today_readings(pg.url, args.readings)
         bulk_homes(pg.url, args.homes)
 
         async def passes() -> None:
@@ -54,6 +60,30 @@ def main(argv: list[str] | None = None) -> None:
                     )
 
         asyncio.run(passes())
+
+
+def _today_readings(dsn: str, rows: int) -> None:
+    """`rows` motion readings of h01-h04, 4 per millisecond from 4 hours ago."""
+    start = datetime.now(UTC) - timedelta(hours=4)
+    with psycopg.connect(dsn) as conn:
+        asyncio.run(_partitions(dsn))
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY readings (device_id, boot, seq, ts, home_id, metric, value) FROM STDIN"
+            ) as copy,
+        ):
+            for i in range(rows):
+                home = f"h{1 + i % 4:02d}"
+                ts = start + timedelta(milliseconds=i // 4)
+                copy.write_row((f"{home}-pir-living", 1, i, ts, home, "motion", float(i % 2)))
+        conn.commit()
+
+
+async def _partitions(dsn: str) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        today = datetime.now(UTC).date()
+        await ensure_partitions(conn, today - timedelta(days=1), today + timedelta(days=1))
 
 
 if __name__ == "__main__":

@@ -105,9 +105,8 @@ WHERE (t.events, t.motion_events, t.door_openings, t.bed_events, t.first_event, 
 _DAY_PAIRS = """
 SELECT h.id, d::date
 FROM homes h
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_timezone_names n WHERE n.name = h.timezone)
-           THEN h.timezone ELSE 'UTC' END AS tz) z
+LEFT JOIN pg_timezone_names n ON n.name = h.timezone  -- read once: it lists the zone files
+CROSS JOIN LATERAL (SELECT CASE WHEN n.name IS NULL THEN 'UTC' ELSE h.timezone END AS tz) z
 CROSS JOIN LATERAL generate_series(
     (%(since)s AT TIME ZONE z.tz)::date, (%(until)s AT TIME ZONE z.tz)::date, '1 day') d
 WHERE d::date::timestamp AT TIME ZONE z.tz < %(until)s
@@ -126,16 +125,19 @@ WITH want AS (
            (w.day + 1)::timestamp AT TIME ZONE z.tz AS day_end
     FROM unnest(%(homes)s::text[], %(days)s::date[]) AS w(home_id, day)
     JOIN homes h ON h.id = w.home_id
-    CROSS JOIN LATERAL (
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_timezone_names n WHERE n.name = h.timezone)
-           THEN h.timezone ELSE 'UTC' END AS tz) z
+    LEFT JOIN pg_timezone_names n ON n.name = h.timezone  -- read once, not once per use
+    CROSS JOIN LATERAL (SELECT CASE WHEN n.name IS NULL THEN 'UTC' ELSE h.timezone END AS tz) z
 ), ev AS (
     SELECT w.home_id, w.day, w.day_end, r.ts, r.device_id, d.kind, d.room, r.value,
            (d.kind = ANY(%(activity)s) AND r.metric <> ALL(%(excluded)s)) AS active
     FROM want w
-    JOIN readings r ON r.home_id = w.home_id AND r.ts >= w.day_start AND r.ts < w.day_end
+    CROSS JOIN LATERAL (  -- per (home, day): its index range, in the partitions of that day
+        SELECT x.ts, x.device_id, x.metric, x.value FROM readings x
+        WHERE x.home_id = w.home_id AND x.ts >= w.day_start AND x.ts < w.day_end
+          AND x.metric <> ALL(%(housekeeping)s)
+        OFFSET 0
+    ) r
     JOIN devices d ON d.id = r.device_id
-    WHERE r.metric <> ALL(%(housekeeping)s)
 ), agg AS (
     SELECT home_id, day,
            min(ts) FILTER (WHERE active) AS first_activity,
