@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         async def seed() -> None:
             async with await psycopg.AsyncConnection.connect(pg.url) as conn:
                 await seed_demo(conn, homes=40)
+                today = datetime.now(UTC).date()
+                await ensure_partitions(conn, today - timedelta(days=1), today + timedelta(days=1))
 
         asyncio.run(seed())
         _today_readings(pg.url, args.readings)
@@ -66,7 +68,6 @@ def _today_readings(dsn: str, rows: int) -> None:
     """`rows` motion readings of h01-h04, 4 per millisecond from 4 hours ago."""
     start = datetime.now(UTC) - timedelta(hours=4)
     with psycopg.connect(dsn) as conn:
-        asyncio.run(_partitions(dsn))
         with (
             conn.cursor() as cur,
             cur.copy(
@@ -78,12 +79,6 @@ def _today_readings(dsn: str, rows: int) -> None:
                 ts = start + timedelta(milliseconds=i // 4)
                 copy.write_row((f"{home}-pir-living", 1, i, ts, home, "motion", float(i % 2)))
         conn.commit()
-
-
-async def _partitions(dsn: str) -> None:
-    async with await psycopg.AsyncConnection.connect(dsn) as conn:
-        today = datetime.now(UTC).date()
-        await ensure_partitions(conn, today - timedelta(days=1), today + timedelta(days=1))
 
 
 if __name__ == "__main__":

@@ -346,9 +346,7 @@ class Subscriber:
         tests/integration/test_shared_leave.py). What it holds already is delivered again
         when it reconnects, and it subscribes again then."""
         shared = [f for f in self._filters if f.startswith("$share/")]
-        if not shared or not self._connected.is_set():
-            return
-        if self._may_leave is None:
+        if not shared or not self._connected.is_set() or self._may_leave is None:
             return
         try:
             async with asyncio.timeout(3.0):

@@ -44,7 +44,7 @@ visit import 2 days; the detectors' catch-up 1 day)."""
 RELOOK = timedelta(hours=2)
 """Hours already rolled up are rolled up again this far back (late readings)."""
 _LOCK = "eldercare.retention"
-CATCH_UP_CHUNK = 500
+CATCH_UP_CHUNK = rollups.SUMMARY_CHUNK
 """(home, day) pairs summarised per transaction when catching up on missing days."""
 
 

@@ -101,11 +101,16 @@ WHERE (t.events, t.motion_events, t.door_openings, t.bed_events, t.first_event, 
                       EXCLUDED.bed_events, EXCLUDED.first_event, EXCLUDED.last_event)
 """
 
-# A home's time zone is UTC when the free-text column holds no zone PostgreSQL knows.
+SUMMARY_CHUNK = 500
+"""(home, day) pairs per statement of `summarise_days`."""
+
+# A home's time zone (`z.tz`) is UTC when the free-text column holds no zone PostgreSQL
+# knows. A join, so that pg_timezone_names (a scan of the zone files) is read once per
+# statement, not once per use of the zone (both statements below).
 _DAY_PAIRS = """
 SELECT h.id, d::date
 FROM homes h
-LEFT JOIN pg_timezone_names n ON n.name = h.timezone  -- read once: it lists the zone files
+LEFT JOIN pg_timezone_names n ON n.name = h.timezone
 CROSS JOIN LATERAL (SELECT CASE WHEN n.name IS NULL THEN 'UTC' ELSE h.timezone END AS tz) z
 CROSS JOIN LATERAL generate_series(
     (%(since)s AT TIME ZONE z.tz)::date, (%(until)s AT TIME ZONE z.tz)::date, '1 day') d
@@ -125,7 +130,7 @@ WITH want AS (
            (w.day + 1)::timestamp AT TIME ZONE z.tz AS day_end
     FROM unnest(%(homes)s::text[], %(days)s::date[]) AS w(home_id, day)
     JOIN homes h ON h.id = w.home_id
-    LEFT JOIN pg_timezone_names n ON n.name = h.timezone  -- read once, not once per use
+    LEFT JOIN pg_timezone_names n ON n.name = h.timezone
     CROSS JOIN LATERAL (SELECT CASE WHEN n.name IS NULL THEN 'UTC' ELSE h.timezone END AS tz) z
 ), ev AS (
     SELECT w.home_id, w.day, w.day_end, r.ts, r.device_id, d.kind, d.room, r.value,
@@ -229,7 +234,9 @@ async def day_pairs(
     return [(str(h), d) for h, d in await cur.fetchall()]
 
 
-async def summarise_days(conn: Conn, pairs: list[tuple[str, date]], chunk: int = 500) -> int:
+async def summarise_days(
+    conn: Conn, pairs: list[tuple[str, date]], chunk: int = SUMMARY_CHUNK
+) -> int:
     """Write the `home_days` rows of these (home, local day) pairs from the raw readings;
     returns rows changed."""
     changed = 0
